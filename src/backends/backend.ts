@@ -1,0 +1,167 @@
+/**
+ * The Backend interface: buffers, host transfers and kernels. Op definitions (src/ops) call
+ * kernels through this interface only, so a backend never sees autograd and an op never sees
+ * device code. Kernels write into `out` tensors that the op allocated (contiguous unless a kernel
+ * says otherwise); inputs may be strided unless the signature says "contiguous".
+ */
+import type { DType, HostArray } from '../tensor/dtype.js';
+import type { Device } from '../tensor/device.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** Backend-owned memory. Views of one tensor share one Storage. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly numel: number;
+  /** Returns the memory to the backend; later use is an error. Called when no tensor refers to it. */
+  release(): void;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'silu' | 'relu'
+  | 'gelu' | 'gelu_tanh' | 'softplus' | 'sin' | 'cos' | 'square' | 'reciprocal' | 'clamp' | 'pow_scalar'
+  | 'floor' | 'logical_not' | 'isnan' | 'isinf';
+
+/** Scalar parameters some unary ops take: clamp (min, max), pow_scalar (exponent). */
+export interface UnaryParams {
+  readonly min?: number;
+  readonly max?: number;
+  readonly exponent?: number;
+}
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'atan2'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'logical_and' | 'logical_or';
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'prod' | 'argmax' | 'argmin';
+
+export interface MatmulArgs {
+  readonly batch: number;
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** a is stored [batch][k][m] (true) or [batch][m][k] (false), contiguous per batch entry. */
+  readonly transA: boolean;
+  readonly transB: boolean;
+  /** Element strides between batch entries (0 = broadcast one matrix). */
+  readonly strideA: number;
+  readonly strideB: number;
+}
+
+export interface Conv2dArgs {
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  readonly groups: number;
+}
+
+export type InterpolateMode = 'nearest' | 'bilinear';
+
+export interface InterpolateArgs {
+  readonly mode: InterpolateMode;
+  readonly alignCorners: boolean;
+}
+
+/** Selective-scan tensors, laid out as mamba_ssm's selective_scan_fn takes them (all contiguous). */
+export interface ScanInputs {
+  readonly u: Tensor;        // [B, D, L]
+  readonly delta: Tensor;    // [B, D, L]
+  readonly A: Tensor;        // [D, N]
+  readonly B: Tensor;        // [B, N, L] (input-dependent, one group)
+  readonly C: Tensor;        // [B, N, L]
+  readonly D: Tensor | null; // [D]
+  readonly z: Tensor | null; // [B, D, L]
+  readonly deltaBias: Tensor | null; // [D]
+  readonly deltaSoftplus: boolean;
+}
+
+export interface ScanGrads {
+  readonly du: Tensor;
+  readonly ddelta: Tensor;
+  readonly dA: Tensor;
+  readonly dB: Tensor;
+  readonly dC: Tensor;
+  readonly dD: Tensor | null;
+  readonly dz: Tensor | null;
+  readonly ddeltaBias: Tensor | null;
+}
+
+export interface AttentionArgs {
+  readonly scale: number;
+  /** Additive float mask broadcastable to [B, H, Lq, Lk], already expanded by strides; or null. */
+  readonly mask: Tensor | null;
+}
+
+/**
+ * Kernels every backend supplies. Tensors are [rows, cols]-shaped views where a kernel speaks of
+ * rows; the op layer reshapes before calling.
+ */
+export interface Kernels {
+  /** out[i] = cast(src[i]); src and out may both be strided views of equal shape. */
+  copy(src: Tensor, out: Tensor): void;
+  fill(out: Tensor, value: number): void;
+  /** out[i] = start + i * step (contiguous out). */
+  arange(out: Tensor, start: number, step: number): void;
+  unary(op: UnaryOp, x: Tensor, out: Tensor, params: UnaryParams): void;
+  /** gx = gy * d op(x) / dx, elementwise; x, gy, gx contiguous of one shape. */
+  unaryBackward(op: UnaryOp, x: Tensor, gy: Tensor, gx: Tensor, params: UnaryParams): void;
+  /** a and b are views with out's shape (stride 0 on broadcast dims). */
+  binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void;
+  where(cond: Tensor, a: Tensor, b: Tensor, out: Tensor): void;
+  /** Reduces each row of contiguous x [rows, cols] into out [rows]. */
+  reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void;
+  /** out = op(a) @ op(b) per batch entry; out contiguous [batch, m, n]. */
+  matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void;
+  /** Row softmax (or log-softmax) of contiguous x [rows, cols]. */
+  softmax(x: Tensor, out: Tensor, log: boolean): void;
+  softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void;
+  /** Row normalisation of x [rows, cols]: out = (x - mean) * rstd (layer) or x * rstd (rms); stats [rows] float32. */
+  normRows(kind: 'layer' | 'rms', x: Tensor, eps: number, out: Tensor, mean: Tensor, rstd: Tensor): void;
+  /** Gradient of normRows (without affine) with respect to x. */
+  normRowsBackward(kind: 'layer' | 'rms', x: Tensor, mean: Tensor, rstd: Tensor, gy: Tensor, gx: Tensor): void;
+  /** out = x.index_select(dim, index) for contiguous x; index int32/int64 1-D. */
+  indexSelect(x: Tensor, dim: number, index: Tensor, out: Tensor): void;
+  /** out.index_add_(dim, index, src): accumulates rows of src into out (out contiguous, pre-filled). */
+  indexAdd(out: Tensor, dim: number, index: Tensor, src: Tensor): void;
+  /** out = x.gather(dim, index) (all contiguous, index has out's shape). */
+  gather(x: Tensor, dim: number, index: Tensor, out: Tensor): void;
+  /** out.scatter_add_(dim, index, src). */
+  scatterAdd(out: Tensor, dim: number, index: Tensor, src: Tensor): void;
+  /** Philox-based random numbers: element i of out uses counter (offset + i); see src/random/philox.ts. */
+  random(out: Tensor, dist: 'uniform' | 'normal', seed: bigint, offset: bigint): void;
+  conv2d(x: Tensor, weight: Tensor, out: Tensor, args: Conv2dArgs): void;
+  conv2dBackwardInput(gy: Tensor, weight: Tensor, gx: Tensor, args: Conv2dArgs): void;
+  conv2dBackwardWeight(gy: Tensor, x: Tensor, gw: Tensor, args: Conv2dArgs): void;
+  /** Depthwise causal conv1d: x [B, D, L], weight [D, K]; out[b,d,t] = sum_k w[d,k] x[b,d,t-K+1+k]. */
+  causalConv1d(x: Tensor, weight: Tensor, out: Tensor): void;
+  causalConv1dBackward(x: Tensor, weight: Tensor, gy: Tensor, gx: Tensor, gw: Tensor): void;
+  interpolate2d(x: Tensor, out: Tensor, args: InterpolateArgs): void;
+  interpolate2dBackward(gy: Tensor, gx: Tensor, args: InterpolateArgs): void;
+  /** Mamba-1 selective scan; out [B, D, L]; returns nothing, the op layer recomputes for backward. */
+  selectiveScan(inputs: ScanInputs, out: Tensor): void;
+  selectiveScanBackward(inputs: ScanInputs, gy: Tensor): ScanGrads;
+}
+
+/**
+ * Fused kernels a backend may add. Ops use them when present and otherwise compose the same
+ * computation from the required kernels, so the CPU reference defines the semantics.
+ */
+export interface FusedKernels {
+  /** out, lse = softmax(q k^T * scale + mask) v; q [B,H,Lq,E], k [B,H,Lk,E], v [B,H,Lk,Ev]. */
+  attention?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, args: AttentionArgs): void;
+  attentionBackward?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gy: Tensor,
+    gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs): void;
+}
+
+export interface Backend {
+  readonly device: Device;
+  readonly kernels: Kernels;
+  readonly fused: FusedKernels;
+  alloc(dtype: DType, numel: number): Storage;
+  /** Copies host data (length numel, layout as in dtype.ts) into new storage. */
+  fromHost(dtype: DType, data: HostArray): Storage;
+  /** Copies `numel` elements starting at element `offset` of storage to the host. */
+  toHost(storage: Storage, offset: number, numel: number): HostArray;
+  /** Waits for queued work (no-op on CPU). */
+  synchronize(): void;
+}

@@ -1,0 +1,26 @@
+/** Maps device names to backends. The CPU backend is built in; CUDA registers a factory when loaded. */
+import type { Backend } from './backend.js';
+import { CpuBackend } from './cpu/index.js';
+import { DeviceError, deviceKey, parseDevice, type Device } from '../tensor/device.js';
+
+const backends = new Map<string, Backend>();
+const factories = new Map<'cpu' | 'cuda', (device: Device) => Backend>([['cpu', (d) => new CpuBackend(d)]]);
+
+export function registerBackendFactory(kind: 'cpu' | 'cuda', factory: (device: Device) => Backend): void {
+  factories.set(kind, factory);
+}
+
+export function getBackend(device: string | Device): Backend {
+  const d = typeof device === 'string' ? parseDevice(device) : device;
+  const key = deviceKey(d);
+  let b = backends.get(key);
+  if (!b) {
+    const factory = factories.get(d.kind);
+    if (!factory) {
+      throw new DeviceError(`no backend for device '${key}'` + (d.kind === 'cuda' ? ': load the CUDA backend first' : ''));
+    }
+    b = factory(d);
+    backends.set(key, b);
+  }
+  return b;
+}

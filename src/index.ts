@@ -1,0 +1,6 @@
+/** dimba: the public library API. */
+export { Tensor } from './tensor/tensor.js';
+export type { DType } from './tensor/dtype.js';
+export * from './ops/index.js';
+export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
+export { getBackend, registerBackendFactory } from './backends/registry.js';

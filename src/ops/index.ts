@@ -1,0 +1,14 @@
+/** Every op of the engine, as free functions (Tensor methods call these). */
+export * from './create.js';
+export * from './layout.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './matmul.js';
+export * from './softmax.js';
+export * from './norm.js';
+export * from './indexing.js';
+export * from './attention.js';
+export * from './random.js';
+export { backward, grad, unbroadcast } from '../autograd/engine.js';
+export { noGrad, enableGrad, isGradEnabled } from '../autograd/grad-mode.js';
+export { checkpoint } from '../autograd/checkpoint.js';

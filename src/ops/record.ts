@@ -1,0 +1,26 @@
+/** Connects an op's outputs to the autograd graph when gradients are being recorded. */
+import { GradNode, type BackwardFn } from '../autograd/node.js';
+import { isGradEnabled } from '../autograd/grad-mode.js';
+import { isFloating } from '../tensor/dtype.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): boolean {
+  if (!isGradEnabled()) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Records `outputs = name(inputs)`; `backward` receives the output gradients and returns one
+ * gradient (or null) per input, in order.
+ */
+export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: BackwardFn): void {
+  if (!needsGrad(...inputs)) return;
+  const node = new GradNode(name, inputs, outputs, backward);
+  outputs.forEach((out, i) => {
+    if (!isFloating(out.dtype)) return;
+    out.requiresGrad = true;
+    out.gradFn = node;
+    out.outputIndex = i;
+  });
+}

@@ -1,0 +1,23 @@
+/** Where a tensor lives. 'cuda' means device 0; 'cuda:N' names a device. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface Device {
+  readonly kind: 'cpu' | 'cuda';
+  readonly index: number;
+}
+
+export class DeviceError extends Error {
+  override name = 'DeviceError';
+}
+
+export function parseDevice(name: string): Device {
+  if (name === 'cpu') return { kind: 'cpu', index: 0 };
+  if (name === 'cuda') return { kind: 'cuda', index: 0 };
+  const m = /^cuda:(\d+)$/.exec(name);
+  if (m) return { kind: 'cuda', index: Number(m[1]) };
+  throw new DeviceError(`unknown device '${name}': use 'cpu', 'cuda' or 'cuda:N'`);
+}
+
+export function deviceKey(d: Device): string {
+  return d.kind === 'cpu' ? 'cpu' : `cuda:${d.index}`;
+}
