@@ -1,6 +1,7 @@
 /**
  * Activation checkpointing: run `fn` without recording, keep only its inputs, and recompute it
  * (with the random generator rewound, so dropout masks repeat) when the gradient is needed.
+ * Parameters that `fn` closes over receive their gradients during that recomputation.
  */
 import { isGradEnabled, enableGrad, noGrad } from './grad-mode.js';
 import { backward } from './engine.js';
@@ -30,6 +31,6 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tenso
       defaultGenerator.setState(resumeState);
     }
     return detached.map((d) => d.grad);
-  });
+  }, { always: true });
   return result;
 }

@@ -78,7 +78,8 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   } else if (!shapesEqual(seed.shape, root.shape)) {
     throw new Error(`backward: gradient shape ${formatShape(seed.shape)} does not match output ${formatShape(root.shape)}`);
   }
-  const run = () => backwardFrom(root, seed!, options.retainGraph ?? false);
+  // As in PyTorch, building a differentiable backward keeps the forward graph it refers to.
+  const run = () => backwardFrom(root, seed!, options.retainGraph ?? options.createGraph ?? false);
   if (options.createGraph) enableGrad(run);
   else noGrad(run);
 }

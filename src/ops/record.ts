@@ -14,8 +14,10 @@ export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): bo
  * Records `outputs = name(inputs)`; `backward` receives the output gradients and returns one
  * gradient (or null) per input, in order.
  */
-export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: BackwardFn): void {
-  if (!needsGrad(...inputs)) return;
+export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: BackwardFn,
+  options: { always?: boolean } = {}): void {
+  // `always`: the op may close over trainable tensors that are not among its inputs (checkpoint).
+  if (options.always ? !isGradEnabled() : !needsGrad(...inputs)) return;
   const node = new GradNode(name, inputs, outputs, backward);
   outputs.forEach((out, i) => {
     if (!isFloating(out.dtype)) return;
