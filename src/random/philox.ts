@@ -27,9 +27,9 @@ function mulhi(a: number, b: number): number {
   return (aH * bH + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) >>> 0;
 }
 
-/** Writes the four output words for counter (c0, c1, 0, 0) and key (k0, k1) into `out`. */
-export function philox4x32(c0: number, c1: number, k0: number, k1: number, out: Uint32Array): void {
-  let x0 = c0 >>> 0, x1 = c1 >>> 0, x2 = 0, x3 = 0;
+/** Writes the four output words for counter (c0, c1, c2, c3) and key (k0, k1) into `out`. */
+export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array): void {
+  let x0 = c0 >>> 0, x1 = c1 >>> 0, x2 = c2 >>> 0, x3 = c3 >>> 0;
   let key0 = k0 >>> 0, key1 = k1 >>> 0;
   for (let r = 0; r < 10; r++) {
     const hi0 = mulhi(M0, x0);
@@ -62,14 +62,14 @@ export function philoxFill(out: Float32Array | Float64Array, dist: 'uniform' | '
   if (dist === 'uniform') {
     for (let base = 0; base < n; base += 4) {
       const [c0, c1] = splitCounter(offset, base / 4);
-      philox4x32(c0, c1, k0, k1, words);
+      philox4x32(c0, c1, 0, 0, k0, k1, words);
       for (let j = 0; j < 4 && base + j < n; j++) out[base + j] = (words[j]! >>> 8) * 5.9604644775390625e-8;
     }
     return;
   }
   for (let base = 0; base < n; base += 2) {
     const [c0, c1] = splitCounter(offset, base / 2);
-    philox4x32(c0, c1, k0, k1, words);
+    philox4x32(c0, c1, 0, 0, k0, k1, words);
     const u1 = (words[0]! + 1) / TWO_POW_32;
     const u2 = words[1]! / TWO_POW_32;
     const r = Math.sqrt(-2 * Math.log(u1));

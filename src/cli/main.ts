@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/** The `dimba` command. Sub-commands arrive with their issues; this entry lists what exists. */
+import { readFileSync } from 'node:fs';
+
+const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> | number }> = {
+  version: {
+    summary: 'print the dimba version',
+    run: () => {
+      const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+      console.log(pkg.version);
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return ['Usage: dimba <command> [options]', '', 'Commands:', ...lines, '', 'Run `dimba <command> --help` for a command\'s options.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`dimba: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+process.exitCode = await main(process.argv.slice(2));
