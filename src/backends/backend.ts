@@ -62,19 +62,25 @@ export interface InterpolateArgs {
   readonly alignCorners: boolean;
 }
 
-/** Selective-scan tensors, laid out as mamba_ssm's selective_scan_fn takes them (all contiguous). */
+/**
+ * Selective-scan tensors, laid out as mamba_ssm's selective_scan_fn takes them (all contiguous).
+ * B and C are input-dependent with G groups; channel d reads group floor(d / (D / G)). The op
+ * layer passes the single-group [B, N, L] form as G = 1. Dtypes may differ (e.g. bf16 u with
+ * float32 A); kernels compute in float32 or wider.
+ */
 export interface ScanInputs {
   readonly u: Tensor;        // [B, D, L]
   readonly delta: Tensor;    // [B, D, L]
   readonly A: Tensor;        // [D, N]
-  readonly B: Tensor;        // [B, N, L] (input-dependent, one group)
-  readonly C: Tensor;        // [B, N, L]
+  readonly B: Tensor;        // [B, G, N, L]
+  readonly C: Tensor;        // [B, G, N, L]
   readonly D: Tensor | null; // [D]
   readonly z: Tensor | null; // [B, D, L]
   readonly deltaBias: Tensor | null; // [D]
   readonly deltaSoftplus: boolean;
 }
 
+/** Gradient outputs of selectiveScanBackward: contiguous, allocated by the op, one per input (null where the input is absent). */
 export interface ScanGrads {
   readonly du: Tensor;
   readonly ddelta: Tensor;
@@ -137,9 +143,13 @@ export interface Kernels {
   causalConv1dBackward(x: Tensor, weight: Tensor, gy: Tensor, gx: Tensor, gw: Tensor): void;
   interpolate2d(x: Tensor, out: Tensor, args: InterpolateArgs): void;
   interpolate2dBackward(gy: Tensor, gx: Tensor, args: InterpolateArgs): void;
-  /** Mamba-1 selective scan; out [B, D, L]; returns nothing, the op layer recomputes for backward. */
-  selectiveScan(inputs: ScanInputs, out: Tensor): void;
-  selectiveScanBackward(inputs: ScanInputs, gy: Tensor): ScanGrads;
+  /**
+   * Mamba-1 selective scan: out [B, D, L]; lastState [B, D, N] (or null) receives the final state.
+   * Nothing is saved for the backward, which recomputes the states from the inputs.
+   */
+  selectiveScan(inputs: ScanInputs, out: Tensor, lastState: Tensor | null): void;
+  /** Writes every gradient in `grads` (overwriting) given gy = d loss / d out (contiguous [B, D, L]). */
+  selectiveScanBackward(inputs: ScanInputs, gy: Tensor, grads: ScanGrads): void;
 }
 
 /**

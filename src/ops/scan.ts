@@ -1,0 +1,125 @@
+/**
+ * Mamba-1 selective scan with the semantics of mamba_ssm's selective_scan_fn:
+ *   Δ = softplus(delta + deltaBias) (softplus only with deltaSoftplus),
+ *   x_t = exp(Δ_t A) x_{t-1} + Δ_t B_t u_t,  y_t = C_t · x_t,  out = (y + D u) silu(z).
+ * Shapes: u, delta, z [batch, dim, L]; A [dim, N] (real); B, C [batch, N, L] or
+ * [batch, G, N, L] with G groups of dim / G channels; D, deltaBias [dim].
+ * One autograd node covers the whole scan; its backward recomputes the states (no history is
+ * stored). For a reverse-direction (bidirectional) scan, flip the inputs along L and the output back.
+ */
+import { isFloating } from '../tensor/dtype.js';
+import { ShapeError, formatShape, shapesEqual } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { ScanGrads, ScanInputs } from '../backends/backend.js';
+import { record } from './record.js';
+import { contiguous, reshape } from './layout.js';
+
+export interface SelectiveScanOptions {
+  /** Skip connection weight [dim]. */
+  D?: Tensor | null;
+  /** Gate [batch, dim, L]: the output is multiplied by silu(z). */
+  z?: Tensor | null;
+  /** Added to delta (per channel) before the softplus. */
+  deltaBias?: Tensor | null;
+  deltaSoftplus?: boolean;
+  /** Also return the final state [batch, dim, N] (not differentiable), as mamba_ssm does. */
+  returnLastState?: boolean;
+}
+
+const OP = 'selectiveScan';
+
+function checkTensor(name: string, t: Tensor, device: string): void {
+  if (!isFloating(t.dtype)) throw new TypeError(`${OP}: ${name} must be a floating tensor, got ${t.dtype}`);
+  if (t.deviceName !== device) throw new TypeError(`${OP}: ${name} is on ${t.deviceName}, u on ${device}`);
+}
+
+function expectShape(name: string, t: Tensor, want: readonly number[], wantText: string): void {
+  if (!shapesEqual(t.shape, want)) {
+    throw new ShapeError(`${OP}: ${name} must be ${wantText} = ${formatShape(want)}, got ${formatShape(t.shape)}`);
+  }
+}
+
+/** B or C as [batch, G, N, L], checked against u and A. */
+function groupedInput(name: 'B' | 'C', t: Tensor, batch: number, dim: number, nState: number, len: number): Tensor {
+  if (t.ndim !== 3 && t.ndim !== 4) {
+    throw new ShapeError(`${OP}: ${name} must be input-dependent, [batch, N, L] or [batch, groups, N, L], got ${formatShape(t.shape)}`);
+  }
+  const grouped = t.ndim === 3 ? reshape(t, [t.shape[0]!, 1, t.shape[1]!, t.shape[2]!]) : t;
+  const groups = grouped.shape[1]!;
+  if (groups < 1 || dim % groups !== 0) {
+    throw new ShapeError(`${OP}: ${name} has ${groups} groups, which do not divide dim = ${dim} (shape ${formatShape(t.shape)})`);
+  }
+  const want = [batch, groups, nState, len];
+  if (!shapesEqual(grouped.shape, want)) {
+    const text = t.ndim === 3 ? '[batch, N, L]' : '[batch, groups, N, L]';
+    const shown = t.ndim === 3 ? [batch, nState, len] : want;
+    throw new ShapeError(`${OP}: ${name} must be ${text} = ${formatShape(shown)}, got ${formatShape(t.shape)}`);
+  }
+  return contiguous(grouped);
+}
+
+function present<T>(t: T | null): t is T {
+  return t !== null;
+}
+
+/** Gradient buffer shaped and typed like `t`. */
+function like(t: Tensor): Tensor {
+  return Tensor.empty(t.shape, t.dtype, t.backend);
+}
+
+export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+  options: SelectiveScanOptions & { returnLastState: true }): [Tensor, Tensor];
+export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+  options?: SelectiveScanOptions & { returnLastState?: false }): Tensor;
+export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+  options?: SelectiveScanOptions): Tensor | [Tensor, Tensor];
+export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor, C0: Tensor,
+  options: SelectiveScanOptions = {}): Tensor | [Tensor, Tensor] {
+  if (u0.ndim !== 3) throw new ShapeError(`${OP}: u must be [batch, dim, L], got ${formatShape(u0.shape)}`);
+  const [batch, dim, len] = u0.shape as [number, number, number];
+  if (A0.ndim !== 2 || A0.shape[0] !== dim) {
+    throw new ShapeError(`${OP}: A must be [dim, N] with dim = ${dim} (from u ${formatShape(u0.shape)}), got ${formatShape(A0.shape)}`);
+  }
+  const nState = A0.shape[1]!;
+  const device = u0.deviceName;
+  const named: [string, Tensor | null | undefined][] = [
+    ['u', u0], ['delta', delta0], ['A', A0], ['B', B0], ['C', C0],
+    ['D', options.D], ['z', options.z], ['deltaBias', options.deltaBias],
+  ];
+  for (const [name, t] of named) if (t) checkTensor(name, t, device);
+  expectShape('delta', delta0, u0.shape, '[batch, dim, L] like u');
+  if (options.z) expectShape('z', options.z, u0.shape, '[batch, dim, L] like u');
+  if (options.D) expectShape('D', options.D, [dim], '[dim]');
+  if (options.deltaBias) expectShape('deltaBias', options.deltaBias, [dim], '[dim]');
+
+  const inputs: ScanInputs = {
+    u: contiguous(u0),
+    delta: contiguous(delta0),
+    A: contiguous(A0),
+    B: groupedInput('B', B0, batch, dim, nState, len),
+    C: groupedInput('C', C0, batch, dim, nState, len),
+    D: options.D ? contiguous(options.D) : null,
+    z: options.z ? contiguous(options.z) : null,
+    deltaBias: options.deltaBias ? contiguous(options.deltaBias) : null,
+    deltaSoftplus: options.deltaSoftplus ?? false,
+  };
+  const backend = u0.backend;
+  const out = Tensor.empty(u0.shape, u0.dtype, backend);
+  // The state lives in the compute type: float64 for float64 u, float32 otherwise.
+  const lastState = options.returnLastState
+    ? Tensor.empty([batch, dim, nState], u0.dtype === 'float64' ? 'float64' : 'float32', backend)
+    : null;
+  backend.kernels.selectiveScan(inputs, out, lastState);
+
+  const optional = [inputs.D, inputs.z, inputs.deltaBias];
+  record(OP, [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, ...optional.filter(present)], [out], ([g]) => {
+    const grads: ScanGrads = {
+      du: like(inputs.u), ddelta: like(inputs.delta), dA: like(inputs.A), dB: like(inputs.B), dC: like(inputs.C),
+      dD: inputs.D && like(inputs.D), dz: inputs.z && like(inputs.z), ddeltaBias: inputs.deltaBias && like(inputs.deltaBias),
+    };
+    backend.kernels.selectiveScanBackward(inputs, contiguous(g!), grads);
+    const optionalGrads = [grads.dD, grads.dz, grads.ddeltaBias];
+    return [grads.du, grads.ddelta, grads.dA, grads.dB, grads.dC, ...optionalGrads.filter(present)];
+  });
+  return lastState ? [out, lastState] : out;
+}
