@@ -111,8 +111,13 @@ describe('sgemm', () => {
   const sizes: Array<[number, number, number]> = [
     [1, 1, 1], [1, 7, 3], [3, 1, 5], [3, 5, 7], [8, 8, 8], // plain JS path
     [17, 63, 65], [63, 65, 17], [65, 3, 130], [1, 130, 63], // wasm, calling thread
-    [130, 67, 65], [65, 130, 63], [130, 17, 129], // threaded, few tiles
+    [130, 129, 131], [250, 17, 500], [13, 700, 260], // threaded, few tiles
   ];
+  test('the size list covers every path', () => {
+    const works = sizes.map(([M, N, K]) => M * N * K);
+    assert.ok(works.some((w) => w <= SMALL_WORK) && works.some((w) => w > SMALL_WORK && w < PARALLEL_WORK));
+    assert.ok(works.filter((w) => w >= PARALLEL_WORK).length >= 3);
+  });
   for (const [transA, transB] of TRANSPOSES) {
     test(`odd sizes, transA=${transA} transB=${transB}`, () => {
       sizes.forEach(([M, N, K], i) => runProblem({ transA, transB, M, N, K }, 10 + i));
@@ -128,7 +133,7 @@ describe('sgemm', () => {
   }
 
   test('beta = 0 ignores NaN and Infinity in C', () => {
-    for (const [M, N, K] of [[3, 4, 5], [40, 33, 50], [150, 90, 70]] as const) {
+    for (const [M, N, K] of [[3, 4, 5], [40, 33, 50], [200, 130, 90]] as const) {
       runProblem({ transA: false, transB: false, M, N, K, beta: 0, padC: 3 }, 5, Number.NaN);
       runProblem({ transA: true, transB: false, M, N, K, alpha: 2, beta: 0 }, 6, Number.POSITIVE_INFINITY);
     }
@@ -171,8 +176,12 @@ describe('sgemm', () => {
 });
 
 describe('sgemmBatched', () => {
-  function runBatch(p: Problem, batch: number, seed: number, shareB = false): void {
-    const o = makeOperands(p, seed, batch);
+  interface BatchOptions { shareB?: boolean; cFill?: number; path?: 'threads across entries' | 'threads within entries' }
+  function runBatch(p: Problem, batch: number, seed: number, { shareB = false, cFill, path }: BatchOptions = {}): void {
+    const work = p.M * p.N * p.K;
+    if (path === 'threads across entries') assert.ok(work < PARALLEL_WORK && work * batch >= PARALLEL_WORK, 'test sizes do not reach the path');
+    if (path === 'threads within entries') assert.ok(work >= PARALLEL_WORK, 'test sizes do not reach the path');
+    const o = makeOperands(p, seed, batch, cFill);
     const strideB = shareB ? 0 : o.strideB;
     const C0 = o.C.slice();
     sgemmBatched(p.transA, p.transB, p.M, p.N, p.K, p.alpha ?? 1, o.A, o.offA, o.lda, o.strideA, o.B, o.offB, o.ldb, strideB,
@@ -195,17 +204,17 @@ describe('sgemmBatched', () => {
 
   for (const [transA, transB] of TRANSPOSES) {
     test(`small entries across threads, transA=${transA} transB=${transB}`, () => {
-      runBatch({ transA, transB, M: 33, N: 17, K: 29, alpha: 0.5, beta: 0.25, padA: 1, padB: 2, padC: 3, offA: 1, offB: 2, offC: 3 }, 40, 20);
+      runBatch({ transA, transB, M: 33, N: 45, K: 41, alpha: 0.5, beta: 0.25, padA: 1, padB: 2, padC: 3, offA: 1, offB: 2, offC: 3 }, 40, 20, { path: 'threads across entries' });
     });
   }
   test('shared B (stride 0), beta = 0 with NaN in C', () => {
-    runBatch({ transA: false, transB: true, M: 48, N: 48, K: 24, beta: 0 }, 24, 21, true);
+    runBatch({ transA: false, transB: true, M: 48, N: 48, K: 24, beta: 0 }, 48, 21, { shareB: true, cFill: Number.NaN, path: 'threads across entries' });
   });
   test('few tiny entries on the calling thread', () => {
     runBatch({ transA: true, transB: false, M: 3, N: 5, K: 7, alpha: 2, beta: 1 }, 5, 22);
   });
   test('large entries, each threaded', () => {
-    runBatch({ transA: false, transB: false, M: 90, N: 70, K: 80, beta: 1 }, 3, 23);
+    runBatch({ transA: false, transB: false, M: 130, N: 120, K: 140, beta: 1 }, 2, 23, { path: 'threads within entries' });
   });
   test('batch = 0 does nothing; bad strides are rejected', () => {
     const C = new Float32Array([5]);

@@ -1,12 +1,15 @@
 /**
- * The blocked fp32 GEMM over the wasm heap: layout of one problem's packed operands and C
- * buffer, packing, and the tile loop that calls the macro-kernel (kernel.ts).
+ * The blocked fp32 GEMM over the wasm heap: layout of one problem, copying the caller's
+ * operands in, packing, and the tile loop that calls the macro-kernel (kernel.ts).
  *
  * Layout (all in the heap, addresses in bytes, K split into blocks of KC, each padded to a
- * multiple of K_UNROLL; `kp` = padded start of a K block):
- *   packed A  [K blocks][Mp / MR panels][kcp][MR]   panel (kb, ir) at aBase + 4*(kp*Mp + ir*MR*kcp)
- *   packed B  [K blocks][Np / NR panels][kcp][NR]   panel (kb, jr) at bBase + 4*(kp*Np + jr*NR*kcp)
- *   C buffer  [Mp][ldc] with Mp, Np the sizes rounded up to MR, NR
+ * multiple of K_UNROLL; `kp` = padded start of a K block, which is k0 itself):
+ *   raw A, raw B  the operands as the caller stores them, rows made contiguous (ld = columns)
+ *   packed A      [K blocks][Mp / MR panels][kcp][MR]   panel (kb, ir) at aBase + 4*(kp*Mp + ir*MR*kcp)
+ *   packed B      [K blocks][Np / NR panels][kcp][NR]   panel (kb, jr) at bBase + 4*(kp*Np + jr*NR*kcp)
+ *   C buffer      [Mp][ldc] with Mp, Np the sizes rounded up to MR, NR
+ * The raw copy exists because worker threads can only read shared memory; packing from it
+ * runs in wasm (pack-kernel.ts) and can be split across threads like the compute.
  *
  * Work is split into tiles of C of mc x nc (a tile is one thread's unit of work and loops over
  * all K blocks itself, so tiles are independent and threads never synchronise mid-job).
@@ -16,7 +19,7 @@
  */
 
 import { K_UNROLL, MR, NR, type GemmExports } from './kernel.js';
-import { packPanels, roundUp, type PanelSource } from './pack.js';
+import { packPanels, roundUp } from './pack.js';
 
 /** K block length (a multiple of K_UNROLL). */
 export const KC = 256;
@@ -24,6 +27,8 @@ export const KC = 256;
 export const MC = 120;
 /** Columns of C per tile at most (a multiple of NR). */
 export const NC = 512;
+/** Micro-panels packed per work item of a packing job. */
+const PANELS_PER_ITEM = 8;
 
 export interface GemmLayout {
   M: number; N: number; K: number;
@@ -31,12 +36,25 @@ export interface GemmLayout {
   mp: number; np: number; kp: number;
   /** Tile size (multiples of MR, NR) and tile grid. */
   mc: number; nc: number; mTiles: number; nTiles: number;
-  /** Byte addresses. */
-  aBase: number; bBase: number; cBase: number;
-  /** C buffer row stride in floats. */
-  ldc: number;
-  /** Bytes used from `base` on. */
+  /** Raw operand copies: byte address, leading dimension (floats), orientation. */
+  rawA: number; lda: number; aContiguous: boolean;
+  rawB: number; ldb: number; bContiguous: boolean;
+  /** Packed operands and C buffer (byte addresses); C row stride in floats. */
+  aBase: number; bBase: number; cBase: number; ldc: number;
+  /** Bytes used from the plan's base on. */
   bytes: number;
+}
+
+export interface PlanOptions {
+  /** Ask for at least this many tiles (narrower tiles) so that several threads share the work. */
+  minTiles?: number;
+  /** Leave out the raw copies (the caller places them elsewhere and sets rawA/rawB). */
+  withoutRaw?: boolean;
+}
+
+/** Stored shape (rows, columns) of A and B. */
+export function storedShapes(transA: boolean, transB: boolean, M: number, N: number, K: number): { a: [number, number]; b: [number, number] } {
+  return { a: transA ? [K, M] : [M, K], b: transB ? [N, K] : [K, N] };
 }
 
 function paddedK(K: number): number {
@@ -44,40 +62,88 @@ function paddedK(K: number): number {
   return full + roundUp(K - full, K_UNROLL);
 }
 
-/**
- * Plans one problem at byte address `base` (16-byte aligned). `minTiles` asks for at least that
- * many tiles (narrower tiles) so that several threads can share the work.
- */
-export function planGemm(M: number, N: number, K: number, base: number, minTiles = 1): GemmLayout {
+const align64 = (n: number): number => roundUp(n, 64);
+
+/** Plans one problem at byte address `base` (64-byte aligned). */
+export function planGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, base: number, options: PlanOptions = {}): GemmLayout {
   const mp = roundUp(M, MR);
   const np = roundUp(N, NR);
   const kp = paddedK(K);
   let mc = Math.min(MC, mp);
   let nc = Math.min(NC, np);
+  const minTiles = options.minTiles ?? 1;
   const tiles = (): number => Math.ceil(mp / mc) * Math.ceil(np / nc);
   while (tiles() < minTiles && nc > 8 * NR) nc = roundUp(nc / 2, NR);
   while (tiles() < minTiles && mc > 4 * MR) mc = roundUp(mc / 2, MR);
   // A row stride that is a multiple of 4 KiB makes the MR rows of a C tile alias in L1.
   const ldc = (np * 4) % 4096 === 0 ? np + NR : np;
-  const aBase = base;
+  const { a, b } = storedShapes(transA, transB, M, N, K);
+  const raw = options.withoutRaw !== true;
+  const rawA = base;
+  const rawB = align64(rawA + (raw ? 4 * a[0] * a[1] : 0));
+  const aBase = align64(rawB + (raw ? 4 * b[0] * b[1] : 0));
   const bBase = aBase + 4 * kp * mp;
   const cBase = bBase + 4 * kp * np;
   const end = cBase + 4 * mp * ldc;
   return {
     M, N, K, mp, np, kp, mc, nc, mTiles: Math.ceil(mp / mc), nTiles: Math.ceil(np / nc),
+    rawA, lda: a[1], aContiguous: transA, rawB, ldb: b[1], bContiguous: !transB,
     aBase, bBase, cBase, ldc, bytes: end - base,
   };
 }
 
-/** Packs op(A) and op(B) completely into the layout's regions of `heap`. */
-export function packOperands(heap: Float32Array, p: GemmLayout, a: PanelSource, b: PanelSource): void {
-  for (let k0 = 0; k0 < p.K; k0 += KC) {
-    const kc = Math.min(KC, p.K - k0);
-    const kcp = roundUp(kc, K_UNROLL);
-    packPanels(a, 0, p.M, k0, kc, kcp, MR, heap, p.aBase / 4 + k0 * p.mp);
-    packPanels(b, 0, p.N, k0, kc, kcp, NR, heap, p.bBase / 4 + k0 * p.np);
+/** Copies a rows x cols matrix (leading dimension ld) to float index `at` of the heap, rows contiguous. */
+export function copyIn(heap: Float32Array, at: number, X: Float32Array, off: number, ld: number, rows: number, cols: number): void {
+  if (ld === cols || rows === 1) {
+    heap.set(X.subarray(off, off + (rows - 1) * ld + cols), at);
+    return;
   }
-  // Rows/columns of padding (M..mp, N..np) are zero-filled by packPanels.
+  for (let r = 0; r < rows; r++) heap.set(X.subarray(off + r * ld, off + r * ld + cols), at + r * cols);
+}
+
+function kBlocks(K: number): number {
+  return Math.ceil(K / KC);
+}
+
+function panelGroups(p: GemmLayout): { a: number; b: number } {
+  return { a: Math.ceil(p.mp / MR / PANELS_PER_ITEM), b: Math.ceil(p.np / NR / PANELS_PER_ITEM) };
+}
+
+/** Work items of packing both operands (each: up to PANELS_PER_ITEM panels of one K block). */
+export function packItemCount(p: GemmLayout): number {
+  const g = panelGroups(p);
+  return kBlocks(p.K) * (g.a + g.b);
+}
+
+/** Packs work item `item` (see packItemCount) from the raw copies. */
+export function packItem(kernel: GemmExports, heap: Float32Array, p: GemmLayout, item: number): void {
+  const g = panelGroups(p);
+  const perBlock = g.a + g.b;
+  const k0 = Math.floor(item / perBlock) * KC;
+  const kc = Math.min(KC, p.K - k0);
+  const kcp = roundUp(kc, K_UNROLL);
+  const r = item % perBlock;
+  const isA = r < g.a;
+  const first = (isA ? r : r - g.a) * PANELS_PER_ITEM;
+  const width = isA ? MR : NR;
+  const lanes = isA ? p.M : p.N;
+  const panels = Math.min(first + PANELS_PER_ITEM, (isA ? p.mp : p.np) / width);
+  const raw = isA ? p.rawA : p.rawB;
+  const ld = isA ? p.lda : p.ldb;
+  const contiguous = isA ? p.aContiguous : p.bContiguous;
+  const blockBase = (isA ? p.aBase : p.bBase) + 4 * k0 * (isA ? p.mp : p.np);
+  const packFull = isA
+    ? (contiguous ? kernel.packAContiguous : kernel.packAStrided)
+    : (contiguous ? kernel.packBContiguous : kernel.packBStrided);
+  for (let t = first; t < panels; t++) {
+    const w0 = t * width;
+    const dst = blockBase + 4 * w0 * kcp;
+    if (w0 + width <= lanes) {
+      packFull(raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0), 4 * ld, dst, kc, kcp);
+    } else {
+      packPanels({ data: heap, offset: raw / 4, ld, wContiguous: contiguous }, w0, lanes - w0, k0, kc, kcp, width, heap, dst / 4);
+    }
+  }
 }
 
 /** Computes tile `item` (of mTiles * nTiles, column-of-tiles major) of C over all of K. */
@@ -94,17 +160,31 @@ export function computeTile(kernel: GemmExports, p: GemmLayout, item: number): v
   }
 }
 
-/** Serialises a layout into task arguments (and back, on the worker side). */
-export function layoutArgs(p: GemmLayout): number[] {
-  return [p.M, p.N, p.K, p.mp, p.np, p.kp, p.mc, p.nc, p.mTiles, p.nTiles, p.aBase, p.bBase, p.cBase, p.ldc, p.bytes];
+/** Packs and computes a whole problem on the calling thread. */
+export function gemmOnThread(kernel: GemmExports, heap: Float32Array, p: GemmLayout): void {
+  const packs = packItemCount(p);
+  for (let i = 0; i < packs; i++) packItem(kernel, heap, p, i);
+  const tiles = p.mTiles * p.nTiles;
+  for (let t = 0; t < tiles; t++) computeTile(kernel, p, t);
 }
 
-export const LAYOUT_ARGS = 15;
+/** Serialises a layout into task arguments (and back, on the worker side). */
+export function layoutArgs(p: GemmLayout): number[] {
+  return [
+    p.M, p.N, p.K, p.mp, p.np, p.kp, p.mc, p.nc, p.mTiles, p.nTiles,
+    p.rawA, p.lda, p.aContiguous ? 1 : 0, p.rawB, p.ldb, p.bContiguous ? 1 : 0,
+    p.aBase, p.bBase, p.cBase, p.ldc, p.bytes,
+  ];
+}
+
+/** Number of task arguments a layout takes. */
+export const LAYOUT_ARGS = 21;
 
 export function layoutFromArgs(args: Float64Array, at = 0): GemmLayout {
   const v = (i: number): number => args[at + i]!;
   return {
     M: v(0), N: v(1), K: v(2), mp: v(3), np: v(4), kp: v(5), mc: v(6), nc: v(7), mTiles: v(8), nTiles: v(9),
-    aBase: v(10), bBase: v(11), cBase: v(12), ldc: v(13), bytes: v(14),
+    rawA: v(10), lda: v(11), aContiguous: v(12) === 1, rawB: v(13), ldb: v(14), bContiguous: v(15) === 1,
+    aBase: v(16), bBase: v(17), cBase: v(18), ldc: v(19), bytes: v(20),
   };
 }

@@ -13,12 +13,11 @@
  */
 
 import { threadPool, defaultThreadCount } from '../threads/index.js';
-import { computeTile, layoutArgs, planGemm, type GemmLayout } from './blocked.js';
+import { copyIn, gemmOnThread, layoutArgs, packItemCount, planGemm, storedShapes } from './blocked.js';
 import { gemmHeap, MAX_WORKSPACE_BYTES } from './heap.js';
-import { packOperands } from './blocked.js';
 import { roundUp } from './pack.js';
 import { sgemmSmall } from './reference.js';
-import { batchArgs, gemmBatch, gemmTiles } from './tasks.js';
+import { batchArgs, gemmBatch, gemmPack, gemmTiles } from './tasks.js';
 
 export { dgemmReference } from './reference.js';
 
@@ -28,8 +27,11 @@ export class GemmArgumentError extends Error {
 
 /** Work (M*N*K) up to which the plain JS loop is used. */
 export const SMALL_WORK = 8 * 8 * 8;
-/** Work from which a problem (or a batch) is split across threads. */
-export const PARALLEL_WORK = 64 * 64 * 64;
+/**
+ * Work from which a problem (or a batch) is split across threads. Below it, waking a worker
+ * (tens of microseconds, more when the other cores are busy) costs more than it saves.
+ */
+export const PARALLEL_WORK = 128 * 128 * 128;
 /** First byte of the heap used for operands (the start is kept free). */
 const HEAP_BASE = 64;
 
@@ -116,17 +118,24 @@ function gemmChecked(
   }
   const threads = allowThreads && work >= PARALLEL_WORK ? defaultThreadCount() : 1;
   const heap = gemmHeap();
-  const p = planGemm(M, N, K, HEAP_BASE, threads > 1 ? 4 * threads : 1);
+  const p = planGemm(transA, transB, M, N, K, HEAP_BASE, { minTiles: threads > 1 ? 4 * threads : 1 });
   if (HEAP_BASE + p.bytes > MAX_WORKSPACE_BYTES) {
     splitHuge(transA, transB, M, N, K, alpha, A, offA, lda, B, offB, ldb, beta, C, offC, ldc);
     return;
   }
   heap.reserve(HEAP_BASE + p.bytes);
   const f32 = heap.view();
-  packOperands(f32, p, { data: A, offset: offA, ld: lda, wContiguous: transA }, { data: B, offset: offB, ld: ldb, wContiguous: !transB });
-  const tiles = p.mTiles * p.nTiles;
-  if (threads > 1) threadPool().run(gemmTiles, layoutArgs(p), tiles);
-  else for (let t = 0; t < tiles; t++) computeTile(heap.kernel, p, t);
+  const shapes = storedShapes(transA, transB, M, N, K);
+  copyIn(f32, p.rawA / 4, A, offA, lda, ...shapes.a);
+  copyIn(f32, p.rawB / 4, B, offB, ldb, ...shapes.b);
+  if (threads > 1) {
+    const pool = threadPool();
+    const args = layoutArgs(p);
+    pool.run(gemmPack, args, packItemCount(p));
+    pool.run(gemmTiles, args, p.mTiles * p.nTiles);
+  } else {
+    gemmOnThread(heap.kernel, f32, p);
+  }
   storeC(f32, p.cBase, p.ldc, M, N, alpha, beta, C, offC, ldc);
 }
 
@@ -192,26 +201,26 @@ function batchOnThreads(
 ): boolean {
   const heap = gemmHeap();
   const pool = threadPool();
-  const tpl: GemmLayout = planGemm(M, N, K, 0);
-  const spanA = (batch - 1) * strideA + (transA ? (K - 1) * lda + M : (M - 1) * lda + K);
-  const spanB = (batch - 1) * strideB + (transB ? (N - 1) * ldb + K : (K - 1) * ldb + N);
+  const tpl = planGemm(transA, transB, M, N, K, 0, { withoutRaw: true });
+  const shapes = storedShapes(transA, transB, M, N, K);
+  const entryA = 4 * shapes.a[0] * shapes.a[1];
+  const entryB = 4 * shapes.b[0] * shapes.b[1];
+  const rawStrideA = strideA === 0 ? 0 : roundUp(entryA, 64);
+  const rawStrideB = strideB === 0 ? 0 : roundUp(entryB, 64);
   const rawA = HEAP_BASE;
-  const rawB = roundUp(rawA + 4 * spanA, 64);
-  const scratch = roundUp(rawB + 4 * spanB, 64);
+  const rawB = roundUp(rawA + (strideA === 0 ? entryA : batch * rawStrideA), 64);
+  const scratch = roundUp(rawB + (strideB === 0 ? entryB : batch * rawStrideB), 64);
   const scratchBytes = roundUp(tpl.cBase, 64);
   const cRegion = scratch + pool.threads * scratchBytes;
   const cBytes = tpl.bytes - tpl.cBase;
   const end = cRegion + batch * cBytes;
   if (end > MAX_WORKSPACE_BYTES) return false;
   heap.reserve(end);
-  let f32 = heap.view();
-  f32.set(A.subarray(offA, offA + spanA), rawA / 4);
-  f32.set(B.subarray(offB, offB + spanB), rawB / 4);
-  const args = batchArgs({
-    rawA: rawA / 4, strideA, lda, transA, rawB: rawB / 4, strideB, ldb, transB, scratch, scratchBytes, cRegion, cBytes,
-  });
+  const f32 = heap.view();
+  for (let b = 0; b < (strideA === 0 ? 1 : batch); b++) copyIn(f32, (rawA + b * rawStrideA) / 4, A, offA + b * strideA, lda, ...shapes.a);
+  for (let b = 0; b < (strideB === 0 ? 1 : batch); b++) copyIn(f32, (rawB + b * rawStrideB) / 4, B, offB + b * strideB, ldb, ...shapes.b);
+  const args = batchArgs({ rawA, rawStrideA, rawB, rawStrideB, scratch, scratchBytes, cRegion, cBytes });
   pool.run(gemmBatch, [...layoutArgs(tpl), ...args], batch);
-  f32 = heap.view();
   for (let b = 0; b < batch; b++) storeC(f32, cRegion + b * cBytes, tpl.ldc, M, N, alpha, beta, C, offC + b * strideC, ldc);
   return true;
 }

@@ -25,6 +25,7 @@
  */
 
 import { FunctionBody, ModuleBuilder } from './wasm-assembler.js';
+import { buildPackContiguous, buildPackStrided } from './pack-kernel.js';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 /** Rows of C per micro-tile. */
@@ -51,7 +52,14 @@ export interface GemmExports {
    * byte address `c` with row stride `ldc` bytes. Addresses in bytes; kc a multiple of the unroll.
    */
   macro(a: number, b: number, c: number, ldc: number, mTiles: number, nTiles: number, kc: number, first: number): void;
+  /** Pack one full micro-panel (see pack-kernel.ts): (src, ldBytes, dst, kc, kcp), byte addresses. */
+  packAContiguous(src: number, ld: number, dst: number, kc: number, kcp: number): void;
+  packAStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
+  packBContiguous(src: number, ld: number, dst: number, kc: number, kcp: number): void;
+  packBStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
 }
+
+const EXPORTS = ['macro', 'packAContiguous', 'packAStrided', 'packBContiguous', 'packBStrided'] as const;
 
 /** The micro-kernel: C[mr, nr] at `c` (+)= sum over kc of A_panel[k] (x) B_panel[k]. */
 function buildMicroKernel({ mr, nr, kUnroll }: KernelShape): FunctionBody {
@@ -141,6 +149,10 @@ export function encodeGemmModule(shape: KernelShape = { mr: MR, nr: NR, kUnroll:
   const module = new ModuleBuilder(MAX_PAGES);
   const micro = module.addFunction(buildMicroKernel(shape));
   module.addFunction(buildMacroKernel(shape, micro), 'macro');
+  module.addFunction(buildPackContiguous(shape.mr), 'packAContiguous');
+  module.addFunction(buildPackStrided(shape.mr), 'packAStrided');
+  module.addFunction(buildPackContiguous(shape.nr), 'packBContiguous');
+  module.addFunction(buildPackStrided(shape.nr), 'packBStrided');
   return module.encode();
 }
 
@@ -154,7 +166,11 @@ export function gemmModule(): WasmModule {
 
 export function instantiateGemm(module: WasmModule, memory: WasmMemory): GemmExports {
   const instance = new wasm.Instance(module, { env: { memory } });
-  const macro = instance.exports['macro'];
-  if (typeof macro !== 'function') throw new Error('GEMM wasm module does not export `macro`');
-  return { macro: macro as GemmExports['macro'] };
+  const out: Partial<Record<(typeof EXPORTS)[number], unknown>> = {};
+  for (const name of EXPORTS) {
+    const fn = instance.exports[name];
+    if (typeof fn !== 'function') throw new Error(`GEMM wasm module does not export '${name}'`);
+    out[name] = fn;
+  }
+  return out as GemmExports;
 }

@@ -9,9 +9,9 @@
  * fixed-width SIMD proposal's opcode table (0xFD prefix).
  */
 
-export type ValType = 'i32' | 'f32' | 'v128';
+export type ValType = 'i32' | 'i64' | 'f32' | 'v128';
 
-const VALTYPE_CODE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
+const VALTYPE_CODE: Record<ValType, number> = { i32: 0x7f, i64: 0x7e, f32: 0x7d, v128: 0x7b };
 
 export class WasmAssemblerError extends Error {
   override name = 'WasmAssemblerError';
@@ -48,7 +48,7 @@ function name(out: number[], text: string): void {
 }
 
 /** Natural alignment (log2 bytes) of each memory access we emit. */
-const ALIGN = { f32: 2, i32: 2, v128: 4 } as const;
+const ALIGN = { f32: 2, i32: 2, i64: 3, v128: 4 } as const;
 
 /**
  * Body of one function. Methods append one instruction each and return `this`, so a kernel
@@ -104,10 +104,17 @@ export class FunctionBody {
   i32Ne(): this { return this.op(0x47); }
   i32LtS(): this { return this.op(0x48); }
   i32GtS(): this { return this.op(0x4a); }
+  i32GeS(): this { return this.op(0x4e); }
   i32Add(): this { return this.op(0x6a); }
   i32Sub(): this { return this.op(0x6b); }
   i32Mul(): this { return this.op(0x6c); }
   i32Load(offset = 0): this { return this.op(0x28).memarg(ALIGN.i32, offset); }
+  i32Store(offset = 0): this { return this.op(0x36).memarg(ALIGN.i32, offset); }
+
+  // i64: only moves of 8 bytes (two floats, bit-exact) and the zero constant.
+  i64Load(offset = 0): this { return this.op(0x29).memarg(ALIGN.i64, offset); }
+  i64Store(offset = 0): this { return this.op(0x37).memarg(ALIGN.i64, offset); }
+  i64Zero(): this { return this.op(0x42, 0x00); }
 
   // f32 scalar.
   f32Load(offset = 0): this { return this.op(0x2a).memarg(ALIGN.f32, offset); }
@@ -119,6 +126,7 @@ export class FunctionBody {
   v128Load(offset = 0): this { return this.simd(0x00).memarg(ALIGN.v128, offset); }
   v128Load32Splat(offset = 0): this { return this.simd(0x09).memarg(ALIGN.f32, offset); }
   v128Store(offset = 0): this { return this.simd(0x0b).memarg(ALIGN.v128, offset); }
+  v128Zero(): this { this.simd(0x0c); this.code.push(...new Array<number>(16).fill(0)); return this; }
   f32x4Splat(): this { return this.simd(0x13); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
