@@ -4,3 +4,4 @@ export type { DType } from './tensor/dtype.js';
 export * from './ops/index.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
 export { getBackend, registerBackendFactory } from './backends/registry.js';
+export * as nn from './nn/index.js';
