@@ -1,7 +1,12 @@
-/** CPU matmul: float32 goes to the SIMD/threaded sgemm; other float types run a plain loop in their compute type. */
+/**
+ * CPU matmul. float32 and the half types run on the WebAssembly SIMD, multi-threaded sgemm
+ * (halves are widened to float32 first, as the GPU's fp32 accumulation would); float64 and
+ * integer tensors run a plain loop accumulating in float64.
+ */
 import type { Kernels, MatmulArgs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readRange, withOutput, type NumArray } from '../access.js';
+import { sgemmBatched } from '../gemm/index.js';
 
 /** C[m,n] = op(A) op(B) for one batch entry, accumulating in float64. */
 function gemmLoop(a: NumArray, offA: number, b: NumArray, offB: number, c: NumArray, offC: number, args: MatmulArgs): void {
@@ -11,7 +16,6 @@ function gemmLoop(a: NumArray, offA: number, b: NumArray, offB: number, c: NumAr
     row.fill(0);
     for (let p = 0; p < k; p++) {
       const av = transA ? a[offA + p * m + i]! : a[offA + i * k + p]!;
-      if (av === 0) continue;
       if (transB) for (let j = 0; j < n; j++) row[j] += av * b[offB + j * k + p]!;
       else {
         const bb = offB + p * n;
@@ -23,10 +27,15 @@ function gemmLoop(a: NumArray, offA: number, b: NumArray, offB: number, c: NumAr
 }
 
 function matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void {
-  const { batch, m, n, k, strideA, strideB } = args;
+  const { batch, m, n, k, transA, transB, strideA, strideB } = args;
   const as = readRange(a, (batch - 1) * strideA + m * k);
   const bs = readRange(b, (batch - 1) * strideB + k * n);
   withOutput(out, (cs) => {
+    if (as instanceof Float32Array && bs instanceof Float32Array && cs instanceof Float32Array) {
+      sgemmBatched(transA, transB, m, n, k, 1, as, 0, transA ? m : k, strideA, bs, 0, transB ? k : n, strideB,
+        0, cs, 0, n, m * n, batch);
+      return;
+    }
     for (let i = 0; i < batch; i++) gemmLoop(as, i * strideA, bs, i * strideB, cs, i * m * n, args);
   });
 }
