@@ -3,15 +3,15 @@
  * threads): the ceiling each tile shape can reach. Usage:
  *   node dist/bench/cpu/kernel-variants.js [n=1024] [mr x nr / unroll ...]
  */
-import { encodeGemmModule, instantiateGemm, PAGE_BYTES, type KernelShape } from '../../src/backends/cpu/gemm/kernel.js';
+import { encodeGemmModule, instantiateGemm, MAX_PAGES, PAGE_BYTES, type KernelShape } from '../../src/backends/cpu/gemm/kernel.js';
 import { wasm } from '../../src/backends/cpu/gemm/wasm-api.js';
-import { roundUp } from '../../src/backends/cpu/gemm/pack.js';
+import { roundUp } from '../../src/backends/cpu/gemm/blocked.js';
 
 function measure(shape: KernelShape, n: number, kcBlock: number, mcBlock: number): number {
   const mp = roundUp(n, shape.mr);
   const np = roundUp(n, shape.nr);
   const bytes = (mp * n + n * np + mp * np) * 4 + 64;
-  const memory = new wasm.Memory({ initial: Math.ceil(bytes / PAGE_BYTES), maximum: 65536, shared: true });
+  const memory = new wasm.Memory({ initial: Math.ceil(bytes / PAGE_BYTES), maximum: MAX_PAGES, shared: true });
   const gemm = instantiateGemm(new wasm.Module(encodeGemmModule(shape)), memory);
   const f32 = new Float32Array(memory.buffer);
   for (let i = 0; i < f32.length; i++) f32[i] = Math.random() - 0.5;

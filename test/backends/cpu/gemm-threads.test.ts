@@ -18,16 +18,17 @@ function withThreadsEnv<T>(value: string | undefined, fn: () => T): T {
   }
 }
 
-/** Checks a square sgemm of size n against a float64 loop (entries are small integers, so exact). */
+/** Checks a square sgemm of size n exactly (small integer entries: every partial sum is exact in fp32). */
 function checkSquare(n: number): void {
   const A = Float32Array.from({ length: n * n }, (_, i) => (i % 7) - 3);
   const B = Float32Array.from({ length: n * n }, (_, i) => (i % 5) - 2);
   const C = new Float32Array(n * n);
   sgemm(false, false, n, n, n, 1, A, 0, n, B, 0, n, 0, C, 0, n);
-  for (const [i, j] of [[0, 0], [n - 1, n - 1], [n >> 1, 3]] as const) {
-    let s = 0;
-    for (let k = 0; k < n; k++) s += A[i * n + k]! * B[k * n + j]!;
-    assert.equal(C[i * n + j], s, `C[${i},${j}] for n=${n}`);
+  const row = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    row.fill(0);
+    for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) row[j]! += A[i * n + k]! * B[k * n + j]!;
+    for (let j = 0; j < n; j++) if (C[i * n + j] !== row[j]) assert.fail(`n=${n}: C[${i},${j}] = ${C[i * n + j]}, expected ${row[j]}`);
   }
 }
 
@@ -93,6 +94,12 @@ describe('CPU thread pool', () => {
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(child.status, 0, `child stderr: ${child.stderr}`);
     assert.match(child.stdout, /ready true/);
+  });
+
+  test('workers see the GEMM heap grow after they started (odd sizes: edge panels)', { skip: defaultThreadCount() < 2 }, () => {
+    assert.ok(threadPool().waitUntilReady(30_000), 'worker did not start');
+    checkSquare(131);
+    checkSquare(517);
   });
 
   test('a process that ran a threaded sgemm exits on its own', () => {

@@ -19,7 +19,12 @@
  */
 
 import { K_UNROLL, MR, NR, type GemmExports } from './kernel.js';
-import { packPanels, roundUp } from './pack.js';
+
+
+/** Rounds `n` up to a multiple of `m`. */
+export function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}
 
 /** K block length (a multiple of K_UNROLL). */
 export const KC = 256;
@@ -115,8 +120,8 @@ export function packItemCount(p: GemmLayout): number {
   return kBlocks(p.K) * (g.a + g.b);
 }
 
-/** Packs work item `item` (see packItemCount) from the raw copies. */
-export function packItem(kernel: GemmExports, heap: Float32Array, p: GemmLayout, item: number): void {
+/** Packs work item `item` (see packItemCount) from the raw copies (wasm only: safe on workers). */
+export function packItem(kernel: GemmExports, p: GemmLayout, item: number): void {
   const g = panelGroups(p);
   const perBlock = g.a + g.b;
   const k0 = Math.floor(item / perBlock) * KC;
@@ -141,7 +146,8 @@ export function packItem(kernel: GemmExports, heap: Float32Array, p: GemmLayout,
     if (w0 + width <= lanes) {
       packFull(raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0), 4 * ld, dst, kc, kcp);
     } else {
-      packPanels({ data: heap, offset: raw / 4, ld, wContiguous: contiguous }, w0, lanes - w0, k0, kc, kcp, width, heap, dst / 4);
+      const [kStride, wStride] = contiguous ? [4 * ld, 4] : [4, 4 * ld];
+      kernel.packEdge(raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0), kStride, wStride, dst, kc, kcp, lanes - w0, width);
     }
   }
 }
@@ -161,9 +167,9 @@ export function computeTile(kernel: GemmExports, p: GemmLayout, item: number): v
 }
 
 /** Packs and computes a whole problem on the calling thread. */
-export function gemmOnThread(kernel: GemmExports, heap: Float32Array, p: GemmLayout): void {
+export function gemmOnThread(kernel: GemmExports, p: GemmLayout): void {
   const packs = packItemCount(p);
-  for (let i = 0; i < packs; i++) packItem(kernel, heap, p, i);
+  for (let i = 0; i < packs; i++) packItem(kernel, p, i);
   const tiles = p.mTiles * p.nTiles;
   for (let t = 0; t < tiles; t++) computeTile(kernel, p, t);
 }

@@ -4,8 +4,9 @@
  * One shared memory per process holds packed operands and C buffers. The main thread owns its
  * layout (a bump allocation per call, see blocked.ts) and grows it on demand; worker threads
  * receive the memory and the compiled module once through the thread pool and instantiate
- * the kernel over the same memory. Growth by the main thread is visible to the workers' wasm
- * instances at once; JS views must be re-created, which `view()` does when the size changed.
+ * the kernel over the same memory. Only the main thread reads or writes the heap from JS (its
+ * view is re-created after it grows the memory); workers touch it only through wasm, since
+ * their `memory.buffer` may briefly lag behind a growth done by the main thread.
  */
 
 import { onThreadPoolCreate, type TaskContext } from '../threads/index.js';
@@ -28,7 +29,7 @@ export class GemmHeap {
     this.f32 = new Float32Array(memory.buffer);
   }
 
-  /** A Float32Array over the whole memory (re-created after growth). */
+  /** A Float32Array over the whole memory (re-created after growth). Main thread only. */
   view(): Float32Array {
     if (this.f32.byteLength !== this.memory.buffer.byteLength) this.f32 = new Float32Array(this.memory.buffer);
     return this.f32;

@@ -13,9 +13,8 @@
  */
 
 import { threadPool, defaultThreadCount } from '../threads/index.js';
-import { copyIn, gemmOnThread, layoutArgs, packItemCount, planGemm, storedShapes } from './blocked.js';
+import { copyIn, gemmOnThread, layoutArgs, packItemCount, planGemm, roundUp, storedShapes } from './blocked.js';
 import { gemmHeap, MAX_WORKSPACE_BYTES } from './heap.js';
-import { roundUp } from './pack.js';
 import { sgemmSmall } from './reference.js';
 import { batchArgs, gemmBatch, gemmPack, gemmTiles } from './tasks.js';
 
@@ -134,7 +133,7 @@ function gemmChecked(
     pool.run(gemmPack, args, packItemCount(p));
     pool.run(gemmTiles, args, p.mTiles * p.nTiles);
   } else {
-    gemmOnThread(heap.kernel, f32, p);
+    gemmOnThread(heap.kernel, p);
   }
   storeC(f32, p.cBase, p.ldc, M, N, alpha, beta, C, offC, ldc);
 }

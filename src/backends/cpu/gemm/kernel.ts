@@ -1,7 +1,7 @@
 /**
  * The fp32 GEMM compute kernel, built as WebAssembly (128-bit SIMD) at first use.
  *
- * Blocking scheme (the GotoBLAS/BLIS layering; see pack.ts for the packed layouts):
+ * Blocking scheme (the GotoBLAS/BLIS layering; see pack-kernel.ts for the packed layouts):
  *
  *   for each block of C of MC rows x NC columns            (a task; threads take these)
  *     for each K block of KC (multiple of K_UNROLL)        (packed A block MC x KC: L2-resident)
@@ -25,7 +25,7 @@
  */
 
 import { FunctionBody, ModuleBuilder } from './wasm-assembler.js';
-import { buildPackContiguous, buildPackStrided } from './pack-kernel.js';
+import { buildPackContiguous, buildPackEdge, buildPackStrided } from './pack-kernel.js';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 /** Rows of C per micro-tile. */
@@ -57,9 +57,10 @@ export interface GemmExports {
   packAStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
   packBContiguous(src: number, ld: number, dst: number, kc: number, kcp: number): void;
   packBStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
+  packEdge(src: number, kStride: number, wStride: number, dst: number, kc: number, kcp: number, lanes: number, width: number): void;
 }
 
-const EXPORTS = ['macro', 'packAContiguous', 'packAStrided', 'packBContiguous', 'packBStrided'] as const;
+const EXPORTS = ['macro', 'packAContiguous', 'packAStrided', 'packBContiguous', 'packBStrided', 'packEdge'] as const;
 
 /** The micro-kernel: C[mr, nr] at `c` (+)= sum over kc of A_panel[k] (x) B_panel[k]. */
 function buildMicroKernel({ mr, nr, kUnroll }: KernelShape): FunctionBody {
@@ -153,6 +154,7 @@ export function encodeGemmModule(shape: KernelShape = { mr: MR, nr: NR, kUnroll:
   module.addFunction(buildPackStrided(shape.mr), 'packAStrided');
   module.addFunction(buildPackContiguous(shape.nr), 'packBContiguous');
   module.addFunction(buildPackStrided(shape.nr), 'packBStrided');
+  module.addFunction(buildPackEdge(), 'packEdge');
   return module.encode();
 }
 

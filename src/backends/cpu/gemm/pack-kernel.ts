@@ -1,17 +1,27 @@
 /**
- * Packing routines in wasm (the layout is described in pack.ts): one function per operand
- * width W (MR for A, NR for B) and source orientation, each filling one full micro-panel of W
- * lanes and kcp steps from a raw copy of the operand in the heap. Partial panels at the matrix
- * edge are rare and packed in JS (pack.ts).
+ * Packing of GEMM operands into the micro-panel layout the kernel streams (see kernel.ts),
+ * in wasm, from a raw copy of each operand in the heap.
  *
- *   contiguous  op(X)[w, k] = src[k * ld + w]: each step copies W adjacent floats (v128 moves);
- *   strided     op(X)[w, k] = src[w * ld + k]: a transpose; each step gathers one float from
- *               each of W row pointers, unrolled 4 steps with constant offsets.
- * Both end by zero-filling steps kc .. kcp. Signature: (src, ldBytes, dst, kc, kcp), bytes.
+ * A micro-panel of width W (MR for A, NR for B) over a K block of kc steps is stored k-major:
+ * panel[k * W + w] = op(A)[w0 + w, k0 + k] for A (w = row of C) or op(B)[k0 + k, w0 + w] for B
+ * (w = column of C). Consecutive panels follow each other, each kcp * W floats long, where kcp
+ * is kc rounded up to the kernel's unroll. Lanes beyond the matrix edge and steps beyond kc are
+ * zeros, so the kernel always computes full tiles and its k loop needs no remainder.
+ *
+ * Both operands reduce to two source orientations:
+ *   contiguous  op(X)[w, k] = src[k * ld + w] (A transposed, B not): each step copies W
+ *               adjacent floats with v128 moves;
+ *   strided     op(X)[w, k] = src[w * ld + k] (A not transposed, B transposed): a transpose;
+ *               each step gathers one float from each of W row pointers, unrolled 4 steps
+ *               with constant offsets.
+ * One function per width and orientation fills a full panel: (src, ldBytes, dst, kc, kcp).
+ * Edge panels (fewer than W valid lanes) use the slower general `packEdge`.
+ *
+ * Packing runs in wasm on every thread because worker threads must not write the heap through
+ * JS views: a worker's `memory.buffer` may lag behind a growth done by the main thread.
  */
 
-import type { FunctionBody } from './wasm-assembler.js';
-import { FunctionBody as Body } from './wasm-assembler.js';
+import { FunctionBody } from './wasm-assembler.js';
 
 const PARAMS = ['i32', 'i32', 'i32', 'i32', 'i32'] as const;
 const [SRC, LD, DST, KC, KCP] = [0, 1, 2, 3, 4];
@@ -56,7 +66,7 @@ function zeroPadding(f: FunctionBody, width: number, pad: number): void {
 }
 
 export function buildPackContiguous(width: number): FunctionBody {
-  const f = new Body(PARAMS, []);
+  const f = new FunctionBody(PARAMS, []);
   const pad = f.local('i32');
   f.get(KCP).get(KC).i32Sub().set(pad);
   countedLoop(f, KC, () => {
@@ -74,7 +84,7 @@ export function buildPackContiguous(width: number): FunctionBody {
 }
 
 export function buildPackStrided(width: number): FunctionBody {
-  const f = new Body(PARAMS, []);
+  const f = new FunctionBody(PARAMS, []);
   const pad = f.local('i32');
   const rows = Array.from({ length: width }, () => f.local('i32'));
   f.get(KCP).get(KC).i32Sub().set(pad);
@@ -96,5 +106,39 @@ export function buildPackStrided(width: number): FunctionBody {
   f.br(0).end().end();
   countedLoop(f, KC, () => steps(1));
   zeroPadding(f, width, pad);
+  return f;
+}
+
+/**
+ * Any panel: packEdge(src, kStride, wStride, dst, kc, kcp, lanes, width), strides in bytes:
+ * panel[k * width + w] = src[k * kStride + w * wStride] for k < kc and w < lanes, else 0.
+ */
+export function buildPackEdge(): FunctionBody {
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []);
+  const [src, kStride, wStride, dst, kc, kcp, lanes, width] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const n = f.local('i32');
+  const at = f.local('i32');
+  const w = f.local('i32');
+  const s = f.local('i32');
+  const d = f.local('i32');
+  // Zero the whole panel, then copy the valid lanes and steps over it.
+  f.get(kcp).get(width).i32Mul().set(n);
+  f.get(dst).set(at);
+  countedLoop(f, n, () => {
+    f.get(at).i32Const(0).i32Store(0);
+    advance(f, at, 4);
+  });
+  countedLoop(f, kc, () => {
+    f.get(lanes).set(w);
+    f.get(src).set(s);
+    f.get(dst).set(d);
+    countedLoop(f, w, () => {
+      f.get(d).get(s).f32Load(0).f32Store(0);
+      f.get(s).get(wStride).i32Add().set(s);
+      advance(f, d, 4);
+    });
+    f.get(src).get(kStride).i32Add().set(src);
+    f.get(dst).get(width).i32Const(4).i32Mul().i32Add().set(dst);
+  });
   return f;
 }

@@ -1,6 +1,7 @@
 /**
  * GEMM work that runs on every thread of the CPU pool (see ../threads). Addresses and sizes
- * travel as task arguments; operands are already in the shared heap.
+ * travel as task arguments; operands are already in the shared heap. Tasks touch the heap only
+ * through wasm (see pack-kernel.ts for why).
  */
 
 import { defineTask } from '../threads/index.js';
@@ -9,10 +10,9 @@ import { taskHeap } from './heap.js';
 
 /** One large problem, raw operands copied in: threads claim packing items. args = layoutArgs(p). */
 export const gemmPack = defineTask(import.meta.url, 'gemmPack', (args, ctx) => {
-  const heap = taskHeap(ctx);
+  const { kernel } = taskHeap(ctx);
   const p = layoutFromArgs(args);
-  const f32 = heap.view();
-  for (let item = ctx.claim(); item >= 0; item = ctx.claim()) packItem(heap.kernel, f32, p, item);
+  for (let item = ctx.claim(); item >= 0; item = ctx.claim()) packItem(kernel, p, item);
 });
 
 /** One large problem, packed: threads claim tiles of C. args = layoutArgs(p). */
@@ -42,14 +42,13 @@ export function batchArgs(b: BatchArgs): number[] {
  * and compute them there. args = [...layoutArgs(template planned at 0 without raw), ...batchArgs].
  */
 export const gemmBatch = defineTask(import.meta.url, 'gemmBatch', (args, ctx) => {
-  const heap = taskHeap(ctx);
+  const { kernel } = taskHeap(ctx);
   const tpl = layoutFromArgs(args);
   const v = (i: number): number => args[LAYOUT_ARGS + i]!;
   const [rawA, rawStrideA, rawB, rawStrideB, scratch, scratchBytes, cRegion, cBytes] = [v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)];
   const base = scratch + ctx.thread * scratchBytes;
-  const f32 = heap.view();
   for (let e = ctx.claim(); e >= 0; e = ctx.claim()) {
-    gemmOnThread(heap.kernel, f32, {
+    gemmOnThread(kernel, {
       ...tpl, rawA: rawA + e * rawStrideA, rawB: rawB + e * rawStrideB,
       aBase: base + tpl.aBase, bBase: base + tpl.bBase, cBase: cRegion + e * cBytes,
     });
