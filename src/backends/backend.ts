@@ -50,6 +50,7 @@ export interface MatmulArgs {
 
 export interface Conv2dArgs {
   readonly stride: readonly [number, number];
+  /** Zero rows/columns before the input; the output size (out or gy) fixes how many follow it. */
   readonly padding: readonly [number, number];
   readonly dilation: readonly [number, number];
   readonly groups: number;
@@ -60,6 +61,12 @@ export type InterpolateMode = 'nearest' | 'bilinear';
 export interface InterpolateArgs {
   readonly mode: InterpolateMode;
   readonly alignCorners: boolean;
+  /**
+   * Input pixels per output pixel along H and W, as PyTorch's area_pixel_compute_scale gives it:
+   * (in - 1) / (out - 1) with alignCorners, else 1 / scaleFactor when a scale factor was given,
+   * else in / out. Sizes out == in (and out == 2 in for nearest) map indices exactly instead.
+   */
+  readonly ratio: readonly [number, number];
 }
 
 /**
@@ -135,13 +142,21 @@ export interface Kernels {
   scatterAdd(out: Tensor, dim: number, index: Tensor, src: Tensor): void;
   /** Philox-based random numbers: element i of out uses counter (offset + i); see src/random/philox.ts. */
   random(out: Tensor, dist: 'uniform' | 'normal', seed: bigint, offset: bigint): void;
-  conv2d(x: Tensor, weight: Tensor, out: Tensor, args: Conv2dArgs): void;
+  /**
+   * Cross-correlation as torch.nn.functional.conv2d: x [N, C, H, W], weight [Co, C/groups, kh, kw],
+   * bias [Co] or null, out [N, Co, Ho, Wo], all contiguous.
+   */
+  conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor, args: Conv2dArgs): void;
+  /** Overwrites gx [N, C, H, W] with the gradient of conv2d's x; gy, weight contiguous. */
   conv2dBackwardInput(gy: Tensor, weight: Tensor, gx: Tensor, args: Conv2dArgs): void;
+  /** Overwrites gw [Co, C/groups, kh, kw] with the gradient of conv2d's weight; gy, x contiguous. */
   conv2dBackwardWeight(gy: Tensor, x: Tensor, gw: Tensor, args: Conv2dArgs): void;
   /** Depthwise causal conv1d: x [B, D, L], weight [D, K]; out[b,d,t] = sum_k w[d,k] x[b,d,t-K+1+k]. */
   causalConv1d(x: Tensor, weight: Tensor, out: Tensor): void;
   causalConv1dBackward(x: Tensor, weight: Tensor, gy: Tensor, gx: Tensor, gw: Tensor): void;
+  /** Resamples contiguous x [N, C, H, W] into out [N, C, Ho, Wo] (torch.nn.functional.interpolate). */
   interpolate2d(x: Tensor, out: Tensor, args: InterpolateArgs): void;
+  /** Overwrites gx [N, C, H, W] with the gradient of interpolate2d; gy contiguous. */
   interpolate2dBackward(gy: Tensor, gx: Tensor, args: InterpolateArgs): void;
   /**
    * Mamba-1 selective scan: out [B, D, L]; lastState [B, D, N] (or null) receives the final state.

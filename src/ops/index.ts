@@ -9,6 +9,8 @@ export * from './norm.js';
 export * from './indexing.js';
 export * from './attention.js';
 export * from './random.js';
+export * from './conv.js';
+export * from './interpolate.js';
 export * from './scan.js';
 export * from './causal-conv1d.js';
 export { backward, grad, unbroadcast } from '../autograd/engine.js';
