@@ -57,9 +57,10 @@ describe('CPU thread pool', () => {
     const pool = new ThreadPool(2);
     try {
       assert.ok(pool.waitUntilReady(30_000), 'worker did not start');
-      assert.throws(() => pool.run(throwOnWorker, [], 0), (e: unknown) => e instanceof ThreadPoolError && /selftest failure on thread 1/.test(e.message));
       const items = new Int32Array(new SharedArrayBuffer(4 * 4));
       pool.share('selftest.items', items);
+      assert.throws(() => pool.run(throwOnWorker, [1], 0), (e: unknown) => e instanceof ThreadPoolError && /selftest failure on thread 1/.test(e.message));
+      items.fill(0);
       pool.run(recordClaims, [0], 4);
       assert.ok(items.every((t) => t > 0));
     } finally {
@@ -70,6 +71,7 @@ describe('CPU thread pool', () => {
   test('a worker that dies mid-job raises an Error instead of hanging', () => {
     const pool = new ThreadPool(2);
     assert.ok(pool.waitUntilReady(30_000), 'worker did not start');
+    pool.share('selftest.items', new Int32Array(new SharedArrayBuffer(4 * 4)));
     const t0 = performance.now();
     assert.throws(() => pool.run(exitWorker, [1], 0), (e: unknown) => e instanceof ThreadPoolError && /worker thread 1 exited/.test(e.message));
     assert.ok(performance.now() - t0 < 30_000);
@@ -79,8 +81,11 @@ describe('CPU thread pool', () => {
 
   test('the default pool is rebuilt after a worker died, and GEMM keeps working', { skip: defaultThreadCount() < 2 }, () => {
     checkSquare(96);
-    assert.ok(threadPool().waitUntilReady(30_000), 'worker did not start');
-    assert.throws(() => threadPool().run(exitWorker, [1], 0), ThreadPoolError);
+    const pool = threadPool();
+    assert.ok(pool.waitUntilReady(30_000), 'worker did not start');
+    pool.share('selftest.items', new Int32Array(new SharedArrayBuffer(4 * 4)));
+    assert.throws(() => pool.run(exitWorker, [1], 0), ThreadPoolError);
+    assert.notEqual(threadPool(), pool);
     checkSquare(96);
     checkSquare(130);
   });

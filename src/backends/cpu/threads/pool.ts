@@ -3,10 +3,11 @@
  *
  * The engine's ops are synchronous, so `run()` is too: it invites the workers that are ready,
  * publishes the job in shared control words and wakes them (`Atomics.notify`), runs its own
- * share of the work, then blocks in `Atomics.wait` (allowed on Node's main thread) until each
- * invited worker has acknowledged the job. Work items are claimed dynamically, so a job is
- * correct with any number of participants: workers still starting up (the first jobs) are
- * simply not invited, and the caller does their share.
+ * share of the work, withdraws the invitations no worker has taken up yet, then blocks in
+ * `Atomics.wait` (allowed on Node's main thread) until each worker that joined has finished.
+ * Work items are claimed dynamically, so a job is correct with any number of participants:
+ * workers still starting up are not invited, and a worker the OS has not scheduled in time
+ * (a busy machine) is dropped from the job instead of being waited for.
  *
  * The wait is sliced: a worker that died mid-job (its `exit` handler marks its state word)
  * becomes a `ThreadPoolError` instead of a hang, and the process-wide pool is rebuilt on the
@@ -17,7 +18,7 @@
 import os from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import {
-  ACK_BASE, CONTROL_WORDS, EXITED, INVITE_BASE, ITEMS, MAX_ARGS, MAX_WORKERS, NEXT_ITEM, READY, SEQ, STATE_BASE, TASK,
+  ACK_BASE, CONTROL_WORDS, EXITED, INVITE_BASE, ITEMS, JOINED, MAX_ARGS, MAX_WORKERS, NEXT_ITEM, READY, SEQ, STATE_BASE, TASK,
   type FromWorker, type ToWorker, type WorkerInit,
 } from './protocol.js';
 import type { TaskContext, TaskRef } from './task.js';
@@ -128,7 +129,7 @@ export class ThreadPool {
       Atomics.store(control, NEXT_ITEM, 0);
       // Invitations are written before the sequence number changes, so a worker that sees the
       // new number also sees whether it is invited.
-      const seq = (Atomics.load(control, SEQ) + 1) | 0;
+      const seq = (Atomics.load(control, SEQ) % (JOINED - 1)) + 1;
       this.invited.length = 0;
       for (let w = 1; w <= this.workers.length; w++) {
         if (Atomics.load(control, STATE_BASE + w) === READY) {
@@ -170,6 +171,7 @@ export class ThreadPool {
   private waitForWorkers(task: TaskRef, seq: number): void {
     const control = this.control;
     for (const w of this.invited) {
+      if (Atomics.compareExchange(control, INVITE_BASE + w, seq, 0) === seq) continue; // never joined
       while (Atomics.load(control, ACK_BASE + w) !== seq) {
         if (Atomics.load(control, STATE_BASE + w) === EXITED) {
           this.fail(new ThreadPoolError(`CPU worker thread ${w} exited while running task '${task.name}'; the thread pool will be recreated on the next call`));

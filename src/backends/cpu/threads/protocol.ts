@@ -7,7 +7,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 
-/** Job sequence number; workers wait for it to change. */
+/** Job sequence number, in [1, JOINED); workers wait for it to change. */
 export const SEQ = 0;
 /** Next work item to claim in the current job. */
 export const NEXT_ITEM = 1;
@@ -18,8 +18,14 @@ export const TASK = 3;
 export const MAX_WORKERS = 256;
 /** Per worker w (1-based): its state word (STARTING, READY, EXITED). */
 export const STATE_BASE = 8;
-/** Per worker: the job sequence number it is invited to (workers not yet READY are not). */
+/**
+ * Per worker: its invitation. The main thread writes the job's sequence number; the worker
+ * joins by swapping it for `seq | JOINED`; the main thread, once out of work, withdraws an
+ * invitation not yet taken by swapping it for 0, so it never waits for a worker that has not
+ * started (e.g. one the OS has not scheduled yet).
+ */
 export const INVITE_BASE = STATE_BASE + MAX_WORKERS + 1;
+export const JOINED = 0x40000000;
 /** Per worker: the sequence number of the last job it finished; the main thread waits on it. */
 export const ACK_BASE = INVITE_BASE + MAX_WORKERS + 1;
 export const CONTROL_WORDS = ACK_BASE + MAX_WORKERS + 1;

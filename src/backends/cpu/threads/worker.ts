@@ -6,7 +6,7 @@
  */
 
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { ACK_BASE, EXITED, INVITE_BASE, ITEMS, NEXT_ITEM, READY, SEQ, STATE_BASE, TASK, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { ACK_BASE, EXITED, INVITE_BASE, ITEMS, JOINED, NEXT_ITEM, READY, SEQ, STATE_BASE, TASK, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 import { isTaskRef, type TaskContext, type TaskRef } from './task.js';
 
 const init = workerData as WorkerInit;
@@ -59,7 +59,8 @@ async function serve(): Promise<void> {
   for (;;) {
     Atomics.wait(control, SEQ, seq);
     seq = Atomics.load(control, SEQ);
-    if (Atomics.load(control, INVITE_BASE + init.index) !== seq) continue;
+    // Join unless the invitation was withdrawn (or never made).
+    if (Atomics.compareExchange(control, INVITE_BASE + init.index, seq, seq | JOINED) !== seq) continue;
     try {
       await drainMessages();
       const id = Atomics.load(control, TASK);
