@@ -1,0 +1,232 @@
+/**
+ * The Optimizer base: parameter groups, per-parameter state, step/zeroGrad, and a state dict of
+ * named tensors plus JSON-able scalars (a trainer writes the tensors to safetensors and the rest
+ * to JSON; loading both back and stepping on gives bit-identical parameters).
+ *
+ * Subclasses supply the update rule for one parameter. The base class handles what every rule
+ * shares: float32 math for half-precision parameters through float32 master weights (the master
+ * is what the rule updates; the parameter receives it rounded), weight decay 0 for parameters
+ * flagged noWeightDecay, and writing results into the parameter's own storage.
+ */
+import { isHalf } from '../tensor/dtype.js';
+import { formatShape, shapesEqual } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { cast, clone } from '../ops/layout.js';
+import { OptimizerError } from './errors.js';
+import { copyInto, stateDType } from './inplace.js';
+import { resolveGroups, type BaseOptions, type ParamGroup, type ParamsArg } from './param-groups.js';
+
+/** A hyperparameter value: a number or a tuple of numbers (betas, eps pairs). */
+export type OptionValue = number | readonly number[];
+
+/** Options of an optimizer: BaseOptions plus numbers and number tuples, so they survive JSON. */
+export type OptimizerOptions<O> = BaseOptions & Record<keyof O, OptionValue>;
+
+export interface ParamState {
+  /** Steps this parameter has taken (a parameter without a gradient skips the step, as in torch). */
+  step: number;
+  /** Running statistics in the state dtype (float32, or float64 for float64 parameters), on the parameter's device. */
+  readonly buffers: ReadonlyMap<string, Tensor>;
+  /** Float32 master weights of a bfloat16/float16 parameter, or null when the parameter itself is updated. */
+  readonly master: Tensor | null;
+}
+
+export interface GroupStateMeta {
+  /** Indices into the flattened parameter list (group by group, in order). */
+  params: number[];
+  options: Record<string, number | number[]>;
+}
+
+export interface OptimizerStateMeta {
+  optimizer: string;
+  groups: GroupStateMeta[];
+  /** Per parameter index that has state: its step count. */
+  state: Record<string, { step: number }>;
+}
+
+/** Tensors are named `state.<param index>.<buffer>` (and `.master` for master weights). */
+export interface OptimizerStateDict {
+  tensors: Map<string, Tensor>;
+  meta: OptimizerStateMeta;
+}
+
+export abstract class Optimizer<O extends OptimizerOptions<O>> {
+  readonly paramGroups: readonly ParamGroup<O>[];
+  private readonly states = new Map<Tensor, ParamState>();
+
+  protected constructor(readonly name: string, params: ParamsArg<O>, defaults: O) {
+    this.paramGroups = resolveGroups(name, params, defaults);
+    this.paramGroups.forEach((group, g) => this.validateOptions(group.options, `${name}: group ${g}`));
+  }
+
+  /** Throws an OptimizerError naming `where` and the field if an option is out of range. */
+  protected abstract validateOptions(options: O, where: string): void;
+
+  /** Zeroed state buffers for `param` in `dtype`, on the parameter's device. */
+  protected abstract initBuffers(param: Tensor, dtype: 'float32' | 'float64'): Map<string, Tensor>;
+
+  /**
+   * Updates `weight` (the parameter, or its master copy) in place from `grad`, both in the
+   * state dtype. `state.step` already counts this step; `options.weightDecay` is 0 for
+   * parameters exempt from decay. Runs under noGrad.
+   */
+  protected abstract updateParam(weight: Tensor, grad: Tensor, state: ParamState, options: O): void;
+
+  /** All parameters, group by group: the order state-dict indices refer to. */
+  get params(): Tensor[] {
+    return this.paramGroups.flatMap((g) => [...g.params]);
+  }
+
+  /** The state of `param`, or undefined before its first step. */
+  stateOf(param: Tensor): ParamState | undefined {
+    return this.states.get(param);
+  }
+
+  step(): void {
+    noGrad(() => {
+      this.paramGroups.forEach((group, g) => {
+        group.params.forEach((param, i) => {
+          if (!param.grad) return;
+          const options = group.decays[i] ? group.options : { ...group.options, weightDecay: 0 };
+          this.stepParam(param, param.grad, options, `group ${g} param ${i}`);
+        });
+      });
+    });
+  }
+
+  /** Drops every gradient (torch's zero_grad(set_to_none=True)); backward then starts afresh. */
+  zeroGrad(): void {
+    for (const group of this.paramGroups) for (const p of group.params) p.grad = null;
+  }
+
+  private stepParam(param: Tensor, grad: Tensor, options: O, where: string): void {
+    if (!shapesEqual(grad.shape, param.shape)) {
+      throw new OptimizerError(`${this.name}.step: ${where} has shape ${formatShape(param.shape)} but its grad has ${formatShape(grad.shape)}`);
+    }
+    if (grad.deviceName !== param.deviceName) {
+      throw new OptimizerError(`${this.name}.step: ${where} is on ${param.deviceName} but its grad is on ${grad.deviceName}`);
+    }
+    if (param.numel === 0) return;
+    const state = this.states.get(param) ?? this.createState(param);
+    const dtype = stateDType(param.dtype);
+    const g = cast(grad, dtype);
+    state.step += 1;
+    this.updateParam(state.master ?? param, g, state, options);
+    if (state.master) param.backend.kernels.copy(state.master, param);
+    if (g !== grad) g.dispose();
+  }
+
+  private createState(param: Tensor): ParamState {
+    const dtype = stateDType(param.dtype);
+    const state: ParamState = {
+      step: 0,
+      buffers: this.initBuffers(param, dtype),
+      master: isHalf(param.dtype) ? noGrad(() => cast(param, dtype)) : null,
+    };
+    this.states.set(param, state);
+    return state;
+  }
+
+  /** A snapshot (tensor copies) of the state and hyperparameters; later steps do not change it. */
+  stateDict(): OptimizerStateDict {
+    const tensors = new Map<string, Tensor>();
+    const state: Record<string, { step: number }> = {};
+    let index = 0;
+    const groups = this.paramGroups.map((group) => ({
+      params: group.params.map(() => index++),
+      options: jsonOptions(group.options),
+    }));
+    noGrad(() => {
+      this.params.forEach((param, i) => {
+        const s = this.states.get(param);
+        if (!s) return;
+        state[String(i)] = { step: s.step };
+        for (const [name, buffer] of s.buffers) tensors.set(`state.${i}.${name}`, clone(buffer));
+        if (s.master) tensors.set(`state.${i}.master`, clone(s.master));
+      });
+    });
+    return { tensors, meta: { optimizer: this.name, groups, state } };
+  }
+
+  /**
+   * Restores state and hyperparameters saved by stateDict() of an optimizer built over the same
+   * parameter list. Tensors may come from any device; they are copied to each parameter's device.
+   */
+  loadStateDict(dict: OptimizerStateDict): void {
+    const { meta, tensors } = dict;
+    const where = `${this.name}.loadStateDict`;
+    if (meta.optimizer !== this.name) throw new OptimizerError(`${where}: the state dict is for ${meta.optimizer}`);
+    const params = this.params;
+    this.checkGroupLayout(meta, where);
+    const options = this.paramGroups.map((group, g) => parseOptions(group.options, meta.groups[g]!.options, `${where}: group ${g}`));
+    options.forEach((o, g) => this.validateOptions(o, `${where}: group ${g}`));
+
+    const used = new Set<string>();
+    const take = (name: string): Tensor => {
+      const t = tensors.get(name);
+      if (!t) throw new OptimizerError(`${where}: tensor '${name}' is missing`);
+      used.add(name);
+      return t;
+    };
+    const restored = new Map<Tensor, ParamState>();
+    noGrad(() => {
+      for (const [key, entry] of Object.entries(meta.state)) {
+        const i = Number(key);
+        const param = params[i];
+        if (!Number.isInteger(i) || !param) throw new OptimizerError(`${where}: state for parameter '${key}', but there are ${params.length} parameters`);
+        if (!Number.isInteger(entry.step) || entry.step < 0) throw new OptimizerError(`${where}: parameter ${i} has step ${entry.step}`);
+        const dtype = stateDType(param.dtype);
+        const buffers = this.initBuffers(param, dtype);
+        for (const [name, buffer] of buffers) copyInto(buffer, take(`state.${i}.${name}`), `${where}: state.${i}.${name}`);
+        let master: Tensor | null = null;
+        if (isHalf(param.dtype)) {
+          master = cast(param, dtype);
+          // Without saved masters (say, a run that trained in float32), start from the parameter.
+          if (tensors.has(`state.${i}.master`)) copyInto(master, take(`state.${i}.master`), `${where}: state.${i}.master`);
+        }
+        restored.set(param, { step: entry.step, buffers, master });
+      }
+    });
+    const unused = [...tensors.keys()].filter((n) => !used.has(n));
+    if (unused.length > 0) throw new OptimizerError(`${where}: unexpected tensors ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
+
+    this.states.clear();
+    for (const [param, s] of restored) this.states.set(param, s);
+    this.paramGroups.forEach((group, g) => Object.assign(group.options, options[g]));
+  }
+
+  private checkGroupLayout(meta: OptimizerStateMeta, where: string): void {
+    if (meta.groups.length !== this.paramGroups.length) {
+      throw new OptimizerError(`${where}: the state dict has ${meta.groups.length} parameter groups, the optimizer ${this.paramGroups.length}`);
+    }
+    let index = 0;
+    this.paramGroups.forEach((group, g) => {
+      const saved = meta.groups[g]!.params;
+      const expected = group.params.map(() => index++);
+      if (saved.length !== expected.length || saved.some((v, k) => v !== expected[k])) {
+        throw new OptimizerError(`${where}: group ${g} holds ${expected.length} parameters here but the state dict lists [${saved.join(', ')}]`);
+      }
+    });
+  }
+}
+
+function jsonOptions(options: Record<string, OptionValue>): Record<string, number | number[]> {
+  return Object.fromEntries(Object.entries(options).map(([k, v]) => [k, typeof v === 'number' ? v : [...v]]));
+}
+
+/** Saved hyperparameters, checked field by field against the current ones' types. */
+function parseOptions<O extends OptimizerOptions<O>>(current: O, saved: Record<string, unknown>, where: string): O {
+  const parsed: O = { ...current };
+  for (const key of Object.keys(current) as (keyof O & string)[]) {
+    const now = current[key];
+    const value = saved[key];
+    if (value === undefined) throw new OptimizerError(`${where}: option '${key}' is missing`);
+    const ok = typeof now === 'number'
+      ? typeof value === 'number'
+      : Array.isArray(value) && value.length === now.length && value.every((v) => typeof v === 'number');
+    if (!ok) throw new OptimizerError(`${where}: option '${key}' should be ${typeof now === 'number' ? 'a number' : `${now.length} numbers`}, got ${JSON.stringify(value)}`);
+    parsed[key] = value as O[typeof key];
+  }
+  return parsed;
+}
