@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { dgemmReference, GemmArgumentError, PARALLEL_WORK, SMALL_WORK, sgemm, sgemmBatched } from '../../../src/backends/cpu/gemm/index.js';
+import { runSgemm, runSgemmBatched } from '../../../src/backends/cpu/gemm/driver.js';
 import { threadPool } from '../../../src/backends/cpu/threads/index.js';
 
 // Jobs run with whichever workers are ready; wait for them so the threaded paths really use them.
@@ -94,11 +95,18 @@ function assertMatchesReference(p: Problem, o: Operands, C0: Float32Array, label
   }
 }
 
-function runProblem(p: Problem, seed: number, cFill?: number): void {
+/** Runs sgemm (or, with `workspaceLimit`, the driver under that heap limit) and checks the result. */
+function runProblem(p: Problem, seed: number, cFill?: number, workspaceLimit?: number): void {
   const o = makeOperands(p, seed, 1, cFill);
   const C0 = o.C.slice();
-  sgemm(p.transA, p.transB, p.M, p.N, p.K, p.alpha ?? 1, o.A, o.offA, o.lda, o.B, o.offB, o.ldb, p.beta ?? 0, o.C, o.offC, o.ldc);
-  assertMatchesReference(p, o, C0, 'sgemm');
+  const alpha = p.alpha ?? 1;
+  const beta = p.beta ?? 0;
+  if (workspaceLimit === undefined) {
+    sgemm(p.transA, p.transB, p.M, p.N, p.K, alpha, o.A, o.offA, o.lda, o.B, o.offB, o.ldb, beta, o.C, o.offC, o.ldc);
+  } else {
+    runSgemm({ transA: p.transA, transB: p.transB, M: p.M, N: p.N, K: p.K, alpha, beta, ...o }, { workspaceLimit });
+  }
+  assertMatchesReference(p, o, C0, workspaceLimit === undefined ? 'sgemm' : `sgemm (workspace ${workspaceLimit} B)`);
 }
 
 const TRANSPOSES: Array<[boolean, boolean]> = [[false, false], [false, true], [true, false], [true, true]];
@@ -145,6 +153,15 @@ describe('sgemm', () => {
     runProblem({ transA: true, transB: true, M: 9, N: 4, K: 0, alpha: 1, beta: 0 }, 9, Number.NaN);
   });
 
+  test('problems larger than the workspace are split along M, N or K', () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      runProblem({ transA, transB, M: 300, N: 20, K: 30, alpha: 0.5, beta: 2, padA: 1, padB: 2, padC: 3 }, 30, undefined, 32 * 1024);
+      runProblem({ transA, transB, M: 20, N: 300, K: 30, alpha: 0.5, beta: 2, offA: 1, offB: 2, offC: 3 }, 31, undefined, 32 * 1024);
+      runProblem({ transA, transB, M: 20, N: 30, K: 900, alpha: -1, beta: 0.5 }, 32, undefined, 32 * 1024);
+      runProblem({ transA, transB, M: 200, N: 190, K: 180, beta: 0 }, 33, Number.NaN, 400 * 1024); // threaded parts
+    }
+  });
+
   test('M = 0 or N = 0 does nothing', () => {
     const C = new Float32Array([1, 2, 3]);
     sgemm(false, false, 0, 3, 4, 1, new Float32Array(0), 0, 4, new Float32Array(12), 0, 3, 0, C, 0, 3);
@@ -176,16 +193,25 @@ describe('sgemm', () => {
 });
 
 describe('sgemmBatched', () => {
-  interface BatchOptions { shareB?: boolean; cFill?: number; path?: 'threads across entries' | 'threads within entries' }
-  function runBatch(p: Problem, batch: number, seed: number, { shareB = false, cFill, path }: BatchOptions = {}): void {
+  interface BatchOptions {
+    shareB?: boolean; cFill?: number; path?: 'threads across entries' | 'threads within entries';
+    /** Run the driver with this heap limit (batches then go in chunks). */
+    workspaceLimit?: number;
+  }
+  function runBatch(p: Problem, batch: number, seed: number, { shareB = false, cFill, path, workspaceLimit }: BatchOptions = {}): void {
     const work = p.M * p.N * p.K;
     if (path === 'threads across entries') assert.ok(work < PARALLEL_WORK && work * batch >= PARALLEL_WORK, 'test sizes do not reach the path');
     if (path === 'threads within entries') assert.ok(work >= PARALLEL_WORK, 'test sizes do not reach the path');
     const o = makeOperands(p, seed, batch, cFill);
     const strideB = shareB ? 0 : o.strideB;
     const C0 = o.C.slice();
-    sgemmBatched(p.transA, p.transB, p.M, p.N, p.K, p.alpha ?? 1, o.A, o.offA, o.lda, o.strideA, o.B, o.offB, o.ldb, strideB,
-      p.beta ?? 0, o.C, o.offC, o.ldc, o.strideC, batch);
+    if (workspaceLimit === undefined) {
+      sgemmBatched(p.transA, p.transB, p.M, p.N, p.K, p.alpha ?? 1, o.A, o.offA, o.lda, o.strideA, o.B, o.offB, o.ldb, strideB,
+        p.beta ?? 0, o.C, o.offC, o.ldc, o.strideC, batch);
+    } else {
+      runSgemmBatched({ transA: p.transA, transB: p.transB, M: p.M, N: p.N, K: p.K, alpha: p.alpha ?? 1, beta: p.beta ?? 0, ...o },
+        { strideA: o.strideA, strideB, strideC: o.strideC, batch }, { workspaceLimit });
+    }
     for (let b = 0; b < batch; b++) {
       const entry: Operands = { ...o, offA: o.offA + b * o.strideA, offB: o.offB + b * strideB, offC: o.offC + b * o.strideC };
       // Each entry is checked on its own window; the other entries' windows legitimately changed.
@@ -209,6 +235,10 @@ describe('sgemmBatched', () => {
   }
   test('shared B (stride 0), beta = 0 with NaN in C', () => {
     runBatch({ transA: false, transB: true, M: 48, N: 48, K: 24, beta: 0 }, 48, 21, { shareB: true, cFill: Number.NaN, path: 'threads across entries' });
+  });
+  test('batches larger than the workspace go in chunks', () => {
+    runBatch({ transA: true, transB: false, M: 40, N: 41, K: 39, alpha: 1.5, beta: -1 }, 50, 24, { path: 'threads across entries', workspaceLimit: 120 * 1024 });
+    runBatch({ transA: false, transB: true, M: 40, N: 41, K: 39, beta: 0 }, 50, 25, { shareB: true, cFill: Number.NaN, path: 'threads across entries', workspaceLimit: 100 * 1024 });
   });
   test('few tiny entries on the calling thread', () => {
     runBatch({ transA: true, transB: false, M: 3, N: 5, K: 7, alpha: 2, beta: 1 }, 5, 22);
