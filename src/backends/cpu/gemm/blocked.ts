@@ -53,6 +53,11 @@ export interface GemmLayout {
 export interface PlanOptions {
   /** Ask for at least this many tiles (narrower tiles) so that several threads share the work. */
   minTiles?: number;
+  /**
+   * Cap on a tile's work (mc * nc * K multiply-adds): a thread cannot hand back a tile it has
+   * claimed, so the others may wait up to one tile at the end of a job.
+   */
+  maxTileWork?: number;
   /** Leave out the raw copies (the caller places them elsewhere and sets rawA/rawB). */
   withoutRaw?: boolean;
 }
@@ -77,9 +82,10 @@ export function planGemm(transA: boolean, transB: boolean, M: number, N: number,
   let mc = Math.min(MC, mp);
   let nc = Math.min(NC, np);
   const minTiles = options.minTiles ?? 1;
+  const maxTileWork = options.maxTileWork ?? Infinity;
   const tiles = (): number => Math.ceil(mp / mc) * Math.ceil(np / nc);
-  while (tiles() < minTiles && nc > 8 * NR) nc = roundUp(nc / 2, NR);
-  while (tiles() < minTiles && mc > 4 * MR) mc = roundUp(mc / 2, MR);
+  while ((tiles() < minTiles || mc * nc * K > maxTileWork) && nc > 8 * NR) nc = roundUp(nc / 2, NR);
+  while ((tiles() < minTiles || mc * nc * K > maxTileWork) && mc > 4 * MR) mc = roundUp(mc / 2, MR);
   // A row stride that is a multiple of 4 KiB makes the MR rows of a C tile alias in L1.
   const ldc = (np * 4) % 4096 === 0 ? np + NR : np;
   const { a, b } = storedShapes(transA, transB, M, N, K);

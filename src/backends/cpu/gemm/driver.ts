@@ -32,6 +32,11 @@ export const SMALL_WORK = 8 * 8 * 8;
  * (tens of microseconds, more when the other cores are busy) costs more than it saves.
  */
 export const PARALLEL_WORK = 128 * 128 * 128;
+/**
+ * Largest tile handed to one thread of a threaded call (multiply-adds): ~0.5 ms of kernel time,
+ * so the end of a job waits little for the slowest thread.
+ */
+const MAX_TILE_WORK = 1 << 23;
 /** First byte of the heap used for operands (the start is kept free). */
 const HEAP_BASE = 64;
 
@@ -78,7 +83,7 @@ export function runSgemm(c: GemmCall, options: DriverOptions = DEFAULT_OPTIONS):
     return;
   }
   const threads = work >= PARALLEL_WORK ? defaultThreadCount() : 1;
-  const p = planGemm(c.transA, c.transB, M, N, K, HEAP_BASE, { minTiles: threads > 1 ? 4 * threads : 1 });
+  const p = planGemm(c.transA, c.transB, M, N, K, HEAP_BASE, threads > 1 ? { minTiles: 4 * threads, maxTileWork: MAX_TILE_WORK } : {});
   if (HEAP_BASE + p.bytes > options.workspaceLimit) {
     splitLarge(c, options);
     return;
