@@ -3,7 +3,7 @@
  *
  * Blocking scheme (the GotoBLAS/BLIS layering; see pack-kernel.ts for the packed layouts):
  *
- *   for each block of C of MC rows x NC columns            (a task; threads take these)
+ *   for each tile of C of mc rows x nc columns             (a work item; threads claim these)
  *     for each K block of KC (multiple of K_UNROLL)        (packed A block MC x KC: L2-resident)
  *       macro(): for each NR-wide B micro-panel (KC x NR: L1-resident)
  *                  for each MR-tall A micro-panel (MR x KC, streamed from L2)
@@ -14,7 +14,9 @@
  * the MR values of A (`v128.load32_splat`) and does MR * NR/4 multiply-adds. Fused
  * multiply-add (relaxed SIMD) is not enabled in Node 20 without flags, so each is an
  * f32x4.mul followed by an f32x4.add; x86-64 has 16 xmm registers and V8 keeps one as scratch,
- * so MR * NR/4 accumulators + NR/4 B vectors + 1 broadcast must fit in 15 (6x8: 12 + 2 + 1).
+ * so MR * NR/4 accumulators + NR/4 B vectors + 1 broadcast + 1 product should fit in 15
+ * (6x8: 12 + 2 + 1 + 1, one over: V8 may spill; 5x8 and 4x8, which fit, measured no faster,
+ * see bench/NOTES.md and bench/cpu/kernel-variants.ts).
  * The k loop is unrolled K_UNROLL times with constant memarg offsets so only two pointer
  * increments and one counter test remain per K_UNROLL steps; packing pads each K block to a
  * multiple of K_UNROLL with zeros so the loop needs no remainder.

@@ -1,8 +1,8 @@
 /**
  * Worker thread entry of the CPU thread pool (see pool.ts). It blocks in `Atomics.wait` for the
  * next job, picks up announcements (shared objects, task modules) from its port synchronously,
- * runs the job's task and reports completion. Its event loop only runs while importing a task
- * module for the first time.
+ * joins the job if still invited, runs the task and reports completion. Its event loop only
+ * runs while importing a task module for the first time.
  */
 
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
@@ -59,10 +59,17 @@ async function serve(): Promise<void> {
   for (;;) {
     Atomics.wait(control, SEQ, seq);
     seq = Atomics.load(control, SEQ);
+    // Read announcements (and import new task modules) before joining, so that a slow first
+    // import makes the caller drop this thread from the job rather than wait for it.
+    try {
+      await drainMessages();
+    } catch (err) {
+      report(err);
+      continue;
+    }
     // Join unless the invitation was withdrawn (or never made).
     if (Atomics.compareExchange(control, INVITE_BASE + init.index, seq, seq | JOINED) !== seq) continue;
     try {
-      await drainMessages();
       const id = Atomics.load(control, TASK);
       const task = tasks.get(id);
       if (task === undefined) throw new Error(`no task with id ${id} was announced to worker ${init.index}`);
