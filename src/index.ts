@@ -5,3 +5,4 @@ export * from './ops/index.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
 export { getBackend, registerBackendFactory } from './backends/registry.js';
 export * as nn from './nn/index.js';
+export * as diffusion from './diffusion/index.js';
