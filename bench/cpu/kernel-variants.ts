@@ -43,12 +43,12 @@ const n = Number(process.argv[2] ?? 1024);
 const specs = process.argv.slice(3);
 const shapes: KernelShape[] = (specs.length > 0 ? specs : ['4x8/4', '5x8/4', '6x8/4', '6x8/2', '6x8/8', '3x12/4', '4x12/4', '2x16/4'])
   .map((s) => {
-    const m = /^(\d+)x(\d+)\/(\d+)$/.exec(s);
-    if (m === null) throw new Error(`bad shape ${s}, expected e.g. 6x8/4`);
-    return { mr: Number(m[1]), nr: Number(m[2]), kUnroll: Number(m[3]) };
+    const m = /^(\d+)x(\d+)\/(\d+)(s?)$/.exec(s);
+    if (m === null) throw new Error(`bad shape ${s}, expected e.g. 6x8/4 (or 6x8/4s: counter tested after every step)`);
+    return { mr: Number(m[1]), nr: Number(m[2]), kUnroll: Number(m[3]), splitSteps: m[4] === 's' };
   });
 for (const shape of shapes) {
   const mc = roundUp(Number(process.env.MC ?? 120), shape.mr);
   const kc = Number(process.env.KC ?? 256);
-  console.log(`${shape.mr}x${shape.nr}/u${shape.kUnroll}  kc=${kc} mc=${mc}: ${measure(shape, n, kc, mc).toFixed(2)} GFLOP/s`);
+  console.log(`${shape.mr}x${shape.nr}/u${shape.kUnroll}${shape.splitSteps === true ? 's' : ''}  kc=${kc} mc=${mc}: ${measure(shape, n, kc, mc).toFixed(2)} GFLOP/s`);
 }

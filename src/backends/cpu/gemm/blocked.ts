@@ -2,11 +2,11 @@
  * The blocked fp32 GEMM over the wasm heap: layout of one problem, copying the caller's
  * operands in, packing, and the tile loop that calls the macro-kernel (kernel.ts).
  *
- * Layout (all in the heap, addresses in bytes, K split into blocks of KC, each padded to a
- * multiple of K_UNROLL; `kp` = padded start of a K block, which is k0 itself):
+ * Layout (all in the heap, addresses in bytes, K split into blocks of KC steps; the block
+ * starting at step k0 has kc = min(KC, K - k0) steps):
  *   raw A, raw B  the operands as the caller stores them, rows made contiguous (ld = columns)
- *   packed A      [K blocks][Mp / MR panels][kcp][MR]   panel (kb, ir) at aBase + 4*(kp*Mp + ir*MR*kcp)
- *   packed B      [K blocks][Np / NR panels][kcp][NR]   panel (kb, jr) at bBase + 4*(kp*Np + jr*NR*kcp)
+ *   packed A      [K blocks][Mp / MR panels][kc][MR]   panel (k0, ir) at aBase + 4*(k0*Mp + ir*MR*kc)
+ *   packed B      [K blocks][Np / NR panels][kc][NR]   panel (k0, jr) at bBase + 4*(k0*Np + jr*NR*kc)
  *   C buffer      [Mp][ldc] with Mp, Np the sizes rounded up to MR, NR
  * The raw copy exists because worker threads can only read shared memory; packing from it
  * runs in wasm (pack-kernel.ts) and can be split across threads like the compute.
@@ -18,7 +18,7 @@
  * B panel, sized for 1 MiB L2 / 32 KiB L1 per core (see bench/NOTES.md for the measurements).
  */
 
-import { K_UNROLL, MR, NR, type GemmExports } from './kernel.js';
+import { MR, NR, type GemmExports } from './kernel.js';
 
 
 /** Rounds `n` up to a multiple of `m`. */
@@ -26,7 +26,7 @@ export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
 }
 
-/** K block length (a multiple of K_UNROLL). */
+/** K block length. */
 export const KC = 256;
 /** Rows of C per tile (a multiple of MR). */
 export const MC = 120;
@@ -37,8 +37,8 @@ const PANELS_PER_ITEM = 8;
 
 export interface GemmLayout {
   M: number; N: number; K: number;
-  /** M, N rounded up to MR, NR; K rounded up per block to K_UNROLL. */
-  mp: number; np: number; kp: number;
+  /** M, N rounded up to MR, NR. */
+  mp: number; np: number;
   /** Tile size (multiples of MR, NR) and tile grid. */
   mc: number; nc: number; mTiles: number; nTiles: number;
   /** Raw operand copies: byte address, leading dimension (floats), orientation. */
@@ -67,18 +67,12 @@ export function storedShapes(transA: boolean, transB: boolean, M: number, N: num
   return { a: transA ? [K, M] : [M, K], b: transB ? [N, K] : [K, N] };
 }
 
-function paddedK(K: number): number {
-  const full = Math.floor(K / KC) * KC;
-  return full + roundUp(K - full, K_UNROLL);
-}
-
 const align64 = (n: number): number => roundUp(n, 64);
 
 /** Plans one problem at byte address `base` (64-byte aligned). */
 export function planGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, base: number, options: PlanOptions = {}): GemmLayout {
   const mp = roundUp(M, MR);
   const np = roundUp(N, NR);
-  const kp = paddedK(K);
   let mc = Math.min(MC, mp);
   let nc = Math.min(NC, np);
   const minTiles = options.minTiles ?? 1;
@@ -93,11 +87,11 @@ export function planGemm(transA: boolean, transB: boolean, M: number, N: number,
   const rawA = base;
   const rawB = align64(rawA + (raw ? 4 * a[0] * a[1] : 0));
   const aBase = align64(rawB + (raw ? 4 * b[0] * b[1] : 0));
-  const bBase = aBase + 4 * kp * mp;
-  const cBase = bBase + 4 * kp * np;
+  const bBase = aBase + 4 * K * mp;
+  const cBase = bBase + 4 * K * np;
   const end = cBase + 4 * mp * ldc;
   return {
-    M, N, K, mp, np, kp, mc, nc, mTiles: Math.ceil(mp / mc), nTiles: Math.ceil(np / nc),
+    M, N, K, mp, np, mc, nc, mTiles: Math.ceil(mp / mc), nTiles: Math.ceil(np / nc),
     rawA, lda: a[1], aContiguous: transA, rawB, ldb: b[1], bContiguous: !transB,
     aBase, bBase, cBase, ldc, bytes: end - base,
   };
@@ -132,7 +126,6 @@ export function packItem(kernel: GemmExports, p: GemmLayout, item: number): void
   const perBlock = g.a + g.b;
   const k0 = Math.floor(item / perBlock) * KC;
   const kc = Math.min(KC, p.K - k0);
-  const kcp = roundUp(kc, K_UNROLL);
   const r = item % perBlock;
   const isA = r < g.a;
   const first = (isA ? r : r - g.a) * PANELS_PER_ITEM;
@@ -148,12 +141,13 @@ export function packItem(kernel: GemmExports, p: GemmLayout, item: number): void
     : (contiguous ? kernel.packBContiguous : kernel.packBStrided);
   for (let t = first; t < panels; t++) {
     const w0 = t * width;
-    const dst = blockBase + 4 * w0 * kcp;
+    const dst = blockBase + 4 * w0 * kc;
+    const src = raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0);
     if (w0 + width <= lanes) {
-      packFull(raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0), 4 * ld, dst, kc, kcp);
+      packFull(src, 4 * ld, dst, kc);
     } else {
       const [kStride, wStride] = contiguous ? [4 * ld, 4] : [4, 4 * ld];
-      kernel.packEdge(raw + 4 * (contiguous ? k0 * ld + w0 : w0 * ld + k0), kStride, wStride, dst, kc, kcp, lanes - w0, width);
+      kernel.packEdge(src, kStride, wStride, dst, kc, lanes - w0, width);
     }
   }
 }
@@ -166,9 +160,9 @@ export function computeTile(kernel: GemmExports, p: GemmLayout, item: number): v
   const nc = Math.min(p.nc, p.np - j0);
   const cAddr = p.cBase + 4 * (i0 * p.ldc + j0);
   for (let k0 = 0; k0 < p.K; k0 += KC) {
-    const kcp = roundUp(Math.min(KC, p.K - k0), K_UNROLL);
-    kernel.macro(p.aBase + 4 * (k0 * p.mp + i0 * kcp), p.bBase + 4 * (k0 * p.np + j0 * kcp), cAddr, 4 * p.ldc,
-      mc / MR, nc / NR, kcp, k0 === 0 ? 1 : 0);
+    const kc = Math.min(KC, p.K - k0);
+    kernel.macro(p.aBase + 4 * (k0 * p.mp + i0 * kc), p.bBase + 4 * (k0 * p.np + j0 * kc), cAddr, 4 * p.ldc,
+      mc / MR, nc / NR, kc, k0 === 0 ? 1 : 0);
   }
 }
 
@@ -183,20 +177,20 @@ export function gemmOnThread(kernel: GemmExports, p: GemmLayout): void {
 /** Serialises a layout into task arguments (and back, on the worker side). */
 export function layoutArgs(p: GemmLayout): number[] {
   return [
-    p.M, p.N, p.K, p.mp, p.np, p.kp, p.mc, p.nc, p.mTiles, p.nTiles,
+    p.M, p.N, p.K, p.mp, p.np, p.mc, p.nc, p.mTiles, p.nTiles,
     p.rawA, p.lda, p.aContiguous ? 1 : 0, p.rawB, p.ldb, p.bContiguous ? 1 : 0,
     p.aBase, p.bBase, p.cBase, p.ldc, p.bytes,
   ];
 }
 
 /** Number of task arguments a layout takes. */
-export const LAYOUT_ARGS = 21;
+export const LAYOUT_ARGS = 20;
 
 export function layoutFromArgs(args: Float64Array, at = 0): GemmLayout {
   const v = (i: number): number => args[at + i]!;
   return {
-    M: v(0), N: v(1), K: v(2), mp: v(3), np: v(4), kp: v(5), mc: v(6), nc: v(7), mTiles: v(8), nTiles: v(9),
-    rawA: v(10), lda: v(11), aContiguous: v(12) === 1, rawB: v(13), ldb: v(14), bContiguous: v(15) === 1,
-    aBase: v(16), bBase: v(17), cBase: v(18), ldc: v(19), bytes: v(20),
+    M: v(0), N: v(1), K: v(2), mp: v(3), np: v(4), mc: v(5), nc: v(6), mTiles: v(7), nTiles: v(8),
+    rawA: v(9), lda: v(10), aContiguous: v(11) === 1, rawB: v(12), ldb: v(13), bContiguous: v(14) === 1,
+    aBase: v(15), bBase: v(16), cBase: v(17), ldc: v(18), bytes: v(19),
   };
 }

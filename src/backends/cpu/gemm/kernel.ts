@@ -4,22 +4,27 @@
  * Blocking scheme (the GotoBLAS/BLIS layering; see pack-kernel.ts for the packed layouts):
  *
  *   for each tile of C of mc rows x nc columns             (a work item; threads claim these)
- *     for each K block of KC (multiple of K_UNROLL)        (packed A block MC x KC: L2-resident)
+ *     for each K block of KC steps                         (packed A block mc x KC: L2-resident)
  *       macro(): for each NR-wide B micro-panel (KC x NR: L1-resident)
  *                  for each MR-tall A micro-panel (MR x KC, streamed from L2)
  *                    micro(): C[MR, NR] (+)= A_panel @ B_panel
  *
- * The micro-kernel keeps the MR x NR tile of C in MR * NR/4 v128 locals, which the compiler
- * (V8 TurboFan) keeps in xmm registers. Per k it loads NR/4 vectors of B, broadcasts each of
- * the MR values of A (`v128.load32_splat`) and does MR * NR/4 multiply-adds. Fused
+ * The micro-kernel keeps the MR x NR tile of C in MR * NR/4 v128 locals, which V8's TurboFan
+ * keeps in xmm registers. Per k step it loads NR/4 vectors of B, broadcasts each of the MR
+ * values of A (`v128.load32_splat`, one vbroadcastss) and does MR * NR/4 multiply-adds. Fused
  * multiply-add (relaxed SIMD) is not enabled in Node 20 without flags, so each is an
- * f32x4.mul followed by an f32x4.add; x86-64 has 16 xmm registers and V8 keeps one as scratch,
- * so MR * NR/4 accumulators + NR/4 B vectors + 1 broadcast + 1 product should fit in 15
- * (6x8: 12 + 2 + 1 + 1, one over: V8 may spill; 5x8 and 4x8, which fit, measured no faster,
- * see bench/NOTES.md and bench/cpu/kernel-variants.ts).
- * The k loop is unrolled K_UNROLL times with constant memarg offsets so only two pointer
- * increments and one counter test remain per K_UNROLL steps; packing pads each K block to a
- * multiple of K_UNROLL with zeros so the loop needs no remainder.
+ * f32x4.mul followed by an f32x4.add.
+ *
+ * Register budget, and why the tile is only 4x8: x86-64 has 16 xmm registers and V8 keeps one
+ * as scratch. TurboFan keeps the (effectful, ordered) loads of a basic block at its top and
+ * sinks the pure arithmetic to its uses, so every value loaded in a block is live at once:
+ * accumulators + loads of one block + ~2 temporaries must fit in 15. 4x8 uses 8 + 6 + 2. A 6x8
+ * tile (12 + 8 + 2) or a plainly unrolled loop (all steps' loads hoisted) spills to the stack
+ * and ran at ~25 GFLOP/s against ~45 for this one (bench/NOTES.md).
+ * So the k loop is unrolled K_UNROLL times but tests its counter after every step: each step is
+ * its own basic block, its loads cannot be hoisted above the previous step's exit test, and
+ * any kc >= 1 works (no padding of K). Pointers advance once per unrolled iteration; steps use
+ * constant memarg offsets.
  *
  * The kernel accumulates into a padded C buffer (row stride in bytes `ldc`, rows and columns
  * padded to MR and NR): `first` = 1 stores the tile, `first` = 0 adds to what is there (later
@@ -31,11 +36,11 @@ import { buildPackContiguous, buildPackEdge, buildPackStrided } from './pack-ker
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 /** Rows of C per micro-tile. */
-export const MR = 6;
+export const MR = 4;
 /** Columns of C per micro-tile (two f32x4 vectors). */
 export const NR = 8;
-/** k-loop unroll factor; packed K blocks are padded to a multiple of it. */
-export const K_UNROLL = 4;
+/** k-loop unroll factor (the counter is still tested after every step). */
+export const K_UNROLL = 8;
 
 /** Wasm page size in bytes. */
 export const PAGE_BYTES = 65536;
@@ -45,27 +50,34 @@ export const PAGE_BYTES = 65536;
  */
 export const MAX_PAGES = 32768;
 
-export interface KernelShape { mr: number; nr: number; kUnroll: number }
+export interface KernelShape {
+  mr: number; nr: number; kUnroll: number;
+  /**
+   * Test the k counter after every unrolled step (the default). Without it (a bench variant
+   * only) kc must be a multiple of kUnroll and all steps' loads share one basic block.
+   */
+  splitSteps?: boolean;
+}
 
 export interface GemmExports {
   /**
    * Computes one block of C from packed panels: `mTiles` A micro-panels at `a` (each MR x kc,
    * consecutive) against `nTiles` B micro-panels at `b` (each kc x NR, consecutive), into C at
-   * byte address `c` with row stride `ldc` bytes. Addresses in bytes; kc a multiple of the unroll.
+   * byte address `c` with row stride `ldc` bytes. Addresses in bytes; kc >= 1.
    */
   macro(a: number, b: number, c: number, ldc: number, mTiles: number, nTiles: number, kc: number, first: number): void;
-  /** Pack one full micro-panel (see pack-kernel.ts): (src, ldBytes, dst, kc, kcp), byte addresses. */
-  packAContiguous(src: number, ld: number, dst: number, kc: number, kcp: number): void;
-  packAStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
-  packBContiguous(src: number, ld: number, dst: number, kc: number, kcp: number): void;
-  packBStrided(src: number, ld: number, dst: number, kc: number, kcp: number): void;
-  packEdge(src: number, kStride: number, wStride: number, dst: number, kc: number, kcp: number, lanes: number, width: number): void;
+  /** Pack one full micro-panel (see pack-kernel.ts): (src, ldBytes, dst, kc), byte addresses. */
+  packAContiguous(src: number, ld: number, dst: number, kc: number): void;
+  packAStrided(src: number, ld: number, dst: number, kc: number): void;
+  packBContiguous(src: number, ld: number, dst: number, kc: number): void;
+  packBStrided(src: number, ld: number, dst: number, kc: number): void;
+  packEdge(src: number, kStride: number, wStride: number, dst: number, kc: number, lanes: number, width: number): void;
 }
 
 const EXPORTS = ['macro', 'packAContiguous', 'packAStrided', 'packBContiguous', 'packBStrided', 'packEdge'] as const;
 
-/** The micro-kernel: C[mr, nr] at `c` (+)= sum over kc of A_panel[k] (x) B_panel[k]. */
-function buildMicroKernel({ mr, nr, kUnroll }: KernelShape): FunctionBody {
+/** The micro-kernel: C[mr, nr] at `c` (+)= sum over kc of A_panel[k] (x) B_panel[k]; (a, b, c, ldc, kc, first). */
+function buildMicroKernel({ mr, nr, kUnroll, splitSteps = true }: KernelShape): FunctionBody {
   const nv = nr / 4;
   const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []);
   const [a, b, c, ldc, kc, first] = [0, 1, 2, 3, 4, 5];
@@ -76,7 +88,7 @@ function buildMicroKernel({ mr, nr, kUnroll }: KernelShape): FunctionBody {
   const row = f.local('i32');
 
   // Accumulators start at zero (wasm zero-initialises locals).
-  f.loop();
+  f.block().loop();
   for (let u = 0; u < kUnroll; u++) {
     for (let j = 0; j < nv; j++) f.get(b).v128Load((u * nr + 4 * j) * 4).set(bv[j]!);
     for (let i = 0; i < mr; i++) {
@@ -85,11 +97,12 @@ function buildMicroKernel({ mr, nr, kUnroll }: KernelShape): FunctionBody {
         f.get(acc[i]![j]!).get(av).get(bv[j]!).f32x4Mul().f32x4Add().set(acc[i]![j]!);
       }
     }
+    if (splitSteps && u + 1 < kUnroll) f.get(kc).i32Const(1).i32Sub().tee(kc).i32Eqz().brIf(1);
   }
   f.get(a).i32Const(kUnroll * mr * 4).i32Add().set(a);
   f.get(b).i32Const(kUnroll * nr * 4).i32Add().set(b);
-  f.get(kc).i32Const(kUnroll).i32Sub().tee(kc).brIf(0);
-  f.end();
+  f.get(kc).i32Const(splitSteps ? 1 : kUnroll).i32Sub().tee(kc).brIf(0);
+  f.end().end();
 
   // Write the tile: store on the first K block, add to C afterwards.
   const writeTile = (accumulate: boolean): void => {
@@ -147,7 +160,7 @@ function buildMacroKernel({ mr, nr }: KernelShape, microIndex: number): Function
 }
 
 /** Encodes the kernel module for a tile shape (the default is the tuned MR x NR). */
-export function encodeGemmModule(shape: KernelShape = { mr: MR, nr: NR, kUnroll: K_UNROLL }): Uint8Array {
+export function encodeGemmModule(shape: KernelShape = { mr: MR, nr: NR, kUnroll: K_UNROLL, splitSteps: true }): Uint8Array {
   if (shape.nr % 4 !== 0) throw new RangeError(`kernel NR must be a multiple of 4, got ${shape.nr}`);
   const module = new ModuleBuilder(MAX_PAGES);
   const micro = module.addFunction(buildMicroKernel(shape));

@@ -4,9 +4,8 @@
  *
  * A micro-panel of width W (MR for A, NR for B) over a K block of kc steps is stored k-major:
  * panel[k * W + w] = op(A)[w0 + w, k0 + k] for A (w = row of C) or op(B)[k0 + k, w0 + w] for B
- * (w = column of C). Consecutive panels follow each other, each kcp * W floats long, where kcp
- * is kc rounded up to the kernel's unroll. Lanes beyond the matrix edge and steps beyond kc are
- * zeros, so the kernel always computes full tiles and its k loop needs no remainder.
+ * (w = column of C). Consecutive panels follow each other, each kc * W floats long. Lanes
+ * beyond the matrix edge are zeros, so the kernel always computes full tiles.
  *
  * Both operands reduce to two source orientations:
  *   contiguous  op(X)[w, k] = src[k * ld + w] (A transposed, B not): each step copies W
@@ -14,7 +13,7 @@
  *   strided     op(X)[w, k] = src[w * ld + k] (A not transposed, B transposed): a transpose;
  *               each step gathers one float from each of W row pointers, unrolled 4 steps
  *               with constant offsets.
- * One function per width and orientation fills a full panel: (src, ldBytes, dst, kc, kcp).
+ * One function per width and orientation fills a full panel: (src, ldBytes, dst, kc).
  * Edge panels (fewer than W valid lanes) use the slower general `packEdge`.
  *
  * Packing runs in wasm on every thread because worker threads must not write the heap through
@@ -23,8 +22,8 @@
 
 import { FunctionBody } from './wasm-assembler.js';
 
-const PARAMS = ['i32', 'i32', 'i32', 'i32', 'i32'] as const;
-const [SRC, LD, DST, KC, KCP] = [0, 1, 2, 3, 4];
+const PARAMS = ['i32', 'i32', 'i32', 'i32'] as const;
+const [SRC, LD, DST, KC] = [0, 1, 2, 3];
 
 /** Byte chunks (16, 8, 4) covering one step of W floats. */
 function chunks(width: number): Array<[offset: number, size: 16 | 8 | 4]> {
@@ -52,23 +51,8 @@ function advance(f: FunctionBody, pointer: number, bytes: number): void {
   f.get(pointer).i32Const(bytes).i32Add().set(pointer);
 }
 
-/** Zero-fills steps kc .. kcp of the panel (dst already points at step kc). */
-function zeroPadding(f: FunctionBody, width: number, pad: number): void {
-  countedLoop(f, pad, () => {
-    for (const [offset, size] of chunks(width)) {
-      f.get(DST);
-      if (size === 16) f.v128Zero().v128Store(offset);
-      else if (size === 8) f.i64Zero().i64Store(offset);
-      else f.i32Const(0).i32Store(offset);
-    }
-    advance(f, DST, width * 4);
-  });
-}
-
 export function buildPackContiguous(width: number): FunctionBody {
   const f = new FunctionBody(PARAMS, []);
-  const pad = f.local('i32');
-  f.get(KCP).get(KC).i32Sub().set(pad);
   countedLoop(f, KC, () => {
     for (const [offset, size] of chunks(width)) {
       f.get(DST).get(SRC);
@@ -79,15 +63,12 @@ export function buildPackContiguous(width: number): FunctionBody {
     f.get(SRC).get(LD).i32Add().set(SRC);
     advance(f, DST, width * 4);
   });
-  zeroPadding(f, width, pad);
   return f;
 }
 
 export function buildPackStrided(width: number): FunctionBody {
   const f = new FunctionBody(PARAMS, []);
-  const pad = f.local('i32');
   const rows = Array.from({ length: width }, () => f.local('i32'));
-  f.get(KCP).get(KC).i32Sub().set(pad);
   f.get(SRC).set(rows[0]!);
   for (let w = 1; w < width; w++) f.get(rows[w - 1]!).get(LD).i32Add().set(rows[w]!);
 
@@ -105,24 +86,23 @@ export function buildPackStrided(width: number): FunctionBody {
   f.get(KC).i32Const(4).i32Sub().set(KC);
   f.br(0).end().end();
   countedLoop(f, KC, () => steps(1));
-  zeroPadding(f, width, pad);
   return f;
 }
 
 /**
- * Any panel: packEdge(src, kStride, wStride, dst, kc, kcp, lanes, width), strides in bytes:
- * panel[k * width + w] = src[k * kStride + w * wStride] for k < kc and w < lanes, else 0.
+ * Any panel: packEdge(src, kStride, wStride, dst, kc, lanes, width), strides in bytes:
+ * panel[k * width + w] = src[k * kStride + w * wStride] for w < lanes, else 0.
  */
 export function buildPackEdge(): FunctionBody {
-  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []);
-  const [src, kStride, wStride, dst, kc, kcp, lanes, width] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const f = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'], []);
+  const [src, kStride, wStride, dst, kc, lanes, width] = [0, 1, 2, 3, 4, 5, 6];
   const n = f.local('i32');
   const at = f.local('i32');
   const w = f.local('i32');
   const s = f.local('i32');
   const d = f.local('i32');
   // Zero the whole panel, then copy the valid lanes and steps over it.
-  f.get(kcp).get(width).i32Mul().set(n);
+  f.get(kc).get(width).i32Mul().set(n);
   f.get(dst).set(at);
   countedLoop(f, n, () => {
     f.get(at).i32Const(0).i32Store(0);

@@ -111,10 +111,9 @@ export class FunctionBody {
   i32Load(offset = 0): this { return this.op(0x28).memarg(ALIGN.i32, offset); }
   i32Store(offset = 0): this { return this.op(0x36).memarg(ALIGN.i32, offset); }
 
-  // i64: only moves of 8 bytes (two floats, bit-exact) and the zero constant.
+  // i64: only moves of 8 bytes (two floats, bit-exact).
   i64Load(offset = 0): this { return this.op(0x29).memarg(ALIGN.i64, offset); }
   i64Store(offset = 0): this { return this.op(0x37).memarg(ALIGN.i64, offset); }
-  i64Zero(): this { return this.op(0x42, 0x00); }
 
   // f32 scalar.
   f32Load(offset = 0): this { return this.op(0x2a).memarg(ALIGN.f32, offset); }
@@ -126,7 +125,6 @@ export class FunctionBody {
   v128Load(offset = 0): this { return this.simd(0x00).memarg(ALIGN.v128, offset); }
   v128Load32Splat(offset = 0): this { return this.simd(0x09).memarg(ALIGN.f32, offset); }
   v128Store(offset = 0): this { return this.simd(0x0b).memarg(ALIGN.v128, offset); }
-  v128Zero(): this { this.simd(0x0c); this.code.push(...new Array<number>(16).fill(0)); return this; }
   f32x4Splat(): this { return this.simd(0x13); }
   f32x4Add(): this { return this.simd(0xe4); }
   f32x4Mul(): this { return this.simd(0xe6); }
