@@ -20,7 +20,6 @@
 
 import { MR, NR, type GemmExports } from './kernel.js';
 
-
 /** Rounds `n` up to a multiple of `m`. */
 export function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;

@@ -97,6 +97,7 @@ function buildMicroKernel({ mr, nr, kUnroll, splitSteps = true }: KernelShape): 
         f.get(acc[i]![j]!).get(av).get(bv[j]!).f32x4Mul().f32x4Add().set(acc[i]![j]!);
       }
     }
+    // The exit test ends the step's basic block: the next step's loads stay below it.
     if (splitSteps && u + 1 < kUnroll) f.get(kc).i32Const(1).i32Sub().tee(kc).i32Eqz().brIf(1);
   }
   f.get(a).i32Const(kUnroll * mr * 4).i32Add().set(a);
