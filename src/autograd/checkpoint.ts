@@ -1,22 +1,29 @@
 /**
  * Activation checkpointing: run `fn` without recording, keep only its inputs, and recompute it
  * (with the random generator rewound, so dropout masks repeat) when the gradient is needed.
- * Parameters that `fn` closes over receive their gradients during that recomputation.
+ * Parameters that `fn` closes over receive their gradients during that recomputation; any other
+ * tensor that needs a gradient must be passed as an input (the recomputation detaches inputs).
  */
 import { isGradEnabled, enableGrad, noGrad } from './grad-mode.js';
 import { backward } from './engine.js';
 import { record } from '../ops/record.js';
 import { detach } from '../ops/layout.js';
+import { mul } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { add } from '../ops/elementwise.js';
 import { defaultGenerator } from '../random/generator.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
+export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor;
+export function checkpoint(fn: (...inputs: Tensor[]) => Tensor[], ...inputs: Tensor[]): Tensor[];
+export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], ...inputs: Tensor[]): Tensor | Tensor[] {
   if (!isGradEnabled()) return fn(...inputs);
   const rngState = defaultGenerator.getState();
   const out = noGrad(() => fn(...inputs));
-  // The output must be its own tensor so that recording does not mark an input in place.
-  const result = detach(out);
-  record('checkpoint', inputs, [result], ([g]) => {
+  const outs = Array.isArray(out) ? out : [out];
+  // Fresh tensor objects, so that recording never marks something fn returned unchanged.
+  const results = outs.map(detach);
+  record('checkpoint', inputs, results, (grads) => {
     const detached = inputs.map((t) => {
       const d = detach(t);
       if (t.requiresGrad) d.requiresGrad_(true);
@@ -25,12 +32,20 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tenso
     const resumeState = defaultGenerator.getState();
     defaultGenerator.setState(rngState);
     try {
-      const recomputed = enableGrad(() => fn(...detached));
-      if (recomputed.requiresGrad) backward(recomputed, g!);
+      const again = enableGrad(() => fn(...detached));
+      const recomputed = Array.isArray(again) ? again : [again];
+      // One backward for all outputs: d/dθ Σ_i <out_i, g_i> gives Σ_i J_iᵀ g_i.
+      let objective: Tensor | null = null;
+      recomputed.forEach((r, i) => {
+        if (!r.requiresGrad) return;
+        const term = enableGrad(() => sum(mul(r, grads[i]!)));
+        objective = objective ? enableGrad(() => add(objective!, term)) : term;
+      });
+      if (objective) backward(objective);
     } finally {
       defaultGenerator.setState(resumeState);
     }
     return detached.map((d) => d.grad);
   }, { always: true });
-  return result;
+  return Array.isArray(out) ? results : results[0]!;
 }

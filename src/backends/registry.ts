@@ -1,10 +1,14 @@
 /** Maps device names to backends. The CPU backend is built in; CUDA registers a factory when loaded. */
 import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/index.js';
+import { MetaBackend } from './meta/index.js';
 import { DeviceError, deviceKey, parseDevice, type Device } from '../tensor/device.js';
 
 const backends = new Map<string, Backend>();
-const factories = new Map<'cpu' | 'cuda', (device: Device) => Backend>([['cpu', (d) => new CpuBackend(d)]]);
+const factories = new Map<Device['kind'], (device: Device) => Backend>([
+  ['cpu', (d) => new CpuBackend(d)],
+  ['meta', (d) => new MetaBackend(d)],
+]);
 
 export function registerBackendFactory(kind: 'cpu' | 'cuda', factory: (device: Device) => Backend): void {
   factories.set(kind, factory);
@@ -23,4 +27,23 @@ export function getBackend(device: string | Device): Backend {
     backends.set(key, b);
   }
   return b;
+}
+
+let defaultDeviceName = 'cpu';
+
+/** The device tensor constructors use when none is given ('cpu' unless inside withDefaultDevice). */
+export function defaultDevice(): string {
+  return defaultDeviceName;
+}
+
+/** Runs fn with another default device, e.g. building a model directly on 'cuda' or 'meta'. */
+export function withDefaultDevice<T>(device: string, fn: () => T): T {
+  parseDevice(device);
+  const prev = defaultDeviceName;
+  defaultDeviceName = device;
+  try {
+    return fn();
+  } finally {
+    defaultDeviceName = prev;
+  }
 }

@@ -3,7 +3,7 @@ import { allocHost, isHalf, type DType, type HostArray } from '../tensor/dtype.j
 import type { Device } from '../tensor/device.js';
 import { numelOf, type Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { getBackend } from '../backends/registry.js';
+import { defaultDevice, getBackend } from '../backends/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/half.js';
 
 export interface CreateOptions {
@@ -20,11 +20,11 @@ function finish(t: Tensor, options: CreateOptions): Tensor {
 }
 
 export function empty(shape: Shape, options: CreateOptions = {}): Tensor {
-  return finish(Tensor.empty(shape, options.dtype ?? 'float32', getBackend(options.device ?? 'cpu')), options);
+  return finish(Tensor.empty(shape, options.dtype ?? 'float32', getBackend(options.device ?? defaultDevice())), options);
 }
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
-  const t = Tensor.empty(shape, options.dtype ?? 'float32', getBackend(options.device ?? 'cpu'));
+  const t = Tensor.empty(shape, options.dtype ?? 'float32', getBackend(options.device ?? defaultDevice()));
   if (t.numel > 0) t.backend.kernels.fill(t, value);
   return finish(t, options);
 }
@@ -60,14 +60,14 @@ export function arange(start: number, end?: number, step = 1, options: CreateOpt
   if (step === 0) throw new RangeError('arange: step must not be 0');
   const n = Math.max(0, Math.ceil((hi - lo) / step));
   const allInts = Number.isInteger(lo) && Number.isInteger(step);
-  const t = Tensor.empty([n], options.dtype ?? (allInts ? 'int32' : 'float32'), getBackend(options.device ?? 'cpu'));
+  const t = Tensor.empty([n], options.dtype ?? (allInts ? 'int32' : 'float32'), getBackend(options.device ?? defaultDevice()));
   if (n > 0) t.backend.kernels.arange(t, lo, step);
   return finish(t, options);
 }
 
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
   const step = steps > 1 ? (end - start) / (steps - 1) : 0;
-  const t = Tensor.empty([steps], options.dtype ?? 'float32', getBackend(options.device ?? 'cpu'));
+  const t = Tensor.empty([steps], options.dtype ?? 'float32', getBackend(options.device ?? defaultDevice()));
   if (steps > 0) t.backend.kernels.arange(t, start, step);
   return finish(t, options);
 }
@@ -116,7 +116,7 @@ export function numbersToHost(values: ArrayLike<number>, dtype: DType): HostArra
  * Typed arrays of the matching host type are taken bit for bit (Uint16Array as half bits).
  */
 export function tensor(data: NestedNumbers | HostArray | readonly number[], options: CreateOptions & { shape?: Shape } = {}): Tensor {
-  const device = options.device ?? 'cpu';
+  const device = options.device ?? defaultDevice();
   if (ArrayBuffer.isView(data)) {
     const dtype = options.dtype ?? defaultDTypeFor(data);
     const shape = options.shape ?? [data.length];

@@ -2,7 +2,7 @@
 import { isFloating } from '../tensor/dtype.js';
 import type { Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { getBackend } from '../backends/registry.js';
+import { defaultDevice, getBackend } from '../backends/registry.js';
 import { defaultGenerator, type Generator } from '../random/generator.js';
 import type { CreateOptions } from './create.js';
 import { add, mul, lt, floor } from './elementwise.js';
@@ -15,7 +15,7 @@ export interface RandomOptions extends CreateOptions {
 function draw(shape: Shape, dist: 'uniform' | 'normal', options: RandomOptions): Tensor {
   const dtype = options.dtype ?? 'float32';
   if (!isFloating(dtype)) throw new TypeError(`random ${dist}: dtype must be floating, got ${dtype}`);
-  const backend = getBackend(options.device ?? 'cpu');
+  const backend = getBackend(options.device ?? defaultDevice());
   const raw = Tensor.empty(shape, dtype, backend);
   const gen = options.generator ?? defaultGenerator;
   const offset = gen.reserve(raw.numel);
