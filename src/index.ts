@@ -6,3 +6,4 @@ export { Generator, defaultGenerator, manualSeed } from './random/generator.js';
 export { getBackend, registerBackendFactory } from './backends/registry.js';
 export * as nn from './nn/index.js';
 export * as diffusion from './diffusion/index.js';
+export * as data from './data/index.js';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `dimba` command. Sub-commands arrive with their issues; this entry lists what exists. */
 import { readFileSync } from 'node:fs';
+import { dataCommand } from './data-command.js';
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> | number }> = {
   version: {
@@ -11,6 +12,7 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
       return 0;
     },
   },
+  data: dataCommand,
 };
 
 function usage(): string {
