@@ -46,6 +46,6 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], ...in
       defaultGenerator.setState(resumeState);
     }
     return detached.map((d) => d.grad);
-  }, { always: true });
+  }, { always: true, onceDifferentiable: true });
   return Array.isArray(out) ? results : results[0]!;
 }

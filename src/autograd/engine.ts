@@ -79,12 +79,12 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
     throw new Error(`backward: gradient shape ${formatShape(seed.shape)} does not match output ${formatShape(root.shape)}`);
   }
   // As in PyTorch, building a differentiable backward keeps the forward graph it refers to.
-  const run = () => backwardFrom(root, seed!, options.retainGraph ?? options.createGraph ?? false);
+  const run = () => backwardFrom(root, seed!, options.retainGraph ?? options.createGraph ?? false, options.createGraph ?? false);
   if (options.createGraph) enableGrad(run);
   else noGrad(run);
 }
 
-function backwardFrom(root: Tensor, seed: Tensor, retainGraph: boolean): void {
+function backwardFrom(root: Tensor, seed: Tensor, retainGraph: boolean, createGraph: boolean): void {
   if (root.isLeaf) {
     accumulateLeaf(root, seed);
     return;
@@ -110,6 +110,9 @@ function backwardFrom(root: Tensor, seed: Tensor, retainGraph: boolean): void {
       const hooks = node.outputHooks(i);
       return hooks.length > 0 ? runHooks(hooks, full) : full;
     });
+    if (createGraph && node.onceDifferentiable) {
+      throw new Error(`backward with createGraph: '${node.name}' has a kernel backward that cannot be differentiated again`);
+    }
     const inGrads = node.apply(outGrads);
     if (!retainGraph) node.release();
     node.inputs.forEach((input, i) => {

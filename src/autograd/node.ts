@@ -23,7 +23,8 @@ export class GradNode {
   private fn: BackwardFn | null;
   private hooks: Map<number, GradHook[]> | null = null;
 
-  constructor(readonly name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], fn: BackwardFn) {
+  constructor(readonly name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], fn: BackwardFn,
+    readonly onceDifferentiable = false) {
     this.inputs = inputs.map((t) => (t.requiresGrad ? t : null));
     this.inputShapes = inputs.map((t) => t.shape);
     this.inputDTypes = inputs.map((t) => t.dtype);

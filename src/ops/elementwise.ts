@@ -31,7 +31,7 @@ function unary(op: UnaryOp, x: Tensor, params: UnaryParams = {}): Tensor {
       const gx = Tensor.empty(input.shape, input.dtype, input.backend);
       if (gx.numel > 0) input.backend.kernels.unaryBackward(op, input, contiguous(g!), gx, params);
       return [gx];
-    });
+    }, { onceDifferentiable: true });
   }
   return out;
 }

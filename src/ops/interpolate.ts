@@ -80,6 +80,6 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
     const gx = Tensor.empty(xc.shape, xc.dtype, xc.backend);
     if (gx.numel > 0) xc.backend.kernels.interpolate2dBackward(contiguous(g!), gx, args);
     return [gx];
-  });
+  }, { onceDifferentiable: true });
   return out;
 }

@@ -156,9 +156,10 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const shape = [...x.shape];
   shape[d] = length;
   return viewOf('narrow', x, shape, x.strides, x.offset + s * x.strides[d]!, (g) => {
-    const full = zeros(x.shape, { dtype: g.dtype, device: g.device });
-    g.backend.kernels.copy(g, full.withLayout(shape, full.strides, s * full.strides[d]!));
-    return full;
+    // Pad with zeros through cat (itself differentiable), so higher-order gradients work.
+    const zerosOf = (n: number) => zeros(shape.map((v, i) => (i === d ? n : v)), { dtype: g.dtype, device: g.device });
+    const parts = [s > 0 ? zerosOf(s) : null, g, size - s - length > 0 ? zerosOf(size - s - length) : null];
+    return cat(parts.filter((p): p is Tensor => p !== null), d);
   });
 }
 

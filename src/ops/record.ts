@@ -14,11 +14,17 @@ export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): bo
  * Records `outputs = name(inputs)`; `backward` receives the output gradients and returns one
  * gradient (or null) per input, in order.
  */
+export interface RecordOptions {
+  /** Record even when no input requires grad: the op may close over trainable tensors (checkpoint). */
+  always?: boolean;
+  /** The backward runs kernels directly, so it cannot itself be differentiated (createGraph refuses it). */
+  onceDifferentiable?: boolean;
+}
+
 export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: BackwardFn,
-  options: { always?: boolean } = {}): void {
-  // `always`: the op may close over trainable tensors that are not among its inputs (checkpoint).
+  options: RecordOptions = {}): void {
   if (options.always ? !isGradEnabled() : !needsGrad(...inputs)) return;
-  const node = new GradNode(name, inputs, outputs, backward);
+  const node = new GradNode(name, inputs, outputs, backward, options.onceDifferentiable ?? false);
   outputs.forEach((out, i) => {
     if (!isFloating(out.dtype)) return;
     out.requiresGrad = true;

@@ -119,3 +119,19 @@ describe('activation checkpointing', () => {
     assert.deepEqual(T.rand([4]).toArray(), after);
   });
 });
+
+describe('higher-order gradients', () => {
+  test('createGraph through an op with a kernel backward is refused, not silently wrong', () => {
+    const x = T.tensor([0.3, -0.2], { requiresGrad: true, dtype: 'float64' });
+    assert.throws(() => T.grad(T.sum(T.tanh(x)), [x], undefined, { createGraph: true }), /'tanh' has a kernel backward/);
+  });
+  test('narrow and cat are twice differentiable', () => {
+    const x = T.tensor([1, 2, 3, 4], { requiresGrad: true, dtype: 'float64' });
+    const n = T.narrow(x, 0, 1, 2);
+    const y = T.sum(T.mul(T.mul(n, n), n));
+    const [g] = T.grad(y, [x], undefined, { createGraph: true });
+    close(g!.toArray(), [0, 12, 27, 0]);
+    const [g2] = T.grad(T.sum(g!), [x]);
+    close(g2!.toArray(), [0, 12, 18, 0]);
+  });
+});
