@@ -13,6 +13,10 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
     },
   },
   data: dataCommand,
+  doctor: {
+    summary: 'report the GPU, CUDA driver, NVRTC and cuBLAS dimba can use [--json]',
+    run: async (args) => (await import('./doctor.js')).runDoctor(args),
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,113 @@
+/**
+ * The CUDA backend: device memory from the caching allocator, host copies through the driver,
+ * and kernels from kernels/*.ts (NVRTC-compiled CUDA C, cuBLAS for matmul). Every kernel call
+ * first makes this device's context current, so tensors on several GPUs can be used in turn.
+ */
+import type { Backend, FusedKernels, Kernels, Storage } from '../backend.js';
+import { allocHost, itemSize, type DType, type HostArray } from '../../tensor/dtype.js';
+import type { Device } from '../../tensor/device.js';
+import { check } from './ffi/driver.js';
+import type { MemoryStats } from './allocator.js';
+import { CudaRuntime, type CudaRuntimeOptions } from './runtime.js';
+import { CudaStorage } from './storage.js';
+import { copyKernels } from './kernels/copy.js';
+import { elementwiseKernels } from './kernels/elementwise.js';
+import { reduceKernels } from './kernels/reduce.js';
+import { rowKernels } from './kernels/rows.js';
+import { indexingKernels } from './kernels/indexing.js';
+import { randomKernels } from './kernels/random.js';
+import { matmulKernels } from './kernels/matmul.js';
+import { unimplementedKernels } from './kernels/unimplemented.js';
+import type { CudaDeviceInfo } from './device.js';
+
+/** Wraps each kernel so it runs with this device's context current. */
+function activating(rt: CudaRuntime, kernels: Kernels): Kernels {
+  const wrapped = { ...kernels };
+  for (const name of Object.keys(kernels) as (keyof Kernels)[]) {
+    const fn: (...args: never[]) => void = kernels[name];
+    Object.assign(wrapped, { [name]: (...args: never[]) => { rt.activate(); fn(...args); } });
+  }
+  return wrapped;
+}
+
+export class CudaBackend implements Backend {
+  readonly runtime: CudaRuntime;
+  readonly kernels: Kernels;
+  /** No fused kernels yet: attention composes matmul and softmax (ops/attention.ts). */
+  readonly fused: FusedKernels = {};
+
+  constructor(readonly device: Device, options: CudaRuntimeOptions = {}) {
+    this.runtime = new CudaRuntime(device.index, options);
+    const rt = this.runtime;
+    this.kernels = activating(rt, {
+      ...copyKernels(rt),
+      ...elementwiseKernels(rt),
+      ...reduceKernels(rt),
+      ...rowKernels(rt),
+      ...indexingKernels(rt),
+      ...randomKernels(rt),
+      ...matmulKernels(rt),
+      ...unimplementedKernels,
+    });
+  }
+
+  get info(): CudaDeviceInfo {
+    return this.runtime.info;
+  }
+
+  alloc(dtype: DType, numel: number): Storage {
+    return this.allocStorage(dtype, numel);
+  }
+
+  private allocStorage(dtype: DType, numel: number): CudaStorage {
+    if (!Number.isSafeInteger(numel) || numel < 0) throw new RangeError(`alloc: bad element count ${numel}`);
+    this.runtime.activate();
+    return new CudaStorage(this, dtype, numel, this.runtime.allocator.alloc(numel * itemSize(dtype)), this.runtime.allocator);
+  }
+
+  fromHost(dtype: DType, data: HostArray): Storage {
+    if (allocHost(dtype, 0).constructor !== data.constructor) {
+      throw new TypeError(`fromHost: ${data.constructor.name} does not hold ${dtype} elements`);
+    }
+    const storage = this.allocStorage(dtype, data.length);
+    if (data.length > 0) {
+      const rt = this.runtime;
+      // Synchronous on the legacy stream: ordered after queued kernels (which may still be
+      // reading a cached block this storage reuses), and the host array may change after return.
+      check(rt.api, 'cuMemcpyHtoD', rt.api.cuMemcpyHtoD(storage.address, data, data.byteLength));
+    }
+    return storage;
+  }
+
+  toHost(storage: Storage, offset: number, numel: number): HostArray {
+    if (!(storage instanceof CudaStorage) || storage.backend !== this) {
+      throw new TypeError(`toHost: storage does not belong to ${this.runtime.label}`);
+    }
+    const out = allocHost(storage.dtype, numel);
+    if (numel === 0) return out;
+    const rt = this.runtime;
+    rt.activate();
+    // A synchronous copy on the legacy stream: it waits for every kernel queued on our stream.
+    check(rt.api, 'cuMemcpyDtoH', rt.api.cuMemcpyDtoH(out, storage.address + offset * itemSize(storage.dtype), out.byteLength));
+    rt.checkErrors();
+    return out;
+  }
+
+  synchronize(): void {
+    this.runtime.synchronize();
+  }
+
+  memoryStats(): MemoryStats {
+    return this.runtime.allocator.stats();
+  }
+
+  /** Returns cached device memory to the driver; gives the bytes released. */
+  emptyCache(): number {
+    this.runtime.synchronize();
+    return this.runtime.allocator.emptyCache();
+  }
+
+  resetPeakMemoryStats(): void {
+    this.runtime.allocator.resetPeakStats();
+  }
+}

@@ -1,0 +1,108 @@
+/** Launchers for elementwise.cu: unary (+ backward), broadcasting binary ops and where. */
+import type { BinaryOp, Kernels, UnaryOp, UnaryParams } from '../../backend.js';
+import { itemSize } from '../../../tensor/dtype.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import { mergeDims, putDims, putStrides } from '../layout.js';
+import type { CudaRuntime } from '../runtime.js';
+import { addressOf } from '../storage.js';
+import { contiguousOn } from './copy.js';
+import { DTYPE_SUFFIX, ELEMENTWISE_MODULE } from './source.js';
+
+/** Op codes: positions here are the `op` values elementwise.cu switches on. */
+export const UNARY_OPS: readonly UnaryOp[] = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'tanh', 'sigmoid', 'silu', 'relu', 'gelu', 'gelu_tanh',
+  'softplus', 'sin', 'cos', 'square', 'reciprocal', 'clamp', 'pow_scalar', 'floor', 'logical_not', 'isnan', 'isinf',
+];
+export const BINARY_OPS: readonly BinaryOp[] = [
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'atan2',
+  'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or',
+];
+const PREDICATES: ReadonlySet<UnaryOp> = new Set(['logical_not', 'isnan', 'isinf']);
+const COMPARISONS: ReadonlySet<BinaryOp> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or']);
+
+function opCode<T>(table: readonly T[], op: T): number {
+  const i = table.indexOf(op);
+  if (i < 0) throw new TypeError(`no CUDA elementwise kernel for op '${String(op)}'`);
+  return i;
+}
+
+/** clamp's (min, max) or pow_scalar's exponent, as the kernels' p0 and p1. */
+function scalars(op: UnaryOp, params: UnaryParams): [number, number] {
+  if (op === 'clamp') return [params.min ?? -Infinity, params.max ?? Infinity];
+  if (op === 'pow_scalar') return [params.exponent ?? 1, 0];
+  return [0, 0];
+}
+
+function requireContiguous(op: string, name: string, t: Tensor): void {
+  if (!t.isContiguous) throw new TypeError(`${op}: CUDA kernel needs a contiguous ${name}, got strides [${t.strides.join(', ')}]`);
+}
+
+function requireSameDType(op: string, a: Tensor, b: Tensor): void {
+  if (a.dtype !== b.dtype) throw new TypeError(`${op}: CUDA kernel got ${a.dtype} and ${b.dtype}; the op layer casts operands to one dtype first`);
+}
+
+export function elementwiseKernels(rt: CudaRuntime): Pick<Kernels, 'unary' | 'unaryBackward' | 'binary' | 'where'> {
+  return {
+    unary(op, x0, out, params) {
+      const n = out.numel;
+      if (n === 0) return;
+      requireContiguous(op, 'output', out);
+      const pred = PREDICATES.has(op);
+      if (!pred) requireSameDType(op, x0, out);
+      else if (out.dtype !== 'bool') throw new TypeError(`${op}: CUDA kernel writes bool, got a ${out.dtype} output`);
+      const x = contiguousOn(rt, x0);
+      const [p0, p1] = scalars(op, params);
+      rt.params.begin().i32(opCode(UNARY_OPS, op)).ptr(addressOf(x)).ptr(addressOf(out)).i64(n).f64(p0).f64(p1);
+      rt.launch(rt.fn(ELEMENTWISE_MODULE, `${pred ? 'unary_pred' : 'unary'}_${DTYPE_SUFFIX[x.dtype]}`), rt.gridFor(n), 256);
+      if (x !== x0) x.dispose();
+    },
+
+    unaryBackward(op, x0, gy0, gx, params) {
+      const n = gx.numel;
+      if (n === 0) return;
+      requireContiguous(`${op} backward`, 'gradient output', gx);
+      requireSameDType(`${op} backward`, x0, gx);
+      requireSameDType(`${op} backward`, gy0, gx);
+      const x = contiguousOn(rt, x0);
+      const gy = contiguousOn(rt, gy0);
+      const [p0, p1] = scalars(op, params);
+      rt.params.begin().i32(opCode(UNARY_OPS, op)).ptr(addressOf(x)).ptr(addressOf(gy)).ptr(addressOf(gx)).i64(n).f64(p0).f64(p1);
+      rt.launch(rt.fn(ELEMENTWISE_MODULE, `unary_backward_${DTYPE_SUFFIX[x.dtype]}`), rt.gridFor(n), 256);
+      if (x !== x0) x.dispose();
+      if (gy !== gy0) gy.dispose();
+    },
+
+    binary(op, a, b, out) {
+      const n = out.numel;
+      if (n === 0) return;
+      requireContiguous(op, 'output', out);
+      requireSameDType(op, a, b);
+      const cmp = COMPARISONS.has(op);
+      if (cmp ? out.dtype !== 'bool' : out.dtype !== a.dtype) {
+        throw new TypeError(`${op}: CUDA kernel got a ${out.dtype} output for ${a.dtype} operands`);
+      }
+      const layout = mergeDims(out.shape, [a.strides, b.strides], op);
+      const p = rt.params.begin().i32(opCode(BINARY_OPS, op));
+      putDims(p, layout.sizes);
+      putStrides(p, layout.strides[0]!, 0);
+      putStrides(p, layout.strides[1]!, 0);
+      p.ptr(addressOf(a)).ptr(addressOf(b)).ptr(addressOf(out)).i64(n);
+      rt.launch(rt.fn(ELEMENTWISE_MODULE, `${cmp ? 'binary_cmp' : 'binary'}_${DTYPE_SUFFIX[a.dtype]}`), rt.gridFor(n), 256);
+    },
+
+    where(cond, a, b, out) {
+      const n = out.numel;
+      if (n === 0) return;
+      requireContiguous('where', 'output', out);
+      requireSameDType('where', a, out);
+      requireSameDType('where', b, out);
+      if (cond.dtype !== 'bool') throw new TypeError(`where: CUDA kernel needs a bool condition, got ${cond.dtype}`);
+      const layout = mergeDims(out.shape, [cond.strides, a.strides, b.strides], 'where');
+      const p = rt.params.begin();
+      putDims(p, layout.sizes);
+      for (const s of layout.strides) putStrides(p, s, 0);
+      p.ptr(addressOf(cond)).ptr(addressOf(a)).ptr(addressOf(b)).ptr(addressOf(out)).i64(n);
+      rt.launch(rt.fn(ELEMENTWISE_MODULE, `where_${itemSize(out.dtype)}`), rt.gridFor(n), 256);
+    },
+  };
+}

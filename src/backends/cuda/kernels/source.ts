@@ -1,0 +1,67 @@
+/**
+ * Where kernel sources live and how dtypes name kernels. Each kernels/<module>.cu sits beside
+ * its TypeScript launcher; both NVRTC (at run time) and nvcc (the CI compile check) read it.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { DType } from '../../../tensor/dtype.js';
+
+export interface KernelModule {
+  /** Module name (also the .cu file's base name). */
+  readonly name: string;
+}
+
+export const COPY_MODULE: KernelModule = { name: 'copy' };
+export const ELEMENTWISE_MODULE: KernelModule = { name: 'elementwise' };
+export const REDUCE_MODULE: KernelModule = { name: 'reduce' };
+export const ROWS_MODULE: KernelModule = { name: 'rows' };
+export const INDEXING_MODULE: KernelModule = { name: 'indexing' };
+export const RANDOM_MODULE: KernelModule = { name: 'random' };
+
+export const ALL_MODULES: readonly KernelModule[] = [
+  COPY_MODULE, ELEMENTWISE_MODULE, REDUCE_MODULE, ROWS_MODULE, INDEXING_MODULE, RANDOM_MODULE,
+];
+
+/** dtype codes shared with common.cuh (load_dyn / store_dyn). */
+export const DTYPE_CODE: Readonly<Record<DType, number>> = {
+  float32: 0, float64: 1, bfloat16: 2, float16: 3, int32: 4, int64: 5, bool: 6,
+};
+
+/** Kernel-name suffix per dtype (unary_f32, reduce_warp_bf16, ...). */
+export const DTYPE_SUFFIX: Readonly<Record<DType, string>> = {
+  float32: 'f32', float64: 'f64', bfloat16: 'bf16', float16: 'f16', int32: 'i32', int64: 'i64', bool: 'bool',
+};
+
+/**
+ * The folder holding the .cu files. Compiled JavaScript runs from dist/src/backends/cuda/kernels,
+ * where tsc does not copy them, so fall back from this module's own folder to the source tree.
+ */
+export function kernelSourceDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  if (existsSync(`${here}common.cuh`)) return here;
+  const inSource = fileURLToPath(new URL('../../../../../src/backends/cuda/kernels/', import.meta.url));
+  if (existsSync(`${inSource}common.cuh`)) return inSource;
+  throw new Error(`CUDA kernel sources not found: looked for common.cuh in ${here} and ${inSource}`);
+}
+
+/** Every .cu file (for the nvcc compile check). */
+export function kernelSourceFiles(): string[] {
+  const dir = kernelSourceDir();
+  return readdirSync(dir).filter((f) => f.endsWith('.cu')).sort().map((f) => `${dir}${f}`);
+}
+
+export interface KernelSource {
+  readonly name: string;
+  readonly source: string;
+  /** Headers the source includes by name, for NVRTC (which cannot read files itself). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export function readKernelSource(module: KernelModule): KernelSource {
+  const dir = kernelSourceDir();
+  return {
+    name: `${module.name}.cu`,
+    source: readFileSync(`${dir}${module.name}.cu`, 'utf8'),
+    headers: { 'common.cuh': readFileSync(`${dir}common.cuh`, 'utf8') },
+  };
+}

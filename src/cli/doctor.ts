@@ -1,0 +1,18 @@
+/** `dimba doctor [--json]`: the GPU, driver and CUDA libraries dimba can use. Exit code 0 with or without a GPU. */
+import { formatCudaReport, probeCuda } from '../backends/cuda/doctor.js';
+
+export function runDoctor(args: readonly string[]): number {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log('Usage: dimba doctor [--json]\n\nReports the GPU (name, memory, compute capability) and the CUDA driver,\n'
+      + 'NVRTC and cuBLAS versions found, or says plainly that there is no GPU.\n  --json   print the report as JSON');
+    return 0;
+  }
+  const unknown = args.filter((a) => a !== '--json');
+  if (unknown.length > 0) {
+    console.error(`dimba doctor: unknown option '${unknown[0]}' (try --help)`);
+    return 2;
+  }
+  const report = probeCuda();
+  console.log(args.includes('--json') ? JSON.stringify(report, null, 2) : formatCudaReport(report));
+  return 0;
+}

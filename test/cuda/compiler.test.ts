@@ -1,0 +1,110 @@
+/** NVRTC cache keys, the disk cache and compile-error reporting, with a stand-in NVRTC (runs everywhere). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cacheKey, chooseTarget, compileOptions, defaultCacheDir, DiskCache, KernelCompiler } from '../../src/backends/cuda/compiler.js';
+import { NvrtcError, type NvrtcApi } from '../../src/backends/cuda/ffi/nvrtc.js';
+import { readKernelSource, COPY_MODULE, type KernelSource } from '../../src/backends/cuda/kernels/source.js';
+
+const source: KernelSource = { name: 'k.cu', source: 'extern "C" __global__ void k() {}', headers: { 'common.cuh': '// h' } };
+
+test('cache keys change with the source, a header, the options and the NVRTC version', () => {
+  const opts = compileOptions({ arch: 90, kind: 'cubin' });
+  assert.deepEqual(opts, ['--gpu-architecture=sm_90', '--std=c++17']);
+  const base = cacheKey(source, opts, '13.0');
+  assert.match(base, /^[0-9a-f]{64}$/);
+  assert.equal(cacheKey({ ...source }, [...opts], '13.0'), base);
+  assert.notEqual(cacheKey({ ...source, source: source.source + ' ' }, opts, '13.0'), base);
+  assert.notEqual(cacheKey({ ...source, headers: { 'common.cuh': '// h2' } }, opts, '13.0'), base);
+  assert.notEqual(cacheKey(source, compileOptions({ arch: 100, kind: 'cubin' }), '13.0'), base);
+  assert.notEqual(cacheKey(source, opts, '13.1'), base);
+});
+
+test('target: the device arch when NVRTC knows it, else PTX for the newest older arch', () => {
+  assert.deepEqual(chooseTarget(90, [75, 80, 86, 89, 90, 100]), { arch: 90, kind: 'cubin' });
+  assert.deepEqual(chooseTarget(121, [75, 80, 90, 100, 120]), { arch: 120, kind: 'ptx' });
+  assert.deepEqual(compileOptions({ arch: 120, kind: 'ptx' }), ['--gpu-architecture=compute_120', '--std=c++17']);
+  assert.throws(() => chooseTarget(50, [75, 80]), /none of which runs/);
+});
+
+test('cache directory: DIMBA_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
+  assert.equal(defaultCacheDir({ DIMBA_CACHE_DIR: '/x/y' }), '/x/y/nvrtc');
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/c' }), '/c/dimba/nvrtc');
+  assert.match(defaultCacheDir({}), /\.cache\/dimba\/nvrtc$/);
+});
+
+/** An NVRTC stand-in: "compiles" by echoing the source bytes, or fails with a log when the source says FAIL. */
+function fakeNvrtc(): NvrtcApi & { compiles: number } {
+  const programs = new Map<number, string>();
+  let next = 1;
+  const api = {
+    compiles: 0,
+    library: { handle: null as never, path: 'fake' },
+    nvrtcVersion(major: Int32Array, minor: Int32Array) { major[0] = 13; minor[0] = 0; return 0; },
+    nvrtcGetNumSupportedArchs(count: Int32Array) { count[0] = 2; return 0; },
+    nvrtcGetSupportedArchs(archs: Int32Array) { archs.set([80, 90]); return 0; },
+    nvrtcCreateProgram(program: BigUint64Array, src: string, _name: string, n: number, headers: string[], names: string[]) {
+      assert.equal(headers.length, n);
+      assert.deepEqual(names, ['common.cuh']);
+      programs.set(next, src);
+      program[0] = BigInt(next++);
+      return 0;
+    },
+    nvrtcCompileProgram(program: number, n: number, options: string[]) {
+      assert.equal(options.length, n);
+      api.compiles++;
+      return programs.get(program)!.includes('FAIL') ? 6 : 0;
+    },
+    nvrtcGetProgramLogSize(_p: number, size: BigUint64Array) { size[0] = 32n; return 0; },
+    nvrtcGetProgramLog(_p: number, log: Uint8Array) { log.set(new TextEncoder().encode('k.cu(1): error: expected a ;\0')); return 0; },
+    nvrtcGetCUBINSize(p: number, size: BigUint64Array) { size[0] = BigInt(programs.get(p)!.length); return 0; },
+    nvrtcGetCUBIN(p: number, image: Uint8Array) { image.set(new TextEncoder().encode(programs.get(p)!)); return 0; },
+    nvrtcGetPTXSize() { return 0; },
+    nvrtcGetPTX() { return 0; },
+    nvrtcDestroyProgram(program: BigUint64Array) { programs.delete(Number(program[0])); return 0; },
+    nvrtcGetErrorString: (s: number) => (s === 6 ? 'NVRTC_ERROR_COMPILATION' : `status ${s}`),
+  };
+  return api;
+}
+
+test('compiled images are cached on disk and reused by a fresh compiler; failures carry the compile log', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dimba-nvrtc-'));
+  try {
+    const nvrtc = fakeNvrtc();
+    const target = { arch: 90, kind: 'cubin' } as const;
+    const first = new KernelCompiler(nvrtc, new DiskCache(dir));
+    assert.equal(first.version, '13.0');
+    assert.deepEqual(first.supportedArchs(), [80, 90]);
+    const a = first.compile(source, target);
+    assert.equal(a.fromCache, false);
+    assert.equal(new TextDecoder().decode(a.image), source.source);
+    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.bin')).length, 1);
+    const b = new KernelCompiler(nvrtc, new DiskCache(dir)).compile(source, target);
+    assert.equal(b.fromCache, true);
+    assert.deepEqual(b.image, a.image);
+    assert.equal(nvrtc.compiles, 1);
+    assert.throws(() => first.compile({ ...source, source: 'FAIL' }, target), (e: unknown) => {
+      assert.ok(e instanceof NvrtcError);
+      assert.match(e.message, /NVRTC could not compile k\.cu \(--gpu-architecture=sm_90 --std=c\+\+17\): NVRTC_ERROR_COMPILATION \(6\)/);
+      assert.match(e.message, /--- NVRTC log ---\nk\.cu\(1\): error: expected a ;/);
+      return true;
+    });
+    // A cache without a directory (or an unwritable one) only costs recompiles.
+    new KernelCompiler(nvrtc, new DiskCache(null)).compile(source, target);
+    const blocker = join(dir, 'a-file');
+    writeFileSync(blocker, 'not a folder');
+    new KernelCompiler(nvrtc, new DiskCache(join(blocker, 'nvrtc'))).compile(source, target);
+    assert.equal(nvrtc.compiles, 4);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kernel sources are found from the compiled module and bring their header', () => {
+  const src = readKernelSource(COPY_MODULE);
+  assert.equal(src.name, 'copy.cu');
+  assert.match(src.source, /#include "common.cuh"/);
+  assert.match(src.headers['common.cuh']!, /struct Dims/);
+});

@@ -1,0 +1,67 @@
+/** `dimba doctor [--json]` runs with or without a GPU, exits 0 and says plainly what it found. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { CudaReport } from '../../src/backends/cuda/doctor.js';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+function doctor(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, 'doctor', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('doctor --json reports the driver, devices and libraries, and exits 0', () => {
+  const r = doctor('--json');
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as CudaReport;
+  console.log(`doctor: ${report.summary}`);
+  for (const key of ['driver', 'nvrtc', 'cublas', 'cublasLt'] as const) assert.equal(typeof report[key].found, 'boolean');
+  if (report.available) {
+    assert.ok(report.devices.length > 0);
+    assert.ok(report.devices[0]!.name.length > 0);
+    assert.match(report.devices[0]!.computeCapability, /^\d+\.\d+$/);
+    assert.ok(report.devices[0]!.totalMemoryBytes > 2 ** 30);
+    assert.match(report.nvrtc.version ?? '', /^\d+\.\d+$/);
+    assert.match(report.cublas.version ?? '', /^\d+\.\d+\.\d+$/);
+    assert.match(report.summary, /^CUDA is ready: \d+ GPU/);
+  } else {
+    assert.match(report.summary, /^No GPU|could not be loaded/);
+    if (!report.driver.found) assert.ok((report.driver.looked ?? []).length > 0, 'a missing driver lists where it was looked for');
+  }
+});
+
+test('doctor prints a plain sentence first: the GPU found, or that there is none', () => {
+  const r = doctor();
+  assert.equal(r.status, 0, r.stderr);
+  const first = r.stdout.split('\n')[0]!;
+  const json = JSON.parse(doctor('--json').stdout) as CudaReport;
+  assert.equal(first, json.summary);
+  if (json.available) {
+    assert.ok(r.stdout.includes(json.devices[0]!.name));
+    assert.match(r.stdout, /compute capability \d+\.\d+/);
+  } else {
+    assert.match(first, /No GPU|could not be loaded/);
+    assert.match(r.stdout, /CUDA driver +(not found|unusable|\d)/);
+  }
+});
+
+test('doctor rejects unknown options with exit code 2', () => {
+  const r = doctor('--bogus');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown option '--bogus'/);
+});
+
+test('the CUDA module imports and registers anywhere; without a GPU, the first CUDA tensor names what is missing', async () => {
+  const cuda = await import('../../src/backends/cuda/index.js');
+  const { zeros } = await import('../../src/ops/create.js');
+  cuda.loadCuda();
+  if (cuda.isCudaAvailable()) {
+    assert.equal(zeros([2], { device: 'cuda' }).deviceName, 'cuda:0');
+  } else {
+    assert.throws(() => zeros([2], { device: 'cuda' }),
+      (e: unknown) => e instanceof cuda.LibraryNotFoundError || e instanceof cuda.CudaUnavailableError || e instanceof cuda.CudaError);
+    assert.throws(() => cuda.useCuda(), /libcuda|no CUDA device|CUDA/);
+  }
+});
