@@ -7,6 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import type { HostArray } from '../../tensor/dtype.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../tensor/half.js';
 import { hostOf } from './storage.js';
+import { forEachRow } from './strided.js';
 
 export type NumArray = Float32Array | Float64Array;
 
@@ -72,7 +73,11 @@ export function readNumbers(t: Tensor): NumArray {
   }
   const out = computeArray(t, n);
   if (data instanceof Float32Array || data instanceof Float64Array) {
-    forEachOffset(t.shape, t.strides, t.offset, (off, i) => { out[i] = data[off]!; });
+    let at = 0;
+    forEachRow(t.shape, [t.strides], [t.offset], (starts, n, inner) => {
+      const s = inner[0]!;
+      for (let j = 0, i = starts[0]!; j < n; j++, i += s) out[at++] = data[i]!;
+    });
   } else {
     const get = decoder(t, data);
     forEachOffset(t.shape, t.strides, t.offset, (off, i) => { out[i] = get(off); });

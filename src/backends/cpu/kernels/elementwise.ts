@@ -1,7 +1,8 @@
 /** CPU kernels: copies, fills and elementwise arithmetic. */
 import type { BinaryOp, Kernels, UnaryOp, UnaryParams } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import { forEachOffset, readNumbers, withOutput, writeNumbers } from '../access.js';
+import { readNumbers, withOutput, writeNumbers, type NumArray } from '../access.js';
+import { forEachRow } from '../strided.js';
 import { hostOf } from '../storage.js';
 import { gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid, softplus } from './math.js';
 
@@ -14,9 +15,13 @@ function copy(src: Tensor, out: Tensor): void {
       o.set(s.subarray(src.offset, src.offset + src.numel) as never, out.offset);
       return;
     }
-    const offs = new Float64Array(src.numel);
-    forEachOffset(src.shape, src.strides, src.offset, (off, i) => { offs[i] = off; });
-    forEachOffset(out.shape, out.strides, out.offset, (off, i) => { o[off] = s[offs[i]!]!; });
+    forEachRow(out.shape, [src.strides, out.strides], [src.offset, out.offset], (starts, n, inner) => {
+      let si = starts[0]!;
+      let oi = starts[1]!;
+      const ss = inner[0]!;
+      const os = inner[1]!;
+      for (let j = 0; j < n; j++, si += ss, oi += os) o[oi] = s[si]!;
+    });
     return;
   }
   writeNumbers(out, readNumbers(src));
@@ -154,6 +159,13 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
     if (op === 'mul') return withOutput(out, (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = as[i]! * bv; });
     return withOutput(out, (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = f(as[i]!, bv); });
   }
+  const da = hostOf(a);
+  const db = hostOf(b);
+  if (!(a.isContiguous && b.isContiguous) && (da instanceof Float32Array || da instanceof Float64Array)
+    && (db instanceof Float32Array || db instanceof Float64Array)) {
+    // Broadcast or permuted float operands: walk rows of the views instead of gathering copies.
+    return withOutput(out, (dst) => binaryRows(op, f, a, da, b, db, dst));
+  }
   const as = readNumbers(a);
   const bs = readNumbers(b);
   switch (op) {
@@ -163,6 +175,22 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
     case 'div': return withOutput(out, (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = as[i]! / bs[i]!; });
     default: return withOutput(out, (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = f(as[i]!, bs[i]!); });
   }
+}
+
+function binaryRows(op: BinaryOp, f: (x: number, y: number) => number, a: Tensor, da: NumArray, b: Tensor, db: NumArray, dst: NumArray): void {
+  let at = 0;
+  forEachRow(a.shape, [a.strides, b.strides], [a.offset, b.offset], (starts, n, inner) => {
+    let ia = starts[0]!;
+    let ib = starts[1]!;
+    const sa = inner[0]!;
+    const sb = inner[1]!;
+    switch (op) {
+      case 'add': for (let j = 0; j < n; j++, ia += sa, ib += sb) dst[at++] = da[ia]! + db[ib]!; break;
+      case 'sub': for (let j = 0; j < n; j++, ia += sa, ib += sb) dst[at++] = da[ia]! - db[ib]!; break;
+      case 'mul': for (let j = 0; j < n; j++, ia += sa, ib += sb) dst[at++] = da[ia]! * db[ib]!; break;
+      default: for (let j = 0; j < n; j++, ia += sa, ib += sb) dst[at++] = f(da[ia]!, db[ib]!);
+    }
+  });
 }
 
 function where(cond: Tensor, a: Tensor, b: Tensor, out: Tensor): void {
