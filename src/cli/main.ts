@@ -2,6 +2,7 @@
 /** The `dimba` command. Sub-commands arrive with their issues; this entry lists what exists. */
 import { readFileSync } from 'node:fs';
 import { dataCommand } from './data-command.js';
+import { infoCommand } from './info-command.js';
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> | number }> = {
   version: {
@@ -13,6 +14,7 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
     },
   },
   data: dataCommand,
+  info: infoCommand,
   doctor: {
     summary: 'report the GPU, CUDA driver, NVRTC and cuBLAS dimba can use [--json]',
     run: async (args) => (await import('./doctor.js')).runDoctor(args),
