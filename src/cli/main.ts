@@ -2,6 +2,8 @@
 /** The `dimba` command. Sub-commands arrive with their issues; this entry lists what exists. */
 import { readFileSync } from 'node:fs';
 import { dataCommand } from './data-command.js';
+import { generateCommand } from './generate-command.js';
+import { trainCommand } from './train-command.js';
 import { infoCommand } from './info-command.js';
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> | number }> = {
@@ -14,6 +16,8 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
     },
   },
   data: dataCommand,
+  train: trainCommand,
+  generate: generateCommand,
   info: infoCommand,
   doctor: {
     summary: 'report the GPU, CUDA driver, NVRTC and cuBLAS dimba can use [--json]',
@@ -21,9 +25,17 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
   },
 };
 
+const EXAMPLES = [
+  'Examples:',
+  '  dimba data emoji --out data/emoji --size 16                 build the emoji dataset',
+  '  dimba train --config examples/emoji-tiny.json              train a small model on the CPU',
+  '  dimba train --config examples/emoji-tiny.json --resume     continue after a stop',
+  '  dimba generate "red heart, Noto emoji" --model runs/emoji-tiny -n 4 --grid',
+];
+
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return ['Usage: dimba <command> [options]', '', 'Commands:', ...lines, '', 'Run `dimba <command> --help` for a command\'s options.'].join('\n');
+  return ['Usage: dimba <command> [options]', '', 'Commands:', ...lines, '', ...EXAMPLES, '', 'Run `dimba <command> --help` for a command\'s options.'].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {

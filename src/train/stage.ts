@@ -1,0 +1,349 @@
+/**
+ * One training stage: build (or restore) the model, text encoder, optimizer, schedule, EMA, RNGs
+ * and data position; run optimizer steps; save checkpoints and sample grids.
+ *
+ * Exact resume. Everything that decides the next step is in a checkpoint: weights, optimizer
+ * state, LR-schedule step, EMA averages and counters, the three random generators (noise and
+ * timesteps; the model's caption dropout; the global one that drop-path draws from) and the data
+ * loader position. A run resumed from step k therefore computes bit for bit what an
+ * uninterrupted run computes after step k (on the CPU, whose kernels are deterministic).
+ */
+import { join } from 'node:path';
+import * as T from '../index.js';
+import { defaultGenerator, Generator } from '../random/generator.js';
+import { Dimba } from '../models/dimba/model.js';
+import type { DimbaConfig } from '../models/dimba/config.js';
+import { SmallTextEncoder } from '../models/text/small-encoder.js';
+import { smallTextEncoderFromMetadata, textEncoderMetadata } from '../models/text/checkpoint.js';
+import { TextToImage } from '../pipeline/text-to-image.js';
+import { AdamW } from '../optim/adamw.js';
+import { CAME } from '../optim/came.js';
+import { LrScheduler, type LrSchedule } from '../optim/schedule.js';
+import { EMA } from '../optim/ema.js';
+import { clipGradNorm } from '../optim/clip-grad.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Batch, DataLoader } from '../data/loader.js';
+import { SafetensorsFile } from '../io/safetensors/reader.js';
+import { loadStateDictFile } from '../nn/serialize.js';
+import type { StageConfig, TrainConfig } from './config.js';
+import { digestOf, trajectoryOf, changedFields } from './config.js';
+import { buildTextEncoder, buildTokenizer, dimbaConfigFor, type PositionalSource } from './build.js';
+import { makeLoader, openData } from './data.js';
+import {
+  CONFIG_FILE, MODEL_EMA_FILE, MODEL_FILE, TEXT_ENCODER_EMA_FILE, TEXT_ENCODER_FILE, TOKENIZER_FILE,
+  emaStateDict, loadWeights, modelMetadata, optimizerFiles, readModelMetadata, readOptimizerState, readTrainerState,
+  safetensorsFile, type TrainerState,
+} from './checkpoint.js';
+import { TRAINER_STATE_FILE, jsonFile, pruneCheckpoints, writeCheckpoint, type WriteHooks } from './checkpoint-store.js';
+import { CheckpointError, TrainingError } from './errors.js';
+import { MetricsLog } from './metrics.js';
+import { RateMeter } from './progress.js';
+import type { TrainReporter } from './reporter.js';
+import { writeSampleGrid } from './samples.js';
+
+export interface StageHooks {
+  /** After each optimizer step. */
+  onStep?: (stage: string, step: number) => void;
+  /** Replaces the loss value the NaN check sees (tests inject NaN here). */
+  lossValue?: (stage: string, step: number, value: number) => number;
+  checkpoint?: WriteHooks;
+}
+
+export interface StageContext {
+  config: TrainConfig;
+  stage: StageConfig;
+  index: number;
+  device: string;
+  reporter: TrainReporter;
+  metrics: MetricsLog;
+  signal?: AbortSignal;
+  hooks?: StageHooks;
+}
+
+/** Where a stage's weights come from: a checkpoint folder to resume, or one to start from. */
+export type StageStart = { resume: string } | { from: string | null };
+
+export interface StageResult {
+  name: string;
+  steps: number;
+  completed: boolean;
+  /** Mean loss of the last logged window, and of the last step. */
+  loss: number | null;
+  skippedSteps: number;
+  imagesSeen: number;
+  seconds: number;
+  checkpoint: string | null;
+  samples: string[];
+}
+
+interface Parts {
+  dimba: DimbaConfig;
+  model: Dimba;
+  encoder: SmallTextEncoder;
+}
+
+export function stageDir(config: TrainConfig, stage: StageConfig): string {
+  return join(config.outputDir, stage.name);
+}
+
+/** The noise generator's seed for a stage: distinct per stage, fixed by the config seed. */
+function noiseSeed(seed: number, index: number): bigint {
+  return BigInt(seed) * 1_000_003n + BigInt(index) * 7919n + 17n;
+}
+
+/** Model file and text-encoder file of a checkpoint folder, or of a model.safetensors path. */
+export function weightFiles(path: string): { model: string; encoder: string; dir: string } {
+  const dir = path.endsWith('.safetensors') ? join(path, '..') : path;
+  return { dir, model: join(dir, MODEL_FILE), encoder: join(dir, TEXT_ENCODER_FILE) };
+}
+
+function encoderFromCheckpoint(file: string, seed: number): SmallTextEncoder {
+  let metadata: Readonly<Record<string, string>>;
+  try {
+    const f = SafetensorsFile.openSync(file);
+    metadata = f.metadata;
+    f.close();
+  } catch (error) {
+    throw new CheckpointError(`cannot open the text encoder ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return smallTextEncoderFromMetadata(metadata, { seed });
+}
+
+async function buildParts(ctx: StageContext, start: StageStart, captions: () => AsyncIterable<string>): Promise<Parts> {
+  const { stage, config } = ctx;
+  const weights = 'resume' in start ? start.resume : start.from;
+  let source: PositionalSource | null = null;
+  let encoder: SmallTextEncoder;
+  if (weights !== null) {
+    const files = weightFiles(weights);
+    source = readModelMetadata(files.model).config;
+    encoder = encoderFromCheckpoint(files.encoder, config.seed);
+  } else {
+    encoder = buildTextEncoder(await buildTokenizer(stage.textEncoder, captions), stage.textEncoder, config.seed);
+  }
+  const dimba = 'resume' in start ? readModelMetadata(weightFiles(start.resume).model).config : dimbaConfigFor(stage, source);
+  const model = new Dimba(dimba, { seed: config.seed });
+  model.gradientCheckpointing = stage.model.gradientCheckpointing;
+  if (weights !== null) {
+    const files = weightFiles(weights);
+    const describe = `stage '${stage.name}': ${stage.model.preset}, layers ${model.pattern.join('')}, hidden ${dimba.hiddenSize}`;
+    // pos_embed is a buffer recomputed for the grid: a lower-resolution source has a smaller one.
+    await loadWeights(model, files.model, { recomputed: 'resume' in start ? [] : ['pos_embed'], describe });
+    await loadWeights(encoder, files.encoder, { describe: 'the text encoder' });
+  }
+  return { dimba, model, encoder };
+}
+
+function makeOptimizer(stage: StageConfig, params: Tensor[]): AdamW | CAME {
+  const o = stage.optimizer;
+  if (o.kind === 'adamw') return new AdamW(params, { lr: o.lr, weightDecay: o.weightDecay, betas: [o.betas[0]!, o.betas[1]!], eps: o.eps[0]! });
+  return new CAME(params, { lr: o.lr, weightDecay: o.weightDecay, betas: [o.betas[0]!, o.betas[1]!, o.betas[2]!], eps: [o.eps[0]!, o.eps[1]!] });
+}
+
+function lrSchedule(stage: StageConfig): LrSchedule {
+  const s = stage.schedule;
+  return s.kind === 'constant' ? { kind: 'constant', warmupSteps: s.warmupSteps } : { kind: 'cosine', warmupSteps: s.warmupSteps, totalSteps: stage.steps, minLr: s.minLr };
+}
+
+/** EMA tensors as EMA.loadStateDict wants them (`shadow.<param index>`), from the two EMA files. */
+async function emaTensors(dir: string, parts: Parts): Promise<Map<string, Tensor>> {
+  const out = new Map<string, Tensor>();
+  let index = 0;
+  for (const [module, file] of [[parts.model, MODEL_EMA_FILE], [parts.encoder, TEXT_ENCODER_EMA_FILE]] as const) {
+    const saved = await loadStateDictFile(join(dir, file));
+    for (const [name] of module.namedParameters()) {
+      const t = saved.get(name);
+      if (!t) throw new CheckpointError(`${join(dir, file)} lacks the average of '${name}'`);
+      out.set(`shadow.${index++}`, t);
+    }
+  }
+  return out;
+}
+
+export async function runStage(ctx: StageContext, start: StageStart): Promise<StageResult> {
+  const { config, stage, index, reporter, device } = ctx;
+  const dir = stageDir(config, stage);
+  const trajectory = trajectoryOf(config, stage);
+  const digest = digestOf(trajectory);
+  let saved: TrainerState | null = null;
+  if ('resume' in start) {
+    saved = readTrainerState(start.resume);
+    if (saved.digest !== digest) {
+      const fields = changedFields(saved.trajectory, trajectory);
+      throw new CheckpointError(`cannot resume from ${start.resume}: the config changed since it was written (changed: ${fields.join(', ') || 'settings'}); `
+        + 'restore those settings, or start a new run in another outputDir');
+    }
+  }
+
+  const data = await openData(stage.data);
+  const parts = await buildParts(ctx, start, data.captions);
+  if (device !== 'cpu') {
+    parts.model.to(device);
+    parts.encoder.to(device);
+  }
+  if (stage.precision === 'bf16') {
+    if (device === 'cpu') throw new TrainingError(`stage '${stage.name}': precision 'bf16' needs a CUDA device (--device cuda); use 'float32' on the CPU`);
+    parts.model.cast('bfloat16');
+    parts.encoder.cast('bfloat16');
+  }
+  const pipeline = new TextToImage({ model: parts.model, textEncoder: parts.encoder, objective: stage.objective });
+  pipeline.train();
+  const params: Tensor[] = pipeline.parameters();
+  const optimizer = makeOptimizer(stage, params);
+  const scheduler = new LrScheduler(optimizer, lrSchedule(stage));
+  const ema = stage.emaDecay === null ? null : new EMA(params, { decay: stage.emaDecay });
+  const noise = new Generator(noiseSeed(config.seed, index));
+  const state = {
+    step: 0, skippedSteps: 0, nanStreak: 0, imagesSeen: 0, seconds: 0,
+    loader: null as Batch['state'] | null,
+  };
+  if (saved !== null && 'resume' in start) {
+    optimizer.loadStateDict(await readOptimizerState(start.resume));
+    scheduler.loadStateDict(saved.scheduler);
+    if (ema) {
+      if (!saved.ema) throw new CheckpointError(`${start.resume} has no EMA state but the config has emaDecay ${stage.emaDecay}`);
+      ema.loadStateDict({ tensors: await emaTensors(start.resume, parts), meta: saved.ema });
+    }
+    noise.setState(saved.generators.noise);
+    parts.model.trainingGenerator.setState(saved.generators.model);
+    defaultGenerator.setState(saved.generators.global);
+    Object.assign(state, { step: saved.step, skippedSteps: saved.skippedSteps, nanStreak: saved.nanStreak, imagesSeen: saved.imagesSeen, seconds: saved.seconds, loader: saved.loader });
+    ctx.metrics.truncateAfter(index, saved.step);
+  } else {
+    defaultGenerator.manualSeed(noiseSeed(config.seed, index) + 1n);
+  }
+  const loader: DataLoader = makeLoader({
+    source: data.source, data: stage.data, batchSize: stage.batchSize, multiple: parts.dimba.patchSize,
+    seed: config.seed + index, device, resume: state.loader, log: (m) => reporter.warn(m),
+  });
+
+  const from = 'resume' in start ? start.resume : start.from;
+  reporter.event({ event: 'stage', stage: stage.name, index, steps: stage.steps, from, resumed: 'resume' in start, params: params.reduce((n, p) => n + p.numel, 0), device });
+  const result: StageResult = { name: stage.name, steps: state.step, completed: false, loss: null, skippedSteps: state.skippedSteps, imagesSeen: state.imagesSeen, seconds: state.seconds, checkpoint: null, samples: [] };
+
+  const save = async (): Promise<string> => {
+    const trainer: TrainerState = {
+      version: 1, stage: { index, name: stage.name }, step: state.step, skippedSteps: state.skippedSteps, nanStreak: state.nanStreak,
+      imagesSeen: state.imagesSeen, seconds: state.seconds,
+      generators: { noise: noise.getState(), model: parts.model.trainingGenerator.getState(), global: defaultGenerator.getState() },
+      loader: state.loader ?? loader.state, scheduler: scheduler.stateDict(), ema: ema ? ema.stateDict().meta : null, trajectory, digest,
+    };
+    const modelCount = parts.model.namedParameters().length;
+    const files = [
+      safetensorsFile(MODEL_FILE, parts.model.stateDict(), modelMetadata(parts.dimba, stage.objective)),
+      safetensorsFile(TEXT_ENCODER_FILE, parts.encoder.stateDict(), textEncoderMetadata(parts.encoder)),
+      ...(ema ? [
+        safetensorsFile(MODEL_EMA_FILE, emaStateDict(parts.model, ema.shadowParams.slice(0, modelCount)), modelMetadata(parts.dimba, stage.objective)),
+        safetensorsFile(TEXT_ENCODER_EMA_FILE, emaStateDict(parts.encoder, ema.shadowParams.slice(modelCount)), textEncoderMetadata(parts.encoder)),
+      ] : []),
+      ...optimizerFiles(optimizer.stateDict()),
+      jsonFile(TOKENIZER_FILE, parts.encoder.tokenizer.toJSON()),
+      jsonFile(CONFIG_FILE, { seed: config.seed, ...stage }),
+      jsonFile(TRAINER_STATE_FILE, trainer),
+    ];
+    const path = await writeCheckpoint(dir, state.step, files, ctx.hooks?.checkpoint);
+    const pruned = await pruneCheckpoints(dir, stage.checkpoint.keepLast);
+    reporter.event({ event: 'checkpoint', stage: stage.name, step: state.step, path, pruned });
+    result.checkpoint = path;
+    return path;
+  };
+  const sample = async (): Promise<void> => {
+    if (stage.samples.prompts.length === 0) return;
+    const path = await writeSampleGrid({
+      pipeline, params, ema, samples: stage.samples, size: stage.data.resolution, dir: join(dir, 'samples'), name: `step-${state.step}`,
+      text: { stage: stage.name, step: String(state.step) },
+    });
+    result.samples.push(path);
+    reporter.event({ event: 'samples', stage: stage.name, step: state.step, path });
+  };
+
+  const batches = loader.batches()[Symbol.asyncIterator]();
+  const rate = new RateMeter();
+  const window: number[] = [];
+  let lastTime = performance.now();
+  try {
+    while (state.step < stage.steps) {
+      if (ctx.signal?.aborted) {
+        reporter.event({ event: 'stopped', stage: stage.name, step: state.step, reason: String(ctx.signal.reason ?? 'stop requested') });
+        await save();
+        result.steps = state.step;
+        return result;
+      }
+      optimizer.zeroGrad();
+      let lossSum = 0;
+      let images = 0;
+      let bad: string | null = null;
+      const terms = new Map<string, number>();
+      for (let micro = 0; micro < stage.gradAccumulation && bad === null; micro++) {
+        const next = await batches.next();
+        if (next.done) throw new TrainingError(`stage '${stage.name}': the data loader ended`);
+        const batch = next.value;
+        state.loader = batch.state;
+        images += batch.images.shape[0]!;
+        const out = pipeline.loss(batch.images, batch.captions, stage.minSnrGamma === null ? { generator: noise } : { generator: noise, minSnrGamma: stage.minSnrGamma });
+        let value = out.loss.item();
+        value = ctx.hooks?.lossValue?.(stage.name, state.step + 1, value) ?? value;
+        if (!Number.isFinite(value)) {
+          bad = `loss is ${value}`;
+          break;
+        }
+        const scaled = stage.gradAccumulation > 1 ? T.mul(out.loss, 1 / stage.gradAccumulation) : out.loss;
+        scaled.backward();
+        lossSum += value / stage.gradAccumulation;
+        for (const [k, t] of Object.entries(out.terms)) terms.set(k, (terms.get(k) ?? 0) + t.item() / stage.gradAccumulation);
+      }
+      state.imagesSeen += images;
+      let gradNorm: number | null = null;
+      if (bad === null) {
+        gradNorm = clipGradNorm(params, stage.gradClip ?? Infinity);
+        if (!Number.isFinite(gradNorm)) bad = `gradient norm is ${gradNorm}`;
+      }
+      const now = performance.now();
+      state.seconds += (now - lastTime) / 1000;
+      lastTime = now;
+      if (bad !== null) {
+        optimizer.zeroGrad();
+        state.nanStreak += 1;
+        state.skippedSteps += 1;
+        reporter.warn(`stage '${stage.name}' step ${state.step + 1}: ${bad}; step skipped (${state.nanStreak} in a row; training stops at ${stage.maxNanSteps})`);
+        reporter.event({ event: 'skip', stage: stage.name, step: state.step + 1, streak: state.nanStreak, reason: bad });
+        if (state.nanStreak >= stage.maxNanSteps) {
+          throw new TrainingError(`stage '${stage.name}': the loss was NaN or infinite for ${state.nanStreak} steps in a row (maxNanSteps) at step ${state.step + 1}; `
+            + `lower optimizer.lr, set gradClip, or check the data. The last checkpoint is ${result.checkpoint ?? 'from before this run'}`);
+        }
+        continue;
+      }
+      state.nanStreak = 0;
+      const lr = optimizer.paramGroups[0]!.options.lr;
+      optimizer.step();
+      scheduler.step();
+      ema?.update();
+      optimizer.zeroGrad();
+      state.step += 1;
+      rate.tick(now);
+      window.push(lossSum);
+      if (window.length > stage.logEvery) window.shift();
+      const mean = window.reduce((a, b) => a + b, 0) / window.length;
+      result.loss = mean;
+      const itPerSec = rate.perSecond;
+      const imagesPerSec = itPerSec * stage.batchSize * stage.gradAccumulation;
+      reporter.progress({ label: stage.name, step: state.step, total: stage.steps, loss: mean, lr, itPerSec, imagesPerSec });
+      if (state.step % stage.logEvery === 0 || state.step === stage.steps) {
+        ctx.metrics.append({ stage: stage.name, stageIndex: index, step: state.step, loss: lossSum, lossMean: mean, lr, gradNorm, itPerSec, imagesPerSec, seconds: state.seconds, ...Object.fromEntries(terms) });
+        reporter.event({ event: 'step', stage: stage.name, step: state.step, steps: stage.steps, loss: lossSum, lr, gradNorm, itPerSec, imagesPerSec });
+      }
+      const last = state.step === stage.steps;
+      if (!last && stage.checkpoint.every > 0 && state.step % stage.checkpoint.every === 0) await save();
+      if (!last && stage.samples.every > 0 && state.step % stage.samples.every === 0) await sample();
+      ctx.hooks?.onStep?.(stage.name, state.step);
+      lastTime = performance.now(); // checkpoint and sample time is not training time
+    }
+    await save();
+    await sample();
+    Object.assign(result, { steps: state.step, completed: true, skippedSteps: state.skippedSteps, imagesSeen: state.imagesSeen, seconds: state.seconds });
+    return result;
+  } finally {
+    await batches.return?.(undefined);
+    Object.assign(result, { skippedSteps: state.skippedSteps, imagesSeen: state.imagesSeen, seconds: state.seconds });
+  }
+}
