@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { SAMPLERS, SAMPLERS_FOR } from '../pipeline/text-to-image.js';
 import { loadTrainedModel } from '../train/load-model.js';
 import { batchToRgb, encodePng, gridOf, type RgbImage } from '../train/images.js';
-import { ProgressLine } from '../train/progress.js';
+import { ProgressLine, RateMeter } from '../train/progress.js';
 import { previewScale } from '../train/samples.js';
 import { resolveDevice } from './device.js';
 import { UsageError, isUserError, reportError } from './errors.js';
@@ -98,12 +98,16 @@ export async function runGenerateCommand(args: string[]): Promise<number> {
     const paths = outputPaths(values.out ?? 'dimba.png', count);
 
     const line = new ProgressLine(process.stderr, Math.max(1, steps));
+    const rate = new RateMeter();
     const images: RgbImage[] = [];
     const written: string[] = [];
     for (let i = 0; i < count; i++) {
       const out = loaded.pipeline.generate({
         prompts: [prompt], steps, sampler: known, guidanceScale: cfg, seed: seed + i, height, width,
-        onStep: json ? undefined : (done, total) => line.update({ label: `image ${i + 1}/${count}`, step: done, total, loss: NaN, lr: NaN, itPerSec: 0, imagesPerSec: 0 }),
+        onStep: json ? undefined : (done, total) => {
+          rate.tick();
+          line.update({ label: `image ${i + 1}/${count} step`, step: done, total, itPerSec: rate.perSecond });
+        },
       });
       const image = batchToRgb(out)[0]!;
       images.push(image);

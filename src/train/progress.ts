@@ -15,11 +15,11 @@ export interface ProgressInfo {
   label: string;
   step: number;
   total: number;
-  /** Loss shown (a running mean over the last steps). */
-  loss: number;
-  lr: number;
+  /** Loss shown (a running mean over the last steps); left out where there is none (sampling). */
+  loss?: number;
+  lr?: number;
   itPerSec: number;
-  imagesPerSec: number;
+  imagesPerSec?: number;
 }
 
 export function formatDuration(seconds: number): string {
@@ -40,7 +40,13 @@ function formatNumber(v: number): string {
 
 export function formatProgress(p: ProgressInfo, width = 80): string {
   const eta = p.itPerSec > 0 ? (p.total - p.step) / p.itPerSec : Infinity;
-  const text = `${p.label} ${p.step}/${p.total} loss ${formatNumber(p.loss)} lr ${formatNumber(p.lr)} ${p.itPerSec.toFixed(2)} it/s ${p.imagesPerSec.toFixed(1)} img/s ETA ${formatDuration(eta)}`;
+  const parts = [`${p.label} ${p.step}/${p.total}`];
+  if (p.loss !== undefined) parts.push(`loss ${formatNumber(p.loss)}`);
+  if (p.lr !== undefined) parts.push(`lr ${formatNumber(p.lr)}`);
+  parts.push(`${p.itPerSec.toFixed(2)} it/s`);
+  if (p.imagesPerSec !== undefined) parts.push(`${p.imagesPerSec.toFixed(1)} img/s`);
+  parts.push(`ETA ${formatDuration(eta)}`);
+  const text = parts.join(' ');
   const barWidth = Math.max(0, Math.min(30, width - text.length - 3));
   if (barWidth < 5) return text;
   const filled = Math.round((barWidth * p.step) / Math.max(1, p.total));
