@@ -1,6 +1,6 @@
 /**
  * CUDA device plumbing on a real GPU: memory statistics and release, out-of-memory errors, the
- * NVRTC compile path (log on error, disk cache), and the ops not yet on CUDA (skipped without a GPU).
+ * NVRTC compile path (log on error, disk cache), and the limits of CUDA kernels (skipped without a GPU).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -94,11 +94,12 @@ test('NVRTC reports compile errors with its log, and the disk cache serves a sec
   }
 });
 
-test('ops without CUDA kernels yet say so by name', { skip }, () => {
-  const x = randomCpu([1, 2, 5, 5]).to('cuda');
-  const w = randomCpu([3, 2, 3, 3]).to('cuda');
-  assert.throws(() => ops.conv2d(x, w), (e: unknown) => e instanceof CudaNotImplementedError && /^conv2d is not implemented on CUDA yet/.test(e.message));
-  assert.throws(() => ops.interpolate(x, { size: [10, 10] }), /interpolate2d is not implemented on CUDA yet/);
+test('a selective scan with more states than the CUDA kernel holds says so by name', { skip }, () => {
+  const [batch, dim, len, nState] = [1, 2, 3, 129];
+  const cuda = (shape: number[]) => randomCpu(shape).to('cuda');
+  const u = cuda([batch, dim, len]);
+  assert.throws(() => ops.selectiveScan(u, cuda([batch, dim, len]), cuda([dim, nState]), cuda([batch, nState, len]), cuda([batch, nState, len])),
+    (e: unknown) => e instanceof CudaNotImplementedError && /^selectiveScan with N = 129 states/.test(e.message));
 });
 
 test('tensors on the CPU are refused by CUDA kernels with a clear message', { skip }, () => {

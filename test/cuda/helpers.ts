@@ -60,14 +60,18 @@ export function randomInts(shape: number[], lo: number, hi: number, dtype: DType
   return cast(Tensor.fromHost(u.map((v) => lo + Math.floor(v * (hi - lo))), shape, 'float64'), dtype);
 }
 
-/**
- * Asserts actual (any device) matches expected (CPU) elementwise: |a - e| <= rtol * (|e| + mean|e|),
- * NaN where NaN, equal infinities; rtol 0 demands exact equality. The failure names the shape,
- * the largest errors and the first mismatching index.
- */
-export function assertClose(name: string, actual: Tensor, expected: Tensor, rtol: number): void {
-  assert.deepEqual([...actual.shape], [...expected.shape], `${name}: shape ${formatShape(actual.shape)} vs expected ${formatShape(expected.shape)}`);
-  assert.equal(actual.dtype, expected.dtype, `${name}: dtype ${actual.dtype} vs expected ${expected.dtype}`);
+interface Comparison {
+  readonly maxAbs: number;
+  /** Largest |a - e| / (|e| + mean|e|) over finite pairs; Infinity where NaN or infinities disagree. */
+  readonly maxRel: number;
+  /** First index outside the tolerance (-1: none). */
+  readonly first: number;
+  readonly a: Float64Array;
+  readonly e: Float64Array;
+}
+
+/** Elementwise comparison with error relative to |e| plus the mean magnitude of `expected`. */
+function compare(actual: Tensor, expected: Tensor, rtol: number): Comparison {
   const a = actual.to('cpu').toFloat64Array();
   const e = expected.toFloat64Array();
   let scale = 0;
@@ -89,8 +93,28 @@ export function assertClose(name: string, actual: Tensor, expected: Tensor, rtol
       maxRel = Math.max(maxRel, err / (Math.abs(y) + scale || 1));
       ok = rtol === 0 ? x === y : err <= rtol * (Math.abs(y) + scale);
     }
-    if (!ok && first < 0) first = i;
+    if (!ok) {
+      if (first < 0) first = i;
+      if (!(Number.isFinite(x) && Number.isFinite(y))) maxRel = Infinity;
+    }
   }
+  return { maxAbs, maxRel, first, a, e };
+}
+
+/** The error measure assertClose applies its tolerance to (for tolerances derived per tensor). */
+export function maxRelativeError(actual: Tensor, expected: Tensor): number {
+  return compare(actual, expected, Infinity).maxRel;
+}
+
+/**
+ * Asserts actual (any device) matches expected (CPU) elementwise: |a - e| <= rtol * (|e| + mean|e|),
+ * NaN where NaN, equal infinities; rtol 0 demands exact equality. The failure names the shape,
+ * the largest errors and the first mismatching index.
+ */
+export function assertClose(name: string, actual: Tensor, expected: Tensor, rtol: number): void {
+  assert.deepEqual([...actual.shape], [...expected.shape], `${name}: shape ${formatShape(actual.shape)} vs expected ${formatShape(expected.shape)}`);
+  assert.equal(actual.dtype, expected.dtype, `${name}: dtype ${actual.dtype} vs expected ${expected.dtype}`);
+  const { maxAbs, maxRel, first, a, e } = compare(actual, expected, rtol);
   if (first >= 0) {
     assert.fail(`${name}: ${actual.dtype} ${formatShape(actual.shape)} differs from the CPU: max abs error ${maxAbs.toExponential(3)}, `
       + `max rel error ${maxRel.toExponential(3)} (tolerance ${rtol}); first mismatch at flat index ${first}: `

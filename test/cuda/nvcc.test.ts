@@ -24,7 +24,7 @@ if (skip) console.log(`# nvcc compile check skipped: ${skip}`);
 
 test('the kernel folder holds the expected modules', () => {
   const names = kernelSourceFiles().map((f) => basename(f));
-  for (const m of ['copy.cu', 'elementwise.cu', 'reduce.cu', 'rows.cu', 'indexing.cu', 'random.cu']) assert.ok(names.includes(m), `${m} missing from ${names}`);
+  for (const m of ['copy.cu', 'elementwise.cu', 'reduce.cu', 'rows.cu', 'indexing.cu', 'random.cu', 'scan.cu', 'causal-conv1d.cu', 'conv.cu', 'interpolate.cu']) assert.ok(names.includes(m), `${m} missing from ${names}`);
 });
 
 test('every .cu kernel source compiles with nvcc -arch=sm_90 --cubin', { skip }, async (t) => {

@@ -17,7 +17,10 @@ import { rowKernels } from './kernels/rows.js';
 import { indexingKernels } from './kernels/indexing.js';
 import { randomKernels } from './kernels/random.js';
 import { matmulKernels } from './kernels/matmul.js';
-import { unimplementedKernels } from './kernels/unimplemented.js';
+import { scanKernels } from './kernels/scan.js';
+import { causalConv1dKernels } from './kernels/causal-conv1d.js';
+import { convKernels } from './kernels/conv.js';
+import { interpolateKernels } from './kernels/interpolate.js';
 import type { CudaDeviceInfo } from './device.js';
 
 /** Wraps each kernel so it runs with this device's context current. */
@@ -47,7 +50,10 @@ export class CudaBackend implements Backend {
       ...indexingKernels(rt),
       ...randomKernels(rt),
       ...matmulKernels(rt),
-      ...unimplementedKernels,
+      ...scanKernels(rt),
+      ...causalConv1dKernels(rt),
+      ...convKernels(rt),
+      ...interpolateKernels(rt),
     });
   }
 

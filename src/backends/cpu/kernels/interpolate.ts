@@ -8,7 +8,7 @@ import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput } from '../access.js';
 
 /** Source taps of one axis: out[d] = w0[d] * in[i0[d]] + w1[d] * in[i1[d]]. */
-interface AxisTaps {
+export interface AxisTaps {
   i0: Int32Array;
   i1: Int32Array;
   w0: Float64Array;
@@ -56,7 +56,7 @@ function linearTaps(inSize: number, outSize: number, ratio: number, alignCorners
   return t;
 }
 
-function axisTaps(inSize: number, outSize: number, ratio: number, args: InterpolateArgs): AxisTaps {
+export function axisTaps(inSize: number, outSize: number, ratio: number, args: InterpolateArgs): AxisTaps {
   return args.mode === 'nearest' ? nearestTaps(inSize, outSize, ratio) : linearTaps(inSize, outSize, ratio, args.alignCorners);
 }
 

@@ -17,9 +17,14 @@ export const REDUCE_MODULE: KernelModule = { name: 'reduce' };
 export const ROWS_MODULE: KernelModule = { name: 'rows' };
 export const INDEXING_MODULE: KernelModule = { name: 'indexing' };
 export const RANDOM_MODULE: KernelModule = { name: 'random' };
+export const SCAN_MODULE: KernelModule = { name: 'scan' };
+export const CAUSAL_CONV1D_MODULE: KernelModule = { name: 'causal-conv1d' };
+export const CONV_MODULE: KernelModule = { name: 'conv' };
+export const INTERPOLATE_MODULE: KernelModule = { name: 'interpolate' };
 
 export const ALL_MODULES: readonly KernelModule[] = [
   COPY_MODULE, ELEMENTWISE_MODULE, REDUCE_MODULE, ROWS_MODULE, INDEXING_MODULE, RANDOM_MODULE,
+  SCAN_MODULE, CAUSAL_CONV1D_MODULE, CONV_MODULE, INTERPOLATE_MODULE,
 ];
 
 /** dtype codes shared with common.cuh (load_dyn / store_dyn). */

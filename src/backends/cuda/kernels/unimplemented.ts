@@ -1,4 +1,4 @@
-/** Kernels the CUDA backend does not have yet: each throws CudaNotImplementedError naming itself. */
+/** What the CUDA backend cannot run: CudaNotImplementedError names the op and the unsupported case. */
 import type { Kernels } from '../../backend.js';
 
 export class CudaNotImplementedError extends Error {
@@ -8,25 +8,5 @@ export class CudaNotImplementedError extends Error {
   }
 }
 
-export const UNIMPLEMENTED_KERNELS = [
-  'conv2d', 'conv2dBackwardInput', 'conv2dBackwardWeight', 'causalConv1d', 'causalConv1dBackward',
-  'interpolate2d', 'interpolate2dBackward', 'selectiveScan', 'selectiveScanBackward',
-] as const;
-
-type Missing = (typeof UNIMPLEMENTED_KERNELS)[number];
-
-function missing(name: Missing): () => never {
-  return () => { throw new CudaNotImplementedError(name); };
-}
-
-export const unimplementedKernels: Pick<Kernels, Missing> = {
-  conv2d: missing('conv2d'),
-  conv2dBackwardInput: missing('conv2dBackwardInput'),
-  conv2dBackwardWeight: missing('conv2dBackwardWeight'),
-  causalConv1d: missing('causalConv1d'),
-  causalConv1dBackward: missing('causalConv1dBackward'),
-  interpolate2d: missing('interpolate2d'),
-  interpolate2dBackward: missing('interpolate2dBackward'),
-  selectiveScan: missing('selectiveScan'),
-  selectiveScanBackward: missing('selectiveScanBackward'),
-};
+/** Kernels the CUDA backend lacks entirely (none now; unsupported cases throw from their launchers). */
+export const UNIMPLEMENTED_KERNELS: readonly (keyof Kernels)[] = [];
