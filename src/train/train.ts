@@ -86,7 +86,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   const metrics = new MetricsLog(join(config.outputDir, METRICS_FILE));
-  const result: TrainResult = { completed: false, stages: [], checkpoint: null, metrics: metrics.path, seconds: 0 };
+  const result: TrainResult = { completed: false, stages: [], checkpoint: point?.checkpoint ?? null, metrics: metrics.path, seconds: 0 };
   const first = point === null ? 0 : point.step >= config.stages[point.stageIndex]!.steps ? point.stageIndex + 1 : point.stageIndex;
   for (let index = first; index < config.stages.length; index++) {
     const stage = config.stages[index]!;
@@ -107,7 +107,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     result.checkpoint = stageResult.checkpoint ?? result.checkpoint;
     if (!stageResult.completed) break;
   }
+  // Nothing ran when --resume found the last stage already finished.
   result.completed = result.stages.length > 0 ? result.stages.at(-1)!.completed && result.stages.at(-1)!.name === config.stages.at(-1)!.name : point !== null;
+  if (result.stages.length === 0 && point !== null) reporter.info(`nothing to do: ${point.checkpoint} is the end of the run`);
   result.seconds = (performance.now() - started) / 1000;
   return result;
 }

@@ -31,6 +31,8 @@ test('N steps straight equal N/2 steps, a stop, and --resume (bitwise)', async (
   const second = await train({ config: split, reporter: quietReporter(), resume: true });
   assert.equal(second.completed, true);
   assert.equal(second.stages[0]!.steps, 6);
+  const third = await train({ config: split, reporter: quietReporter(), resume: true });
+  assert.deepEqual([third.completed, third.stages.length, third.checkpoint], [true, 0, join(root, 'split', 'base', 'step-6')]);
 
   const finalA = join(root, 'straight', 'base', 'step-6');
   const finalB = join(root, 'split', 'base', 'step-6');
