@@ -1,7 +1,15 @@
-/** CPU row kernels: reductions, softmax and normalisation over the last dim of [rows, cols]. */
+/**
+ * CPU row kernels: reductions, softmax and normalisation over the last dim of [rows, cols].
+ * Softmax, which costs an exponential per element, runs on the thread pool for large inputs
+ * (../rows/).
+ */
 import type { Kernels, ReduceOp } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput } from '../access.js';
+import { expFast } from './math.js';
+import { runRowsOnPool } from '../rows/parallel.js';
+import { softmaxRange, softmaxTask } from '../rows/softmax.js';
+import { defaultThreadCount, threadPool, type ThreadPool } from '../threads/index.js';
 
 function reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void {
   const xs = readNumbers(x);
@@ -39,36 +47,31 @@ function reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void {
   });
 }
 
-function softmax(x: Tensor, out: Tensor, log: boolean): void {
+/** Elements from which softmax is spread over the thread pool (below, waking workers costs more). */
+export const PARALLEL_SOFTMAX_ELEMENTS = 1 << 16;
+
+/** Softmax of x [rows, cols] on `pool`'s threads (null: the calling thread alone). */
+export function softmaxOn(pool: ThreadPool | null, x: Tensor, out: Tensor, log: boolean): void {
   const xs = readNumbers(x);
   const cols = x.shape[1]!;
   const rows = x.shape[0]!;
+  const fastExp = x.dtype !== 'float64';
   withOutput(out, (dst) => {
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      let mx = -Infinity;
-      for (let c = 0; c < cols; c++) mx = Math.max(mx, xs[base + c]!);
-      if (mx === -Infinity) {
-        // Every entry masked: define the row as zero weights rather than NaN.
-        for (let c = 0; c < cols; c++) dst[base + c] = log ? -Infinity : 0;
-        continue;
-      }
-      let sum = 0;
-      for (let c = 0; c < cols; c++) sum += Math.exp(xs[base + c]! - mx);
-      if (log) {
-        const lse = mx + Math.log(sum);
-        for (let c = 0; c < cols; c++) dst[base + c] = xs[base + c]! - lse;
-      } else {
-        for (let c = 0; c < cols; c++) dst[base + c] = Math.exp(xs[base + c]! - mx) / sum;
-      }
-    }
+    if (pool === null || pool.threads === 1) softmaxRange(xs, dst, cols, 0, rows, log, fastExp);
+    else runRowsOnPool(pool, softmaxTask, rows, cols, [{ data: xs, output: false }, { data: dst, output: true }], [cols, log ? 1 : 0, fastExp ? 1 : 0]);
   });
+}
+
+function softmax(x: Tensor, out: Tensor, log: boolean): void {
+  const parallel = x.numel >= PARALLEL_SOFTMAX_ELEMENTS && defaultThreadCount() > 1;
+  softmaxOn(parallel ? threadPool() : null, x, out, log);
 }
 
 function softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void {
   const ys = readNumbers(y);
   const gs = readNumbers(gy);
   const [rows, cols] = [y.shape[0]!, y.shape[1]!];
+  const fastExp = y.dtype !== 'float64';
   withOutput(gx, (dst) => {
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
@@ -76,7 +79,7 @@ function softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void 
       if (log) {
         for (let c = 0; c < cols; c++) dot += gs[base + c]!;
         for (let c = 0; c < cols; c++) {
-          const p = Math.exp(ys[base + c]!);
+          const p = fastExp ? expFast(ys[base + c]!) : Math.exp(ys[base + c]!);
           dst[base + c] = gs[base + c]! - p * dot;
         }
       } else {

@@ -8,10 +8,17 @@
  * row's states into scratch, then sweeps time in reverse carrying the adjoint state
  * λ_t = ∂loss/∂x_t = C_t gy_t + exp(Δ_{t+1} A) λ_{t+1}, as the fused CUDA kernel does per chunk.
  * This is also the numerical reference other backends are tested against.
+ *
+ * Problems above a few thousand state updates run instead on ../scan (the same arithmetic,
+ * scheduled for speed and spread over the thread pool); these loops remain the reference for
+ * it and run the small problems.
  */
 import type { Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput, writeNumbers, type NumArray } from '../access.js';
+import { callerOnlyPool } from '../arena.js';
+import { selectiveScanBackwardParallel, selectiveScanParallel } from '../scan/index.js';
+import { threadPool } from '../threads/index.js';
 import { sigmoid, softplus } from './math.js';
 
 /** PyTorch's softplus threshold, which the CUDA kernel also uses: linear (slope 1) above it. */
@@ -72,7 +79,11 @@ function discretiseRow(s: ScanData, row: number, d: number, dt: Float64Array, dt
   }
 }
 
-function selectiveScan(inputs: ScanInputs, out: Tensor, lastState: Tensor | null): void {
+/** State updates (B·D·L·N) from which ../scan runs the scan, and from which it uses every pool thread. */
+export const FAST_SCAN_WORK = 1 << 14;
+export const PARALLEL_SCAN_WORK = 1 << 17;
+
+export function selectiveScanReference(inputs: ScanInputs, out: Tensor, lastState: Tensor | null): void {
   const s = readInputs(inputs);
   const { batch, dim, len, nState } = s;
   const dt = new Float64Array(len);
@@ -245,7 +256,7 @@ function deltaBackward(s: ScanData, w: BackwardBuffers, row: number, d: number):
   w.ddeltaBias[d] += dBias;
 }
 
-function selectiveScanBackward(inputs: ScanInputs, gyTensor: Tensor, grads: ScanGrads): void {
+export function selectiveScanBackwardReference(inputs: ScanInputs, gyTensor: Tensor, grads: ScanGrads): void {
   const s = readInputs(inputs);
   const g = readNumbers(gyTensor);
   const w = backwardBuffers(s);
@@ -270,7 +281,20 @@ function selectiveScanBackward(inputs: ScanInputs, gyTensor: Tensor, grads: Scan
   if (grads.ddeltaBias) writeNumbers(grads.ddeltaBias, w.ddeltaBias);
 }
 
+function scanWork(inputs: ScanInputs): number {
+  const [batch, dim, len] = inputs.u.shape as [number, number, number];
+  return batch * dim * len * inputs.A.shape[1]!;
+}
+
 export const scanKernels: Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'> = {
-  selectiveScan,
-  selectiveScanBackward,
+  selectiveScan: (inputs, out, lastState) => {
+    const work = scanWork(inputs);
+    if (work < FAST_SCAN_WORK) selectiveScanReference(inputs, out, lastState);
+    else selectiveScanParallel(inputs, out, lastState, work >= PARALLEL_SCAN_WORK ? threadPool() : callerOnlyPool());
+  },
+  selectiveScanBackward: (inputs, gy, grads) => {
+    const work = scanWork(inputs);
+    if (work < FAST_SCAN_WORK) selectiveScanBackwardReference(inputs, gy, grads);
+    else selectiveScanBackwardParallel(inputs, gy, grads, work >= PARALLEL_SCAN_WORK ? threadPool() : callerOnlyPool());
+  },
 };
