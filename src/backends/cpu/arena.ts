@@ -4,13 +4,15 @@
  * arena, lets the threads work there and copies the results out. The copies are O(elements)
  * against kernels that do much more work per element (the selective scan: N state updates).
  *
- * An arena is one SharedArrayBuffer that only grows (kept at the largest size a call needed, so
- * steady-state training allocates nothing). The main thread lays a call's regions out with
- * `ArenaLayout` and passes their byte offsets as task arguments; tasks find the buffer under the
- * arena's key. A grown buffer is shared again before the next job; workers read announcements
- * before joining a job, so they never see a stale buffer.
+ * An arena is one shared WebAssembly memory (so wasm kernels can run over it too) that only
+ * grows: it is kept at the largest size a call needed, so steady-state training allocates
+ * nothing. The main thread lays a call's regions out with `ArenaLayout` and passes their byte
+ * offsets as task arguments; tasks find the memory under the arena's key. A larger memory is
+ * shared again before the next job; workers read announcements before joining a job, so they
+ * never see a stale one.
  */
 
+import { wasm, type WasmMemory } from './gemm/wasm-api.js';
 import { ThreadPool, type TaskContext } from './threads/index.js';
 
 export class ArenaError extends Error {
@@ -36,31 +38,54 @@ export class ArenaLayout {
   }
 }
 
+const PAGE_BYTES = 65536;
+/** 2 GiB: byte addresses stay non-negative int32 for the wasm kernels. */
+const MAX_PAGES = 32768;
+
 export class SharedArena {
-  private buffer = new SharedArrayBuffer(0);
-  private readonly sharedWith = new WeakMap<ThreadPool, SharedArrayBuffer>();
+  private memory: WasmMemory | null = null;
+  private readonly sharedWith = new WeakMap<ThreadPool, WasmMemory>();
 
   constructor(readonly key: string) {}
 
-  /** Grows the arena to at least `bytes` and makes sure `pool`'s threads have the current buffer. */
+  /**
+   * Makes the arena at least `bytes` long and makes sure `pool`'s threads have the current
+   * memory; returns its buffer. A larger arena is a new memory (with headroom: batch sizes and
+   * sequence lengths vary a little between calls), never a grown one, so no thread can hold a
+   * stale view.
+   */
   prepare(pool: ThreadPool, bytes: number): SharedArrayBuffer {
-    if (bytes > this.buffer.byteLength) {
-      // Headroom: batch sizes and sequence lengths vary a little between calls.
-      this.buffer = new SharedArrayBuffer(Math.ceil(Math.max(bytes, this.buffer.byteLength * 1.25) / ALIGN) * ALIGN);
+    const have = this.memory === null ? 0 : this.memory.buffer.byteLength;
+    if (bytes > have) {
+      const pages = Math.ceil(Math.max(bytes, have * 1.25) / PAGE_BYTES);
+      if (pages > MAX_PAGES) throw new ArenaError(`the CPU kernel arena cannot hold ${bytes} bytes (at most ${MAX_PAGES * PAGE_BYTES})`);
+      this.memory = new wasm.Memory({ initial: pages, maximum: pages, shared: true });
     }
-    if (this.sharedWith.get(pool) !== this.buffer) {
-      pool.share(this.key, this.buffer);
-      this.sharedWith.set(pool, this.buffer);
+    const memory = this.memory!;
+    if (this.sharedWith.get(pool) !== memory) {
+      pool.share(this.key, memory);
+      this.sharedWith.set(pool, memory);
     }
-    return this.buffer;
+    return sharedBuffer(memory);
   }
 }
 
-/** The arena buffer as seen by a task (the same one on every thread of a job). */
-export function arenaBuffer(ctx: TaskContext, key: string): SharedArrayBuffer {
-  const buffer = ctx.shared(key);
-  if (!(buffer instanceof SharedArrayBuffer)) throw new ArenaError(`task ran on a thread pool that never received the '${key}' arena`);
+function sharedBuffer(memory: WasmMemory): SharedArrayBuffer {
+  const buffer = memory.buffer;
+  if (!(buffer instanceof SharedArrayBuffer)) throw new ArenaError('the CPU kernel arena is not a shared memory');
   return buffer;
+}
+
+/** The arena memory as seen by a task (the same one on every thread of a job): wasm kernels run over it. */
+export function arenaMemory(ctx: TaskContext, key: string): WasmMemory {
+  const memory = ctx.shared(key);
+  if (!(memory instanceof wasm.Memory)) throw new ArenaError(`task ran on a thread pool that never received the '${key}' arena`);
+  return memory;
+}
+
+/** The arena's bytes as seen by a task. */
+export function arenaBuffer(ctx: TaskContext, key: string): SharedArrayBuffer {
+  return sharedBuffer(arenaMemory(ctx, key));
 }
 
 /** A float64 view of `count` elements at byte offset `at` of an arena buffer. */

@@ -9,9 +9,10 @@
  * λ_t = ∂loss/∂x_t = C_t gy_t + exp(Δ_{t+1} A) λ_{t+1}, as the fused CUDA kernel does per chunk.
  * This is also the numerical reference other backends are tested against.
  *
- * Problems above a few thousand state updates run instead on ../scan (the same arithmetic,
- * scheduled for speed and spread over the thread pool); these loops remain the reference for
- * it and run the small problems.
+ * Problems above a few thousand state updates run instead on ../scan, spread over the thread
+ * pool: with float64 operands the same arithmetic bit for bit, scheduled for speed; otherwise
+ * float32 compute as the CUDA kernel does (WebAssembly SIMD state loops). These loops remain the
+ * reference for it and run the small problems.
  */
 import type { Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';

@@ -1,10 +1,14 @@
 /**
  * The selective scan on the CPU thread pool: copies the operands into the kernels' shared arena
- * (float64), runs the row loops of rows.ts as pool tasks and copies the results into the output
- * tensors. The copies are O(B·D·L) against O(B·D·L·N) work. Results do not depend on the number
- * of threads (each output element is written by one work item, and partial sums over the batch
- * are added in batch order here); with float64 operands they equal the reference in
- * kernels/scan.ts bit for bit.
+ * (as float64), runs the work items of items.ts as pool tasks and copies the results into the
+ * output tensors. The copies are O(B·D·L) against O(B·D·L·N) work. Results do not depend on the
+ * number of threads (each output element is written by one work item, and partial sums over the
+ * batch are added in batch order here).
+ *
+ * Two kinds of compute: with any float64 operand, float64 JS loops (rows.ts) that equal the
+ * reference in kernels/scan.ts bit for bit; otherwise float32 compute, as the CUDA kernel does:
+ * the N x L state loops run four channels at a time in WebAssembly SIMD (wasm.ts, quads.ts), the
+ * per-channel steps stay in JS with `expFast`.
  */
 
 import type { ScanGrads, ScanInputs } from '../../backend.js';
@@ -12,10 +16,12 @@ import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, writeNumbers } from '../access.js';
 import { ArenaLayout, f64View, kernelArena } from '../arena.js';
 import type { ThreadPool } from '../threads/index.js';
-import { backwardItems, forwardItems, type ScanShape } from './rows.js';
+import { backwardItems, forwardItems } from './items.js';
+import type { ScanShape } from './rows.js';
 import { jobArgs, regionSize, scanBackward, scanForward, type RegionName } from './tasks.js';
+import { writeScanConstants } from './wasm.js';
 
-function scanShape(inputs: ScanInputs): ScanShape {
+function scanShape(inputs: ScanInputs, pool: ThreadPool): ScanShape {
   const [batch, dim, len] = inputs.u.shape as [number, number, number];
   const operands = [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, inputs.D, inputs.z, inputs.deltaBias];
   return {
@@ -23,8 +29,9 @@ function scanShape(inputs: ScanInputs): ScanShape {
     nState: inputs.A.shape[1]!,
     groups: inputs.B.shape[1]!,
     softplus: inputs.deltaSoftplus,
-    // The fast exp is accurate far beyond float32; float64 operands keep Math.exp (the reference).
-    fastExp: operands.every((t) => t === null || t.dtype !== 'float64'),
+    // Any float64 operand asks for float64 compute: the JS loops, bit-identical to the reference.
+    float32: operands.every((t) => t === null || t.dtype !== 'float64'),
+    threads: pool.threads,
   };
 }
 
@@ -40,6 +47,8 @@ class Regions {
 
   bind(pool: ThreadPool): void {
     this.buffer = kernelArena.prepare(pool, this.layout.bytes);
+    const quads = this.offsets.quads;
+    if (quads !== undefined) writeScanConstants(this.buffer, quads);
   }
 
   view(name: RegionName): Float64Array {
@@ -56,8 +65,8 @@ class Regions {
 
 const OPTIONAL_OPERANDS = ['D', 'z', 'deltaBias'] as const;
 
-function operandRegions(inputs: ScanInputs): RegionName[] {
-  return ['u', 'delta', 'A', 'B', 'C', ...OPTIONAL_OPERANDS.filter((k) => inputs[k] !== null)];
+function operandRegions(inputs: ScanInputs, s: ScanShape): RegionName[] {
+  return ['u', 'delta', 'A', 'B', 'C', ...OPTIONAL_OPERANDS.filter((k) => inputs[k] !== null), ...(s.float32 ? ['quads' as const] : [])];
 }
 
 function fillOperands(r: Regions, inputs: ScanInputs): void {
@@ -69,8 +78,8 @@ function fillOperands(r: Regions, inputs: ScanInputs): void {
 }
 
 export function selectiveScanParallel(inputs: ScanInputs, out: Tensor, lastState: Tensor | null, pool: ThreadPool): void {
-  const s = scanShape(inputs);
-  const r = new Regions(s, [...operandRegions(inputs), 'out', ...(lastState ? ['last' as const] : [])]);
+  const s = scanShape(inputs, pool);
+  const r = new Regions(s, [...operandRegions(inputs, s), 'out', ...(lastState ? ['last' as const] : [])]);
   r.bind(pool);
   fillOperands(r, inputs);
   pool.run(scanForward, jobArgs(s, r.offsets), forwardItems(s));
@@ -87,9 +96,9 @@ function sumOverBatch(parts: Float64Array, batch: number): Float64Array {
 }
 
 export function selectiveScanBackwardParallel(inputs: ScanInputs, gy: Tensor, grads: ScanGrads, pool: ThreadPool): void {
-  const s = scanShape(inputs);
+  const s = scanShape(inputs, pool);
   const results: RegionName[] = ['g', 'du', 'ddelta', ...(inputs.z ? ['dz' as const] : []), 'dB', 'dC', 'dA', 'dD', 'ddeltaBias'];
-  const r = new Regions(s, [...operandRegions(inputs), ...results]);
+  const r = new Regions(s, [...operandRegions(inputs, s), ...results]);
   r.bind(pool);
   fillOperands(r, inputs);
   r.fill('g', gy);

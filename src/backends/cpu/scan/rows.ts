@@ -1,19 +1,15 @@
 /**
- * The selective scan's row loops, written for speed; kernels/scan.ts has the readable reference
- * and the equations. Same arithmetic in the same order as the reference (float64 results are
- * bit-identical to it), with three differences in how it is scheduled:
+ * The selective scan's per-channel loops in JavaScript; kernels/scan.ts has the readable
+ * reference and the equations. Same arithmetic in the same order as the reference (float64
+ * results are bit-identical to it), scheduled differently:
  *  - four state indices n are scanned together, so four independent recurrences hide each
  *    other's latency; sums over n (y_t, ∂/∂Δ_t, ∂/∂u_t) still add the terms in n order;
  *  - the backward recomputes and reverse-sweeps four states at a time, keeping their states and
  *    decays in an L x 4 scratch that stays in L1 instead of an N x L one;
- *  - with `fastExp` (no float64 operand) every exp (the decays exp(Δ_t A_dn), and inside the
- *    softplus and sigmoids) is `expFast` (relative error < 1e-10).
- *
- * Work is split for the thread pool so that every output element is written by one item only:
- * forward items are (batch entry, block of channels); backward items are (batch entry, group),
- * because ∂B and ∂C sum over the channels of a group. Per-channel gradients (∂A, ∂D, ∂deltaBias)
- * sum over the batch: each item writes its entry's partial sums, added up afterwards in batch
- * order, as the reference does. All arrays are float64.
+ *  - for float32 compute (no float64 operand) every exp (the decays exp(Δ_t A_dn), and inside
+ *    the softplus and sigmoids) is `expFast` (relative error < 1e-10).
+ * The per-channel steps around the state loops (discretise, gate, ∂Δ) are shared with the
+ * WebAssembly path for float32 compute (quads.ts). All arrays are float64.
  */
 
 import { expFast, sigmoid, sigmoidFast, softplus, softplusFast } from '../kernels/math.js';
@@ -28,7 +24,13 @@ export interface ScanShape {
   readonly nState: number;
   readonly groups: number;
   readonly softplus: boolean;
-  readonly fastExp: boolean;
+  /**
+   * Float32 compute (no float64 operand): every exp here is `expFast`, and the work items send
+   * channels four at a time to the WebAssembly kernel (quads.ts).
+   */
+  readonly float32: boolean;
+  /** Threads of the pool running the job (each has its own scratch for the wasm path). */
+  readonly threads: number;
 }
 
 export interface ScanOperands {
@@ -61,8 +63,8 @@ export interface ScanBackwardResults {
   readonly ddeltaBias: Float64Array; // [B, D]
 }
 
-/** Per-thread scratch, grown on demand. */
-class Scratch {
+/** One channel's scratch, grown on demand. */
+export class Scratch {
   len = -1;
   dt = new Float64Array(0);
   dtu = new Float64Array(0);
@@ -89,28 +91,13 @@ class Scratch {
   }
 }
 
-const scratch = new Scratch();
-
-/** Channels per forward work item: about 2^16 state updates, a fraction of a millisecond. */
-export function forwardBlock(s: ScanShape): number {
-  return Math.max(1, Math.min(s.dim, Math.ceil(65536 / (s.len * s.nState))));
-}
-
-export function forwardItems(s: ScanShape): number {
-  return s.batch * Math.ceil(s.dim / forwardBlock(s));
-}
-
-export function backwardItems(s: ScanShape): number {
-  return s.batch * s.groups;
-}
-
 /** Δ_t and Δ_t u_t of one row (reference: discretiseRow). */
-function discretise(s: ScanShape, x: ScanOperands, row: number, d: number, w: Scratch): void {
+export function discretise(s: ScanShape, x: ScanOperands, row: number, d: number, w: Scratch): void {
   const bias = x.deltaBias ? x.deltaBias[d]! : 0;
   const { dt, dtu } = w;
   for (let t = 0; t < s.len; t++) {
     const pre = x.delta[row + t]! + bias;
-    const v = s.softplus ? (s.fastExp ? softplusFast(pre) : softplus(pre)) : pre;
+    const v = s.softplus ? (s.float32 ? softplusFast(pre) : softplus(pre)) : pre;
     dt[t] = v;
     dtu[t] = v * x.u[row + t]!;
   }
@@ -123,7 +110,7 @@ function discretise(s: ScanShape, x: ScanOperands, row: number, d: number, w: Sc
  */
 function scanFour(s: ScanShape, x: ScanOperands, d: number, bc: number, n0: number, w: Scratch, keep: boolean,
   last: Float64Array | null, lastAt: number): void {
-  const { len, nState, fastExp } = s;
+  const { len, nState, float32: fastExp } = s;
   const { dt, dtu, y, states, decays } = w;
   const B = x.B;
   const C = x.C;
@@ -174,7 +161,7 @@ function scanFour(s: ScanShape, x: ScanOperands, d: number, bc: number, n0: numb
 /** One state index (the N mod 4 left over), slot 0 of the scratch. */
 function scanOne(s: ScanShape, x: ScanOperands, d: number, bc: number, n: number, w: Scratch, keep: boolean,
   last: Float64Array | null, lastAt: number): void {
-  const { len, nState, fastExp } = s;
+  const { len, nState, float32: fastExp } = s;
   const { dt, dtu, y, states, decays } = w;
   const a = x.A[d * nState + n]!;
   const off = bc + n * len;
@@ -191,36 +178,33 @@ function scanOne(s: ScanShape, x: ScanOperands, d: number, bc: number, n: number
   if (last) last[lastAt + n] = xs;
 }
 
-/** Forward work item: channels [d0, d0 + block) of batch entry b. */
-export function forwardItem(s: ScanShape, x: ScanOperands, r: ScanForwardResults, item: number): void {
-  const { dim, len, nState, groups } = s;
-  const block = forwardBlock(s);
-  const blocksPerEntry = Math.ceil(dim / block);
-  const b = Math.floor(item / blocksPerEntry);
-  const d0 = (item % blocksPerEntry) * block;
-  const w = scratch.fit(len);
-  const perGroup = dim / groups;
-  for (let d = d0; d < Math.min(dim, d0 + block); d++) {
-    const row = (b * dim + d) * len;
-    const bc = (b * groups + Math.floor(d / perGroup)) * nState * len;
-    const lastAt = (b * dim + d) * nState;
-    discretise(s, x, row, d, w);
-    w.y.fill(0, 0, len);
-    let n = 0;
-    for (; n + 4 <= nState; n += 4) scanFour(s, x, d, bc, n, w, false, r.last, lastAt);
-    for (; n < nState; n++) scanOne(s, x, d, bc, n, w, false, r.last, lastAt);
-    const skip = x.D ? x.D[d]! : 0;
-    const { y } = w;
-    const out = r.out;
-    const z = x.z;
-    for (let t = 0; t < len; t++) {
-      const pre = y[t]! + skip * x.u[row + t]!;
-      if (z) {
-        const zv = z[row + t]!;
-        out[row + t] = pre * zv * (s.fastExp ? sigmoidFast(zv) : sigmoid(zv));
-      } else out[row + t] = pre;
-    }
+/** out = (y + D u) silu(z) for one row, y from w.y (reference: the end of selectiveScan). */
+export function writeOutput(s: ScanShape, x: ScanOperands, r: ScanForwardResults, d: number, row: number, w: Scratch): void {
+  const skip = x.D ? x.D[d]! : 0;
+  const { y } = w;
+  const out = r.out;
+  const z = x.z;
+  for (let t = 0; t < s.len; t++) {
+    const pre = y[t]! + skip * x.u[row + t]!;
+    if (z) {
+      const zv = z[row + t]!;
+      out[row + t] = pre * zv * (s.float32 ? sigmoidFast(zv) : sigmoid(zv));
+    } else out[row + t] = pre;
   }
+}
+
+/** The forward of channel d of batch entry b, states in JS. */
+export function forwardChannel(s: ScanShape, x: ScanOperands, r: ScanForwardResults, b: number, d: number, w: Scratch): void {
+  const { dim, len, nState, groups } = s;
+  const row = (b * dim + d) * len;
+  const bc = (b * groups + Math.floor(d / (dim / groups))) * nState * len;
+  const lastAt = (b * dim + d) * nState;
+  discretise(s, x, row, d, w);
+  w.y.fill(0, 0, len);
+  let n = 0;
+  for (; n + 4 <= nState; n += 4) scanFour(s, x, d, bc, n, w, false, r.last, lastAt);
+  for (; n < nState; n++) scanOne(s, x, d, bc, n, w, false, r.last, lastAt);
+  writeOutput(s, x, r, d, row, w);
 }
 
 /**
@@ -338,22 +322,21 @@ function sweepOne(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: numb
   r.dA[(b * s.dim + d) * nState + n] = dA;
 }
 
-/** Backward of one channel row (reference: recomputeRow, gateBackward, adjointSweep, deltaBackward). */
-function backwardRow(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: number, d: number, bc: number, w: Scratch): void {
-  const { len, nState } = s;
-  const row = (b * s.dim + d) * len;
-  const { gy, du, sg, y, gdt } = w;
-  discretise(s, x, row, d, w);
-  // Gate: ∂loss/∂y and the skip path need only z; ∂loss/∂z needs y, which comes after the states.
+/**
+ * The gate's backward before the states (reference: gateBackward): ∂loss/∂y into w.gy, the skip
+ * path's ∂u into w.du, σ(z) into w.sg, and the row's ∂D term. ∂loss/∂z needs y: finishBackward.
+ */
+export function gateBackward(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: number, d: number, row: number, w: Scratch): void {
+  const { gy, du, sg } = w;
   const skip = x.D ? x.D[d]! : 0;
   const z = x.z;
   let dD = 0;
-  for (let t = 0; t < len; t++) {
+  for (let t = 0; t < s.len; t++) {
     const uv = x.u[row + t]!;
     let gyv = r.g[row + t]!;
     if (z) {
       const zv = z[row + t]!;
-      const sgv = s.fastExp ? sigmoidFast(zv) : sigmoid(zv);
+      const sgv = s.float32 ? sigmoidFast(zv) : sigmoid(zv);
       sg[t] = sgv;
       gyv *= zv * sgv;
     }
@@ -362,17 +345,17 @@ function backwardRow(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: n
     dD += gyv * uv;
   }
   r.dD[b * s.dim + d] = dD;
-  y.fill(0, 0, len);
-  gdt.fill(0, 0, len);
-  let n = 0;
-  for (; n + 4 <= nState; n += 4) {
-    scanFour(s, x, d, bc, n, w, true, null, 0);
-    sweepFour(s, x, r, b, d, row, bc, n, w);
-  }
-  for (; n < nState; n++) {
-    scanOne(s, x, d, bc, n, w, true, null, 0);
-    sweepOne(s, x, r, b, d, row, bc, n, w);
-  }
+}
+
+/**
+ * After the states (w.y, w.gdt, w.du complete): ∂z, ∂Δ through the softplus and bias
+ * (reference: the end of gateBackward, deltaBackward), and the row's ∂u.
+ */
+export function finishBackward(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: number, d: number, row: number, w: Scratch): void {
+  const { len } = s;
+  const { du, sg, y, gdt } = w;
+  const skip = x.D ? x.D[d]! : 0;
+  const z = x.z;
   if (z && r.dz) {
     for (let t = 0; t < len; t++) {
       const zv = z[row + t]!;
@@ -387,7 +370,7 @@ function backwardRow(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: n
     let gd = gdt[t]!;
     if (s.softplus) {
       const pre = x.delta[row + t]! + bias;
-      if (pre <= SOFTPLUS_THRESHOLD) gd *= s.fastExp ? sigmoidFast(pre) : sigmoid(pre);
+      if (pre <= SOFTPLUS_THRESHOLD) gd *= s.float32 ? sigmoidFast(pre) : sigmoid(pre);
     }
     r.ddelta[row + t] = gd;
     r.du[row + t] = du[t]!;
@@ -396,12 +379,22 @@ function backwardRow(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: n
   r.ddeltaBias[b * s.dim + d] = dBias;
 }
 
-/** Backward work item: every channel of group g of batch entry b, in channel order. */
-export function backwardItem(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, item: number): void {
-  const b = Math.floor(item / s.groups);
-  const g = item % s.groups;
-  const perGroup = s.dim / s.groups;
-  const bc = (b * s.groups + g) * s.nState * s.len;
-  const w = scratch.fit(s.len);
-  for (let d = g * perGroup; d < (g + 1) * perGroup; d++) backwardRow(s, x, r, b, d, bc, w);
+/** The backward of channel d of batch entry b (its group's B/C rows at bc), states in JS. */
+export function backwardChannel(s: ScanShape, x: ScanOperands, r: ScanBackwardResults, b: number, d: number, bc: number, w: Scratch): void {
+  const { len, nState } = s;
+  const row = (b * s.dim + d) * len;
+  discretise(s, x, row, d, w);
+  gateBackward(s, x, r, b, d, row, w);
+  w.y.fill(0, 0, len);
+  w.gdt.fill(0, 0, len);
+  let n = 0;
+  for (; n + 4 <= nState; n += 4) {
+    scanFour(s, x, d, bc, n, w, true, null, 0);
+    sweepFour(s, x, r, b, d, row, bc, n, w);
+  }
+  for (; n < nState; n++) {
+    scanOne(s, x, d, bc, n, w, true, null, 0);
+    sweepOne(s, x, r, b, d, row, bc, n, w);
+  }
+  finishBackward(s, x, r, b, d, row, w);
 }
