@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { CheckpointError, errorCode, messageOf } from './errors.js';
+import { syncDirectory } from '../io/safetensors/fileio.js';
 
 export const TRAINER_STATE_FILE = 'trainer.json';
 const STEP_DIR = /^step-(\d+)$/;
@@ -45,20 +46,6 @@ export async function writeFileSynced(path: string, data: string | Uint8Array): 
 
 export function jsonFile(name: string, value: unknown): CheckpointFile {
   return { name, write: (path) => writeFileSynced(path, `${JSON.stringify(value, null, 1)}\n`) };
-}
-
-async function syncDir(dir: string): Promise<void> {
-  // Best effort: some platforms cannot open a folder for fsync; the rename is then as durable as the OS makes it.
-  try {
-    const handle = await fs.promises.open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // See above.
-  }
 }
 
 /** The first errno code along an error's cause chain. */
@@ -130,11 +117,11 @@ export async function writeCheckpoint(stageDir: string, step: number, files: rea
       await hooks.beforeFile?.(file.name);
       await file.write(join(temp, file.name));
     }
-    await syncDir(temp);
+    await syncDirectory(temp);
     await fs.promises.rm(finalPath, { recursive: true, force: true }); // an incomplete step-N (no trainer.json)
     await fs.promises.rename(temp, finalPath);
     temp = undefined;
-    await syncDir(stageDir);
+    await syncDirectory(stageDir);
     return finalPath;
   } catch (error) {
     if (temp !== undefined) await fs.promises.rm(temp, { recursive: true, force: true }).catch(() => undefined);

@@ -154,7 +154,8 @@ function syncDirectorySync(dir: string): void {
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync a folder so a rename inside it is durable (best effort: not every platform allows it). */
+export async function syncDirectory(dir: string): Promise<void> {
   try {
     const handle = await fs.promises.open(dir, 'r');
     try {
