@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../../src/index.js';
 import { ThreadPool } from '../../../src/backends/cpu/threads/index.js';
-import { PARALLEL_SOFTMAX_ELEMENTS, rowKernels, softmaxOn } from '../../../src/backends/cpu/kernels/rows.js';
+import { PARALLEL_SOFTMAX_ELEMENTS, rowKernels, softmaxBackwardOn, softmaxOn } from '../../../src/backends/cpu/kernels/rows.js';
 import { causalConv1dKernels } from '../../../src/backends/cpu/kernels/causal-conv1d.js';
 
 function randomData(n: number, seed: number): Float64Array {
@@ -48,6 +48,20 @@ function softmaxReference(x: Float64Array, rows: number, cols: number, log: bool
     let sum = 0;
     for (const v of row) sum += Math.exp(v - mx);
     for (let c = 0; c < cols; c++) out[r * cols + c] = log ? row[c]! - (mx + Math.log(sum)) : Math.exp(row[c]! - mx) / sum;
+  }
+  return out;
+}
+
+/** ∂x of softmax (Σ-dot form) or log-softmax (exp(y) form) per row, evaluated directly. */
+function softmaxBackwardReference(y: Float64Array, gy: Float64Array, rows: number, cols: number, log: boolean): Float64Array {
+  const out = new Float64Array(y.length);
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    for (let c = 0; c < cols; c++) dot += log ? gy[r * cols + c]! : gy[r * cols + c]! * y[r * cols + c]!;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      out[i] = log ? gy[i]! - Math.exp(y[i]!) * dot : y[i]! * (gy[i]! - dot);
+    }
   }
   return out;
 }
@@ -92,6 +106,22 @@ describe('softmax kernel', () => {
       // Probabilities: float32 rounding is relative. Log-probabilities x - lse: lse carries the
       // fast exp's tiny error in absolute terms, so near-zero outputs are compared on scale 1.
       assertSame(`${name} vs float64 formula`, one.toFloat64Array(), want32, 2 ** -23, log ? 1 : 0);
+    });
+
+    test(`${name} backward: the direct formula bit for bit in float64, same bits on 1 and 2 threads`, () => {
+      const gyData = randomData(rows * cols, 2);
+      for (const dtype of ['float64', 'float32'] as const) {
+        const y = T.empty([rows, cols], { dtype });
+        softmaxOn(null, fromData(data, [rows, cols], dtype), y, log);
+        const gy = fromData(gyData, [rows, cols], dtype);
+        const [one, both] = [T.empty([rows, cols], { dtype }), T.empty([rows, cols], { dtype })];
+        softmaxBackwardOn(null, y, gy, one, log);
+        softmaxBackwardOn(two, y, gy, both, log);
+        assertSame(`${name} backward ${dtype}: 2 vs 1 thread`, both.toFloat64Array(), one.toFloat64Array());
+        const want = softmaxBackwardReference(y.toFloat64Array(), gy.toFloat64Array(), rows, cols, log);
+        if (dtype === 'float64') assertSame(`${name} backward float64`, one.toFloat64Array(), want);
+        else assertSame(`${name} backward float32`, one.toFloat64Array(), want, 2 ** -20, 1);
+      }
     });
   }
 });

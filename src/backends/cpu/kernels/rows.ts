@@ -1,14 +1,12 @@
 /**
  * CPU row kernels: reductions, softmax and normalisation over the last dim of [rows, cols].
- * Softmax, which costs an exponential per element, runs on the thread pool for large inputs
- * (../rows/).
+ * Softmax and its backward run on the thread pool for large inputs (../rows/).
  */
 import type { Kernels, ReduceOp } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput } from '../access.js';
-import { expFast } from './math.js';
 import { runRowsOnPool } from '../rows/parallel.js';
-import { softmaxRange, softmaxTask } from '../rows/softmax.js';
+import { softmaxBackwardRange, softmaxBackwardTask, softmaxRange, softmaxTask } from '../rows/softmax.js';
 import { defaultThreadCount, threadPool, type ThreadPool } from '../threads/index.js';
 
 function reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void {
@@ -67,27 +65,24 @@ function softmax(x: Tensor, out: Tensor, log: boolean): void {
   softmaxOn(parallel ? threadPool() : null, x, out, log);
 }
 
-function softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void {
+/** Softmax backward of y, gy [rows, cols] on `pool`'s threads (null: the calling thread alone). */
+export function softmaxBackwardOn(pool: ThreadPool | null, y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void {
   const ys = readNumbers(y);
   const gs = readNumbers(gy);
   const [rows, cols] = [y.shape[0]!, y.shape[1]!];
   const fastExp = y.dtype !== 'float64';
   withOutput(gx, (dst) => {
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      let dot = 0;
-      if (log) {
-        for (let c = 0; c < cols; c++) dot += gs[base + c]!;
-        for (let c = 0; c < cols; c++) {
-          const p = fastExp ? expFast(ys[base + c]!) : Math.exp(ys[base + c]!);
-          dst[base + c] = gs[base + c]! - p * dot;
-        }
-      } else {
-        for (let c = 0; c < cols; c++) dot += gs[base + c]! * ys[base + c]!;
-        for (let c = 0; c < cols; c++) dst[base + c] = ys[base + c]! * (gs[base + c]! - dot);
-      }
+    if (pool === null || pool.threads === 1) softmaxBackwardRange(ys, gs, dst, cols, 0, rows, log, fastExp);
+    else {
+      const arrays = [{ data: ys, output: false }, { data: gs, output: false }, { data: dst, output: true }];
+      runRowsOnPool(pool, softmaxBackwardTask, rows, cols, arrays, [cols, log ? 1 : 0, fastExp ? 1 : 0]);
     }
   });
+}
+
+function softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void {
+  const parallel = y.numel >= PARALLEL_SOFTMAX_ELEMENTS && defaultThreadCount() > 1;
+  softmaxBackwardOn(parallel ? threadPool() : null, y, gy, gx, log);
 }
 
 function normRows(kind: 'layer' | 'rms', x: Tensor, eps: number, out: Tensor, mean: Tensor, rstd: Tensor): void {
