@@ -60,6 +60,12 @@ export interface TextToImageParts {
    * Default: true when the encoder is an nn Module (SmallTextEncoder); pass false for a frozen one.
    */
   trainTextEncoder?: boolean;
+  /**
+   * How 'flow' training draws σ (default 'logit-normal', SD3's choice for large data, which rarely
+   * visits σ > 0.9; 'uniform' trains the high-noise end, where a sample's content is decided, as
+   * often as the rest).
+   */
+  flowTimes?: 'logit-normal' | 'uniform';
 }
 
 export interface LossOptions {
@@ -97,6 +103,7 @@ export class TextToImage {
   readonly objective: Objective;
   readonly schedule: NoiseSchedule;
   readonly trainTextEncoder: boolean;
+  readonly flowTimes: 'logit-normal' | 'uniform';
   private readonly denoiser: ReturnType<typeof dimbaDenoiser>;
 
   constructor(parts: TextToImageParts) {
@@ -120,6 +127,10 @@ export class TextToImage {
     this.trainTextEncoder = parts.trainTextEncoder ?? textEncoder instanceof Module;
     if (this.trainTextEncoder && !(textEncoder instanceof Module)) {
       throw new PipelineError('TextToImage: trainTextEncoder is true but the text encoder has no parameters (not an nn Module)');
+    }
+    this.flowTimes = parts.flowTimes ?? 'logit-normal';
+    if (this.flowTimes !== 'logit-normal' && this.flowTimes !== 'uniform') {
+      throw new PipelineError(`TextToImage: flowTimes must be 'logit-normal' or 'uniform', got '${String(this.flowTimes)}'`);
     }
     this.denoiser = dimbaDenoiser(model);
   }
@@ -163,7 +174,7 @@ export class TextToImage {
     const noise = randn(images.shape, { dtype: images.dtype, device: images.deviceName, generator });
     let result: ObjectiveResult;
     if (this.objective === 'flow') {
-      const t = sampleFlowTimes(batch, draw);
+      const t = sampleFlowTimes(batch, { ...draw, distribution: this.flowTimes });
       result = flowMatchingLoss({ model: this.denoiser, x0: images, noise, t, cond }, { timeScale: FLOW_TIME_SCALE });
     } else {
       const t = sampleTimesteps(batch, this.schedule.numTimesteps, draw);
