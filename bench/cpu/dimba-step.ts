@@ -90,12 +90,12 @@ function timeKernels(): { times: KernelTimes; enabled: { on: boolean } } {
 }
 
 function kernelTable(times: KernelTimes, steps: number, stepMs: number): string {
+  const row = (label: string, calls: string, ms: number): string =>
+    `${label.padEnd(36)} ${calls.padStart(6)} ${(ms / steps).toFixed(1).padStart(9)} ${(100 * ms / steps / stepMs).toFixed(1).padStart(6)} %`;
   const rows = [...times].sort((a, b) => b[1][1] - a[1][1]);
   const total = rows.reduce((sum, [, [, ms]]) => sum + ms, 0);
-  const lines = rows.map(([key, [calls, ms]]) =>
-    `${key.padEnd(36)} ${String(Math.round(calls / steps)).padStart(6)} ${(ms / steps).toFixed(1).padStart(9)} ${(100 * ms / steps / stepMs).toFixed(1).padStart(6)} %`);
-  return [`${'kernel'.padEnd(36)} ${'calls'.padStart(6)} ${'ms/step'.padStart(9)} ${'share'.padStart(8)}`, ...lines,
-    `${'all kernels'.padEnd(36)} ${''.padStart(6)} ${(total / steps).toFixed(1).padStart(9)} ${(100 * total / steps / stepMs).toFixed(1).padStart(6)} %`].join('\n');
+  const header = `${'kernel'.padEnd(36)} ${'calls'.padStart(6)} ${'ms/step'.padStart(9)} ${'share'.padStart(8)}`;
+  return [header, ...rows.map(([key, [calls, ms]]) => row(key, String(Math.round(calls / steps)), ms)), row('all kernels', '', total)].join('\n');
 }
 
 function main(argv: string[]): void {
@@ -122,10 +122,12 @@ function main(argv: string[]): void {
   }
   if (steps > 0) {
     const stepMs = median(fwd.map((f, i) => f + bwd[i]!));
-    process.stdout.write(`median of ${steps}: forward ${median(fwd).toFixed(0)} ms, backward ${median(bwd).toFixed(0)} ms, step ${stepMs.toFixed(0)} ms\n`);
+    const [f, b] = [median(fwd), median(bwd)];
+    process.stdout.write(`median of ${steps}: forward ${f.toFixed(0)} ms, backward ${b.toFixed(0)} ms, step ${stepMs.toFixed(0)} ms\n`);
     if (byKernel) {
-      const mean = fwd.reduce((a, f, i) => a + f + bwd[i]!, 0) / steps;
-      process.stdout.write(`\nper kernel, mean over the ${steps} steps (share of the mean step, ${mean.toFixed(0)} ms):\n${kernelTable(byKernel.times, steps, mean)}\n`);
+      const mean = fwd.reduce((a, fw, i) => a + fw + bwd[i]!, 0) / steps;
+      process.stdout.write(`\nper kernel, mean over the ${steps} steps (share of the mean step, ${mean.toFixed(0)} ms):\n`);
+      process.stdout.write(`${kernelTable(byKernel.times, steps, mean)}\n`);
     }
   }
 }

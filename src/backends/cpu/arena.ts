@@ -41,6 +41,8 @@ export class ArenaLayout {
 const PAGE_BYTES = 65536;
 /** 2 GiB: byte addresses stay non-negative int32 for the wasm kernels. */
 const MAX_PAGES = 32768;
+/** The most an arena can hold; kernels whose data would not fit run without the pool. */
+export const MAX_ARENA_BYTES = MAX_PAGES * PAGE_BYTES;
 
 export class SharedArena {
   private memory: WasmMemory | null = null;
@@ -57,8 +59,8 @@ export class SharedArena {
   prepare(pool: ThreadPool, bytes: number): SharedArrayBuffer {
     const have = this.memory === null ? 0 : this.memory.buffer.byteLength;
     if (bytes > have) {
-      const pages = Math.ceil(Math.max(bytes, have * 1.25) / PAGE_BYTES);
-      if (pages > MAX_PAGES) throw new ArenaError(`the CPU kernel arena cannot hold ${bytes} bytes (at most ${MAX_PAGES * PAGE_BYTES})`);
+      if (bytes > MAX_ARENA_BYTES) throw new ArenaError(`the CPU kernel arena cannot hold ${bytes} bytes (at most ${MAX_ARENA_BYTES})`);
+      const pages = Math.min(MAX_PAGES, Math.ceil(Math.max(bytes, have * 1.25) / PAGE_BYTES));
       this.memory = new wasm.Memory({ initial: pages, maximum: pages, shared: true });
     }
     const memory = this.memory!;

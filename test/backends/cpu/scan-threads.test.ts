@@ -68,8 +68,8 @@ function run(inputs: ScanInputs, gy: T.Tensor, runner: Runner): Outputs {
 
 const reference: Runner = { forward: selectiveScanReference, backward: selectiveScanBackwardReference };
 const onPool = (pool: ThreadPool): Runner => ({
-  forward: (inputs, out, last) => selectiveScanParallel(inputs, out, last, pool),
-  backward: (inputs, gy, grads) => selectiveScanBackwardParallel(inputs, gy, grads, pool),
+  forward: (inputs, out, last) => assert.ok(selectiveScanParallel(inputs, out, last, pool), 'the forward fits the arena'),
+  backward: (inputs, gy, grads) => assert.ok(selectiveScanBackwardParallel(inputs, gy, grads, pool), 'the backward fits the arena'),
 });
 const kernelTable: Runner = { forward: scanKernels.selectiveScan, backward: scanKernels.selectiveScanBackward };
 
@@ -98,7 +98,8 @@ function assertSame(label: string, got: Outputs, want: Outputs, tol: number): vo
       const bad = !Object.is(a[i], b[i]) && (tol === 0 || !(err <= tol * (scale + Math.abs(b[i]!))));
       if (bad && (worstAt < 0 || err > worst)) { worst = err; worstAt = i; }
     }
-    assert.ok(worstAt < 0, `${label} ${name} [${t.shape.join(', ')}]: element ${worstAt} is ${a[worstAt]}, expected ${b[worstAt]} (worst abs error ${worst}, scale ${scale})`);
+    assert.ok(worstAt < 0, `${label} ${name} [${t.shape.join(', ')}]: element ${worstAt} is ${a[worstAt]}, expected ${b[worstAt]} `
+      + `(worst abs error ${worst}, scale ${scale})`);
   }
 }
 

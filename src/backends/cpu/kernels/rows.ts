@@ -48,15 +48,16 @@ function reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void {
 /** Elements from which softmax is spread over the thread pool (below, waking workers costs more). */
 export const PARALLEL_SOFTMAX_ELEMENTS = 1 << 16;
 
-/** Softmax of x [rows, cols] on `pool`'s threads (null: the calling thread alone). */
+/** Softmax of x [rows, cols] on `pool`'s threads (null, or data beyond the arena: the calling thread alone). */
 export function softmaxOn(pool: ThreadPool | null, x: Tensor, out: Tensor, log: boolean): void {
   const xs = readNumbers(x);
   const cols = x.shape[1]!;
   const rows = x.shape[0]!;
   const fastExp = x.dtype !== 'float64';
   withOutput(out, (dst) => {
-    if (pool === null || pool.threads === 1) softmaxRange(xs, dst, cols, 0, rows, log, fastExp);
-    else runRowsOnPool(pool, softmaxTask, rows, cols, [{ data: xs, output: false }, { data: dst, output: true }], [cols, log ? 1 : 0, fastExp ? 1 : 0]);
+    const arrays = [{ data: xs, output: false }, { data: dst, output: true }];
+    const threaded = pool !== null && pool.threads > 1 && runRowsOnPool(pool, softmaxTask, rows, cols, arrays, [cols, log ? 1 : 0, fastExp ? 1 : 0]);
+    if (!threaded) softmaxRange(xs, dst, cols, 0, rows, log, fastExp);
   });
 }
 
@@ -65,18 +66,16 @@ function softmax(x: Tensor, out: Tensor, log: boolean): void {
   softmaxOn(parallel ? threadPool() : null, x, out, log);
 }
 
-/** Softmax backward of y, gy [rows, cols] on `pool`'s threads (null: the calling thread alone). */
+/** Softmax backward of y, gy [rows, cols] on `pool`'s threads (null, or data beyond the arena: the calling thread alone). */
 export function softmaxBackwardOn(pool: ThreadPool | null, y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void {
   const ys = readNumbers(y);
   const gs = readNumbers(gy);
   const [rows, cols] = [y.shape[0]!, y.shape[1]!];
   const fastExp = y.dtype !== 'float64';
   withOutput(gx, (dst) => {
-    if (pool === null || pool.threads === 1) softmaxBackwardRange(ys, gs, dst, cols, 0, rows, log, fastExp);
-    else {
-      const arrays = [{ data: ys, output: false }, { data: gs, output: false }, { data: dst, output: true }];
-      runRowsOnPool(pool, softmaxBackwardTask, rows, cols, arrays, [cols, log ? 1 : 0, fastExp ? 1 : 0]);
-    }
+    const arrays = [{ data: ys, output: false }, { data: gs, output: false }, { data: dst, output: true }];
+    const threaded = pool !== null && pool.threads > 1 && runRowsOnPool(pool, softmaxBackwardTask, rows, cols, arrays, [cols, log ? 1 : 0, fastExp ? 1 : 0]);
+    if (!threaded) softmaxBackwardRange(ys, gs, dst, cols, 0, rows, log, fastExp);
   });
 }
 

@@ -287,15 +287,18 @@ function scanWork(inputs: ScanInputs): number {
   return batch * dim * len * inputs.A.shape[1]!;
 }
 
+const pick = (work: number) => (work >= PARALLEL_SCAN_WORK ? threadPool() : callerOnlyPool());
+
 export const scanKernels: Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'> = {
+  // Problems too large for the kernel arena (2 GiB) fall back to the reference loops.
   selectiveScan: (inputs, out, lastState) => {
     const work = scanWork(inputs);
-    if (work < FAST_SCAN_WORK) selectiveScanReference(inputs, out, lastState);
-    else selectiveScanParallel(inputs, out, lastState, work >= PARALLEL_SCAN_WORK ? threadPool() : callerOnlyPool());
+    const done = work >= FAST_SCAN_WORK && selectiveScanParallel(inputs, out, lastState, pick(work));
+    if (!done) selectiveScanReference(inputs, out, lastState);
   },
   selectiveScanBackward: (inputs, gy, grads) => {
     const work = scanWork(inputs);
-    if (work < FAST_SCAN_WORK) selectiveScanBackwardReference(inputs, gy, grads);
-    else selectiveScanBackwardParallel(inputs, gy, grads, work >= PARALLEL_SCAN_WORK ? threadPool() : callerOnlyPool());
+    const done = work >= FAST_SCAN_WORK && selectiveScanBackwardParallel(inputs, gy, grads, pick(work));
+    if (!done) selectiveScanBackwardReference(inputs, gy, grads);
   },
 };

@@ -8,7 +8,7 @@
  */
 
 import type { NumArray } from '../access.js';
-import { ArenaLayout, KERNEL_ARENA, arenaBuffer, floatView, kernelArena } from '../arena.js';
+import { ArenaLayout, KERNEL_ARENA, MAX_ARENA_BYTES, arenaBuffer, floatView, kernelArena } from '../arena.js';
 import type { TaskContext, TaskRef, ThreadPool } from '../threads/index.js';
 
 /** Elements per claimed block of rows: tens of microseconds of work, many blocks per thread. */
@@ -23,12 +23,14 @@ export interface RowArray {
 const HEADER = 3;
 const PER_ARRAY = 3;
 
-export function runRowsOnPool(pool: ThreadPool, task: TaskRef, rows: number, cols: number, arrays: readonly RowArray[], extra: readonly number[]): void {
+/** Runs `task` over the rows on `pool`; false (nothing done) when the arrays would not fit the arena. */
+export function runRowsOnPool(pool: ThreadPool, task: TaskRef, rows: number, cols: number, arrays: readonly RowArray[], extra: readonly number[]): boolean {
   const layout = new ArenaLayout();
   const placed = arrays.map((a) => {
     const bytesPer = a.data.BYTES_PER_ELEMENT === 4 ? 4 : 8;
     return { ...a, bytesPer, at: layout.reserve(a.data.length, bytesPer) };
   });
+  if (layout.bytes > MAX_ARENA_BYTES) return false;
   const buffer = kernelArena.prepare(pool, layout.bytes);
   const views = placed.map((p) => floatView(buffer, p.at, p.data.length, p.bytesPer));
   placed.forEach((p, i) => {
@@ -40,6 +42,7 @@ export function runRowsOnPool(pool: ThreadPool, task: TaskRef, rows: number, col
   placed.forEach((p, i) => {
     if (p.output) p.data.set(views[i]!);
   });
+  return true;
 }
 
 export interface RowJob {

@@ -14,7 +14,7 @@
 import type { ScanGrads, ScanInputs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, writeNumbers } from '../access.js';
-import { ArenaLayout, f64View, kernelArena } from '../arena.js';
+import { ArenaLayout, MAX_ARENA_BYTES, f64View, kernelArena } from '../arena.js';
 import type { ThreadPool } from '../threads/index.js';
 import { backwardItems, forwardItems } from './items.js';
 import type { ScanShape } from './rows.js';
@@ -43,6 +43,10 @@ class Regions {
 
   constructor(private readonly shape: ScanShape, names: readonly RegionName[]) {
     for (const name of names) this.offsets[name] = this.layout.f64(regionSize(shape, name));
+  }
+
+  get fits(): boolean {
+    return this.layout.bytes <= MAX_ARENA_BYTES;
   }
 
   bind(pool: ThreadPool): void {
@@ -77,14 +81,17 @@ function fillOperands(r: Regions, inputs: ScanInputs): void {
   }
 }
 
-export function selectiveScanParallel(inputs: ScanInputs, out: Tensor, lastState: Tensor | null, pool: ThreadPool): void {
+/** Runs the forward on `pool`; false (nothing done) when its data would not fit the arena. */
+export function selectiveScanParallel(inputs: ScanInputs, out: Tensor, lastState: Tensor | null, pool: ThreadPool): boolean {
   const s = scanShape(inputs, pool);
   const r = new Regions(s, [...operandRegions(inputs, s), 'out', ...(lastState ? ['last' as const] : [])]);
+  if (!r.fits) return false;
   r.bind(pool);
   fillOperands(r, inputs);
   pool.run(scanForward, jobArgs(s, r.offsets), forwardItems(s));
   writeNumbers(out, r.view('out'));
   if (lastState) writeNumbers(lastState, r.view('last'));
+  return true;
 }
 
 /** Adds [batch, n] partial sums over the batch, in batch order (as the reference accumulates). */
@@ -95,10 +102,12 @@ function sumOverBatch(parts: Float64Array, batch: number): Float64Array {
   return total;
 }
 
-export function selectiveScanBackwardParallel(inputs: ScanInputs, gy: Tensor, grads: ScanGrads, pool: ThreadPool): void {
+/** Runs the backward on `pool`; false (nothing done) when its data would not fit the arena. */
+export function selectiveScanBackwardParallel(inputs: ScanInputs, gy: Tensor, grads: ScanGrads, pool: ThreadPool): boolean {
   const s = scanShape(inputs, pool);
   const results: RegionName[] = ['g', 'du', 'ddelta', ...(inputs.z ? ['dz' as const] : []), 'dB', 'dC', 'dA', 'dD', 'ddeltaBias'];
   const r = new Regions(s, [...operandRegions(inputs, s), ...results]);
+  if (!r.fits) return false;
   r.bind(pool);
   fillOperands(r, inputs);
   r.fill('g', gy);
@@ -114,4 +123,5 @@ export function selectiveScanBackwardParallel(inputs: ScanInputs, gy: Tensor, gr
   if (grads.dz) writeNumbers(grads.dz, r.view('dz'));
   if (grads.dD) writeNumbers(grads.dD, sumOverBatch(r.view('dD'), s.batch));
   if (grads.ddeltaBias) writeNumbers(grads.ddeltaBias, sumOverBatch(r.view('ddeltaBias'), s.batch));
+  return true;
 }

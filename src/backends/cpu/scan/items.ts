@@ -61,7 +61,7 @@ export function backwardItem(s: ScanShape, x: ScanOperands, r: ScanBackwardResul
   const bc = (b * s.groups + g) * s.nState * s.len;
   const end = (g + 1) * perGroup;
   let d = g * perGroup;
-  if (quads !== null) {
+  if (quads !== null && end - d >= 4) {
     quads.beginBackwardGroup(s, x, b, g);
     for (; d + 3 < end; d += 4) quads.backward(s, x, r, b, d);
     quads.endBackwardGroup(s, r, b, g);

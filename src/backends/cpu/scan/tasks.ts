@@ -1,7 +1,8 @@
 /**
  * Selective-scan tasks for the CPU thread pool. All operands and results live in the kernel
- * arena (../arena.ts) as float64 regions; a job's arguments are the problem shape followed by
- * the byte offset of every region (-1 where absent), in the order of REGIONS.
+ * arena (../arena.ts) as float64 regions, next to the wasm kernel's scratch for float32
+ * compute; a job's arguments are the problem shape followed by the byte offset of every region
+ * (-1 where absent), in the order of REGIONS.
  */
 
 import { KERNEL_ARENA, arenaBuffer, arenaMemory, f64View } from '../arena.js';
@@ -28,6 +29,9 @@ export const REGIONS = {
   quads: 'quads',
 } as const satisfies Record<string, Sized>;
 
+/** Byte offset of thread 0's scratch in the quads region (after the constants, on a cache line). */
+const QUAD_SCRATCH_AT = Math.ceil(SCAN_CONSTANT_BYTES / 64) * 64;
+
 export type RegionName = keyof typeof REGIONS;
 const NAMES = Object.keys(REGIONS) as RegionName[];
 
@@ -43,9 +47,6 @@ export function regionSize(s: ScanShape, name: RegionName): number {
     case 'quads': return (QUAD_SCRATCH_AT + s.threads * quadScratchBytes(len, nState)) / 8;
   }
 }
-
-/** Byte offset of thread 0's scratch in the quads region (after the constants, on a cache line). */
-const QUAD_SCRATCH_AT = Math.ceil(SCAN_CONSTANT_BYTES / 64) * 64;
 
 const SHAPE_ARGS = 8;
 

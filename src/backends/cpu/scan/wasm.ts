@@ -119,7 +119,8 @@ function accumulate(f: SimdBody, pointer: number, tmp: number): void {
 function buildForward(): SimdBody {
   const f = new SimdBody(Array<'i32'>(10).fill('i32'), []);
   const [DT, DTU, A, B, C, Y, LAST, K, N, L] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const [t, pdt, pdtu, pb, pc, py, rowBytes] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  const i32 = (): number => f.local('i32');
+  const [t, pdt, pdtu, pb, pc, py, rowBytes] = [i32(), i32(), i32(), i32(), i32(), i32(), i32()];
   const [x, av, zero] = [f.local('v128'), f.local('v128'), f.local('v128')];
   const tmp: ExpTemps = { v: f.local('v128'), kf: f.local('v128'), r: f.local('v128') };
   zeroQuads(f, Y, L, py, t, zero);
