@@ -9,10 +9,11 @@
  * and with 600 steps some seeds then mix up two captions). v and ε prediction on the linear
  * schedule need several times more steps for the same sample error at this size.
  *
- * Tolerances (measured over 5 model/noise seeds, 600 steps): loss falls 14-17x (asserted >= 10x);
- * per-image sample MAE 0.03-0.12 on [-1, 1] at guidance 1 and 2 (asserted < 0.15 each, < 0.1
- * averaged over the four); distinct images differ by MAE > 0.4, and each sample must be nearest
- * its own image.
+ * Tolerances, measured over 10 model/noise seed pairs (600 steps, lr 3e-3, gradient norm clipped
+ * at 0.5): the loss falls 12.4-19.1x (asserted >= 10x); per-image sample MAE on [-1, 1] is
+ * 0.03-0.125 (asserted < 0.15), the mean over the four 0.062-0.086 at guidance 1 (asserted < 0.1)
+ * and 0.067-0.096 at guidance 2, which amplifies what is left of the conditional error
+ * (asserted < 0.12). Distinct images differ by MAE > 0.4; each sample must be nearest its own.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,14 +24,14 @@ const SIZE = 8;
 test('flow: a tiny hybrid Dimba overfits 4 captioned images and samples them back', async (t) => {
   const images = shapeImages(SIZE);
   const pipe = tinyTextToImage({ objective: 'flow', hidden: 64, seed: 2, flowTimes: 'uniform' });
-  const losses = await trainSteps(pipe, images, CAPTIONS, { steps: 600, lr: 5e-3, seed: 7, repeats: 2 });
+  const losses = await trainSteps(pipe, images, CAPTIONS, { steps: 600, lr: 3e-3, seed: 7, repeats: 2 });
   assert.ok(losses.every(Number.isFinite), 'non-finite training loss');
   const first = mean(losses.slice(0, 10));
   const last = mean(losses.slice(-10));
   t.diagnostic(`loss: first 10 steps ${first.toFixed(4)}, last 10 ${last.toFixed(4)} (${(first / last).toFixed(1)}x)`);
   assert.ok(first / last >= 10, `loss fell only ${(first / last).toFixed(1)}x: first 10 steps ${first.toFixed(4)}, last 10 ${last.toFixed(4)}`);
 
-  for (const guidanceScale of [1, 2]) {
+  for (const [guidanceScale, meanTolerance] of [[1, 0.1], [2, 0.12]] as const) {
     const samples = pipe.generate({ prompts: CAPTIONS, steps: 20, sampler: 'euler', guidanceScale, seed: 5, height: SIZE, width: SIZE });
     assert.deepEqual(samples.shape, [4, 3, SIZE, SIZE]);
     const errors = meanAbsErrors(samples, images);
@@ -42,6 +43,6 @@ test('flow: a tiny hybrid Dimba overfits 4 captioned images and samples them bac
       const nearest = row.indexOf(Math.min(...row));
       assert.equal(nearest, i, `${report}; the sample for '${CAPTIONS[i]}' is nearest '${CAPTIONS[nearest]}'`);
     });
-    assert.ok(mean(own) < 0.1, `${report}; mean ${mean(own).toFixed(3)}`);
+    assert.ok(mean(own) < meanTolerance, `${report}; mean ${mean(own).toFixed(3)}`);
   }
 });
