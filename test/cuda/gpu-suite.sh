@@ -4,11 +4,16 @@
 set -uo pipefail
 out=${OUT:-/tmp/dimba-gpu-out}
 mkdir -p "$out"
-[ -d node_modules/koffi ] || cp -r .gpu/node_modules ./node_modules
-export DIMBA_CACHE_DIR=${DIMBA_CACHE_DIR:-/tmp/dimba-cache}
+source test/cuda/gpu-env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$out/gpu.txt"
 node dist/src/cli/main.js doctor 2>&1 | tee "$out/doctor.txt"
 node dist/bench/cuda/warm-kernels.js 2>&1 | tee "$out/warm.txt"
+# The CLI end to end on the GPU: a tiny dataset, `dimba train --device cuda` in bf16, `dimba generate --device cuda`.
+cli=/tmp/dimba-cli; rm -rf "$cli"; mkdir -p "$cli"
+node --input-type=module -e "import('$PWD/dist/test/train/helpers.js').then(async (h) => { const m = await h.makeTinyDataset('$cli/data', 32); const fs = await import('node:fs'); fs.writeFileSync('$cli/config.json', JSON.stringify(h.tinyConfigJson('$cli/run', m, { steps: 30, precision: 'bf16', checkpoint: { every: 10, keepLast: 2 }, samples: { prompts: ['a red square'], every: 30, steps: 4 } }))); })" \
+  && node dist/src/cli/main.js train --config "$cli/config.json" --device cuda 2>&1 | tail -n 4 | tee "$out/cli-train.txt" \
+  && node dist/src/cli/main.js generate "a red square" --model "$cli/run" --device cuda --steps 8 --seed 1 -n 2 --out "$cli/gen.png" 2>&1 | tail -n 3 | tee "$out/cli-generate.txt" \
+  || echo "== CLI smoke failed"
 start=$(date +%s)
 node --test --test-reporter=tap --test-reporter-destination="$out/tap.log" \
   --test-reporter=spec --test-reporter-destination="$out/spec.log" dist/test/cuda/
