@@ -3,8 +3,10 @@ import { formatCudaReport, probeCuda } from '../backends/cuda/doctor.js';
 
 export function runDoctor(args: readonly string[]): number {
   if (args.includes('--help') || args.includes('-h')) {
-    console.log('Usage: dimba doctor [--json]\n\nReports the GPU (name, memory, compute capability) and the CUDA driver,\n'
-      + 'NVRTC and cuBLAS versions found, or says plainly that there is no GPU.\n  --json   print the report as JSON');
+    console.log('Usage: dimba doctor [--json]\n\nReports the GPU (name, memory, compute capability) and the versions and paths of\n'
+      + 'the CUDA driver, NVRTC, cuBLAS, cuBLASLt, cuDNN and NCCL (the last two optional), or says plainly\n'
+      + 'that there is no GPU. Libraries are searched in DIMBA_CUDA_LIB_PATH, the system loader path,\n'
+      + '/usr/local/cuda/lib64 and the nvidia/*/lib folders of Python installs.\n  --json   print the report as JSON');
     return 0;
   }
   const unknown = args.filter((a) => a !== '--json');

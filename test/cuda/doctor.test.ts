@@ -17,7 +17,23 @@ test('doctor --json reports the driver, devices and libraries, and exits 0', () 
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as CudaReport;
   console.log(`doctor: ${report.summary}`);
-  for (const key of ['driver', 'nvrtc', 'cublas', 'cublasLt'] as const) assert.equal(typeof report[key].found, 'boolean');
+  for (const key of ['driver', 'nvrtc', 'cublas', 'cublasLt', 'cudnn', 'nccl'] as const) assert.equal(typeof report[key].found, 'boolean');
+  for (const key of ['cudnn', 'nccl'] as const) {
+    const lib = report[key];
+    assert.equal(lib.optional, true, `${key} is reported as optional`);
+    console.log(`doctor: ${key} ${lib.found ? `${lib.version} (${lib.path})` : `absent: ${lib.error}`}`);
+    if (lib.found) continue;
+    // Absent means not found, with the places looked; anything else must say why it is unusable.
+    if (lib.looked) assert.ok(lib.looked.length >= 2 && lib.looked.some((l) => /system loader/.test(l)), JSON.stringify(lib));
+    else assert.ok((lib.error ?? '').length > 0, JSON.stringify(lib));
+  }
+  if (report.cudnn.found) {
+    assert.match(report.cudnn.version ?? '', /^\d+\.\d+\.\d+$/);
+    assert.ok((report.cudnn.parts ?? []).some((p) => p.endsWith('/libcudnn_graph.so.9')), 'cuDNN graph sub-library loaded from its folder');
+    const folder = report.cudnn.parts![0]!.slice(0, report.cudnn.parts![0]!.lastIndexOf('/'));
+    for (const p of report.cudnn.parts ?? []) assert.ok(p.startsWith(`${folder}/`), `cuDNN parts from one folder: ${p}`);
+  }
+  if (report.nccl.found) assert.match(report.nccl.version ?? '', /^2\.\d+\.\d+$/);
   if (report.available) {
     assert.ok(report.devices.length > 0);
     assert.ok(report.devices[0]!.name.length > 0);
@@ -25,6 +41,8 @@ test('doctor --json reports the driver, devices and libraries, and exits 0', () 
     assert.ok(report.devices[0]!.totalMemoryBytes > 2 ** 30);
     assert.match(report.nvrtc.version ?? '', /^\d+\.\d+$/);
     assert.match(report.cublas.version ?? '', /^\d+\.\d+\.\d+$/);
+    assert.equal(report.cublasLt.found, true, `cuBLASLt next to cuBLAS: ${report.cublasLt.error}`);
+    assert.match(report.cublasLt.version ?? '', /^\d+\.\d+\.\d+$/);
     assert.match(report.summary, /^CUDA is ready: \d+ GPU/);
   } else {
     assert.match(report.summary, /^No GPU|could not be loaded/);
@@ -44,6 +62,11 @@ test('doctor prints a plain sentence first: the GPU found, or that there is none
   } else {
     assert.match(first, /No GPU|could not be loaded/);
     assert.match(r.stdout, /CUDA driver +(not found|unusable|\d)/);
+  }
+  for (const label of ['cuBLASLt', 'cuDNN', 'NCCL']) assert.match(r.stdout, new RegExp(`^${label} +(\\d|not found|unusable)`, 'm'), label);
+  for (const key of ['cudnn', 'nccl'] as const) {
+    if (json[key].found) assert.ok(r.stdout.includes(json[key].path!), `${key} path printed`);
+    else if (json[key].looked) assert.match(r.stdout, new RegExp(`Searched for ${key === 'cudnn' ? 'cuDNN' : 'NCCL'} in:`));
   }
 });
 

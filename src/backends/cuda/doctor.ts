@@ -1,10 +1,15 @@
 /**
- * What CUDA this machine offers dimba: driver, devices, NVRTC and cuBLAS, each found or not and
- * why. Never throws: a machine without a GPU gets a report that says so.
+ * What CUDA this machine offers dimba: driver, devices, NVRTC and cuBLAS (required), cuBLASLt
+ * (used for matmuls when present), cuDNN and NCCL (optional), each found or not and why. Never throws: a machine without a GPU
+ * gets a report that says so, and a missing optional library is reported with where it was looked
+ * for but does not make CUDA unavailable.
  */
 import { CudaDriver, cudaVersionString, type CudaDeviceInfo } from './device.js';
 import { bindNvrtc, check as checkNvrtc } from './ffi/nvrtc.js';
-import { bindCublas, bindCublasLt, check as checkBlas, MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL } from './ffi/cublas.js';
+import { bindCublas, check as checkBlas, MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL } from './ffi/cublas.js';
+import { bindCublasLt, cublasLtVersionString } from './ffi/cublaslt.js';
+import { bindCudnn, cudnnVersionString } from './ffi/cudnn.js';
+import { bindNccl, check as checkNccl, ncclVersionString } from './ffi/nccl.js';
 import { LibraryNotFoundError, loadedPath, type OpenedLibrary } from './ffi/loader.js';
 import { outI32, outI32b } from './ffi/koffi.js';
 import { formatBytes } from './allocator.js';
@@ -17,6 +22,16 @@ export interface LibraryReport {
   readonly error?: string;
   /** Places searched, when not found. */
   readonly looked?: readonly string[];
+  /** True for libraries dimba can run without (cuDNN, NCCL). */
+  readonly optional?: boolean;
+}
+
+export interface CudnnReport extends LibraryReport {
+  /** Sub-libraries loaded from the folder cuDNN came from. */
+  readonly parts?: readonly string[];
+  /** Sub-libraries absent from that folder, or there but failing to load (name: reason). */
+  readonly missingParts?: readonly string[];
+  readonly failedParts?: readonly string[];
 }
 
 export interface DeviceReport {
@@ -38,6 +53,8 @@ export interface CudaReport {
   readonly nvrtc: LibraryReport;
   readonly cublas: LibraryReport;
   readonly cublasLt: LibraryReport;
+  readonly cudnn: CudnnReport;
+  readonly nccl: LibraryReport;
 }
 
 function failure(e: unknown): LibraryReport {
@@ -97,9 +114,19 @@ export function probeCuda(): CudaReport {
   });
   const cublasLt = probe(() => {
     const api = bindCublasLt(cublasLibrary);
-    const v = api.cublasLtGetVersion();
-    return found(api.library, `${Math.floor(v / 10000)}.${Math.floor((v % 10000) / 100)}.${v % 100}`);
+    return found(api.library, cublasLtVersionString(api.cublasLtGetVersion()));
   });
+  const cudnn: CudnnReport = { ...probe(() => {
+    const api = bindCudnn();
+    const lib = api.library;
+    const base = found(lib, cudnnVersionString(api.cudnnGetVersion()));
+    return { ...base, parts: lib.parts, missingParts: lib.missingParts, failedParts: lib.failedParts };
+  }), optional: true };
+  const nccl: LibraryReport = { ...probe(() => {
+    const api = bindNccl();
+    checkNccl(api, 'ncclGetVersion', api.ncclGetVersion(outI32));
+    return found(api.library, ncclVersionString(outI32[0]!));
+  }), optional: true };
 
   const available = driver.found && devices.length > 0 && nvrtc.found && cublas.found;
   let summary: string;
@@ -115,12 +142,12 @@ export function probeCuda(): CudaReport {
   } else {
     summary = `CUDA is ready: ${devices.length} GPU${devices.length > 1 ? 's' : ''} (${devices.map((d) => `cuda:${d.index}`).join(', ')}).`;
   }
-  return { available, summary, driver, devices, nvrtc, cublas, cublasLt };
+  return { available, summary, driver, devices, nvrtc, cublas, cublasLt, cudnn, nccl };
 }
 
 function libraryLine(label: string, r: LibraryReport, versionPrefix = ''): string {
   const head = `${label.padEnd(13)}`;
-  if (!r.found) return `${head}${r.looked ? 'not found' : 'unusable'}: ${r.error ?? 'unknown error'}`;
+  if (!r.found) return `${head}${r.looked ? 'not found' : 'unusable'}${r.optional ? ' (optional)' : ''}: ${r.error ?? 'unknown error'}`;
   return `${head}${versionPrefix}${r.version} (${r.path})`;
 }
 
@@ -130,8 +157,14 @@ export function formatCudaReport(r: CudaReport): string {
     lines.push(`${`GPU ${d.index}`.padEnd(13)}${d.name}: ${formatBytes(d.totalMemoryBytes)}, compute capability ${d.computeCapability}, `
       + `${d.multiprocessors} multiprocessors, ${formatBytes(d.l2CacheBytes)} L2`);
   }
-  lines.push(libraryLine('NVRTC', r.nvrtc), libraryLine('cuBLAS', r.cublas), libraryLine('cuBLASLt', r.cublasLt));
-  const looked = [['CUDA driver', r.driver], ['NVRTC', r.nvrtc], ['cuBLAS', r.cublas]] as const;
+  lines.push(libraryLine('NVRTC', r.nvrtc), libraryLine('cuBLAS', r.cublas), libraryLine('cuBLASLt', r.cublasLt),
+    libraryLine('cuDNN', r.cudnn), libraryLine('NCCL', r.nccl));
+  if (r.cudnn.found) {
+    const gaps = [...(r.cudnn.missingParts ?? []).map((p) => `${p} (absent)`), ...(r.cudnn.failedParts ?? [])];
+    lines.push(`${''.padEnd(13)}${r.cudnn.parts?.length ?? 0} sub-libraries from that folder${gaps.length > 0 ? `; not loaded: ${gaps.join(', ')}` : ''}`);
+  }
+  const looked = [['CUDA driver', r.driver], ['NVRTC', r.nvrtc], ['cuBLAS', r.cublas], ['cuBLASLt', r.cublasLt],
+    ['cuDNN', r.cudnn], ['NCCL', r.nccl]] as const;
   for (const [what, lib] of looked) {
     if (lib.looked) lines.push(`Searched for ${what} in:`, ...lib.looked.map((l) => `  - ${l}`));
   }

@@ -1,9 +1,9 @@
 /**
- * cuBLAS and cuBLASLt declarations (cublas_api.h, cublasLt.h), bound through koffi. Matrix
+ * cuBLAS declarations (cublas_api.h), bound through koffi (cuBLASLt: cublaslt.ts). Matrix
  * operands are device addresses passed as JS numbers; alpha/beta are host scalars (the default
  * pointer mode) passed as one-element typed arrays.
  */
-import { CUBLAS_LIBRARY, CUBLASLT_LIBRARY, folderOf, loadedPath, openLibrary, type OpenedLibrary } from './loader.js';
+import { CUBLAS_LIBRARY, openLibrary, type OpenedLibrary } from './loader.js';
 
 export const CUBLAS_STATUS_SUCCESS = 0;
 export const CUBLAS_OP_N = 0;
@@ -43,11 +43,6 @@ export interface CublasApi {
   cublasGetStatusString(status: number): string;
 }
 
-export interface CublasLtApi {
-  readonly library: OpenedLibrary;
-  cublasLtGetVersion(): number;
-}
-
 export class CublasError extends Error {
   override name = 'CublasError';
   constructor(readonly call: string, readonly status: number, message: string) {
@@ -77,14 +72,5 @@ export function bindCublas(library: OpenedLibrary = openLibrary(CUBLAS_LIBRARY))
       h, 'int', 'int', 'int64_t', 'const void *',
       h, 'int', 'int', 'int64_t', 'int', 'int', 'int']),
     cublasGetStatusString: lib.func('cublasGetStatusString', 'const char *', ['int']),
-  };
-}
-
-/** cuBLASLt, from the folder cuBLAS came from when it is there (the two must be one release). */
-export function bindCublasLt(cublas?: OpenedLibrary): CublasLtApi {
-  const library = openLibrary(CUBLASLT_LIBRARY, cublas ? { preferFolder: folderOf(loadedPath(cublas)) || undefined } : {});
-  return {
-    library,
-    cublasLtGetVersion: library.handle.func('cublasLtGetVersion', 'size_t', []),
   };
 }
