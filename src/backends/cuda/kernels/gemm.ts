@@ -1,16 +1,24 @@
 /**
- * Row-major strided-batched GEMM on raw device addresses through cublasGemmStridedBatchedEx, for
- * launchers that multiply parts of tensors (conv2d's im2col blocks) rather than whole tensors.
- * C[M, N] = op(A) op(B) + beta C per batch entry, with leading dimensions as stored row-major.
- * cuBLAS is column-major, so we ask for C^T = op(B)^T op(A)^T, as kernels/matmul.ts does. A and B
- * share one dtype; C may be float32 when they are bfloat16 / float16 (float32 accumulation kept
- * unrounded, a combination cublasGemmEx supports). float32 never uses TF32 here.
+ * Row-major strided-batched GEMM on raw device addresses: the one place matmul (kernels/matmul.ts)
+ * and conv2d's im2col blocks reach cuBLAS. C[M, N] = op(A) op(B) + beta C per batch entry, with
+ * leading dimensions as stored row-major. cuBLAS is column-major, so we ask for
+ * C^T = op(B)^T op(A)^T: the row-major operands read as column-major are already the transposes.
+ *
+ * Two routes: cuBLASLt (cached plans, blas-lt.ts) for bfloat16/float16 inputs by default, and
+ * cublasGemmStridedBatchedEx for the rest and as the fallback. DIMBA_CUBLASLT picks: 0 = GemmEx
+ * only, 1 (default) = cuBLASLt for bfloat16/float16, all = float32 too. Which route is faster per
+ * shape is for measurement (bench/cuda/gemm.ts) to decide.
+ *
+ * A and B share one dtype; C may be float32 when they are bfloat16 / float16 (float32
+ * accumulation kept unrounded). bfloat16/float16 accumulate in float32; float32 uses plain FP32
+ * unless `tf32` asks for TF32 tensor cores; float64 uses FP64.
  */
 import type { DType } from '../../../tensor/dtype.js';
 import {
-  check, CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT, CUBLAS_OP_N, CUBLAS_OP_T,
+  check, CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT, CUBLAS_OP_N, CUBLAS_OP_T,
   CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F, CUDA_R_64F,
 } from '../ffi/cublas.js';
+import { LtMatmul, type LtProblem, type LtStats } from '../blas-lt.js';
 import type { CudaRuntime } from '../runtime.js';
 import { CudaNotImplementedError } from './unimplemented.js';
 
@@ -45,6 +53,99 @@ export interface GemmSpec {
   readonly cType: DType;
   /** 0 overwrites C, 1 adds onto it. */
   readonly beta: 0 | 1;
+  /** float32 only: allow TF32 tensor cores (about 1e-3 relative error). */
+  readonly tf32?: boolean;
+}
+
+/** Which inputs go through cuBLASLt: none, bfloat16/float16, or float32 as well. */
+export type LtUse = 'off' | 'half' | 'all';
+
+export function parseLtUse(value: string | undefined): LtUse {
+  if (value === undefined || value === '' || value === '1') return 'half';
+  if (value === '0') return 'off';
+  if (value === 'all') return 'all';
+  throw new RangeError(`DIMBA_CUBLASLT must be 0 (cuBLAS GemmEx only), 1 (cuBLASLt for bfloat16/float16, the default) `
+    + `or all (float32 too); got '${value}'`);
+}
+
+export interface GemmStats extends LtStats {
+  readonly use: LtUse;
+  readonly ltCalls: number;
+  readonly gemmExCalls: number;
+  /** Why cuBLASLt is not used at all here (library missing), or null. */
+  readonly ltUnavailable: string | null;
+}
+
+/** Per-runtime routing state: the cuBLASLt plans (made on first use) and call counts. */
+class Routing {
+  use: LtUse = parseLtUse(process.env.DIMBA_CUBLASLT);
+  lt: LtMatmul | null | undefined;
+  ltUnavailable: string | null = null;
+  ltCalls = 0;
+  gemmExCalls = 0;
+
+  ltFor(rt: CudaRuntime): LtMatmul | null {
+    if (this.lt === undefined) {
+      try {
+        this.lt = new LtMatmul(rt);
+      } catch (e) {
+        // cuBLASLt ships beside cuBLAS, so this is rare; GemmEx still serves every matmul.
+        this.lt = null;
+        this.ltUnavailable = e instanceof Error ? e.message : String(e);
+      }
+    }
+    return this.lt;
+  }
+}
+
+const routings = new WeakMap<CudaRuntime, Routing>();
+
+function routing(rt: CudaRuntime): Routing {
+  let r = routings.get(rt);
+  if (!r) {
+    r = new Routing();
+    routings.set(rt, r);
+  }
+  return r;
+}
+
+/** Overrides DIMBA_CUBLASLT for one device (tests, benchmarks). */
+export function setLtUse(rt: CudaRuntime, use: LtUse): void {
+  routing(rt).use = use;
+}
+
+export function gemmStats(rt: CudaRuntime): GemmStats {
+  const r = routing(rt);
+  const lt = r.lt?.stats() ?? { plans: 0, heuristicMisses: 0 };
+  return { use: r.use, ltCalls: r.ltCalls, gemmExCalls: r.gemmExCalls, ltUnavailable: r.ltUnavailable, ...lt };
+}
+
+function computeTypeOf(g: GemmSpec): number {
+  if (g.abType === 'float64') return CUBLAS_COMPUTE_64F;
+  return g.abType === 'float32' && g.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+/**
+ * The row-major problem in cuBLAS's column-major terms: D (n x m) = op(B') op(A') where A' is our
+ * B and B' our A, each read as stored. Exported for the CPU test of this index arithmetic.
+ */
+export function columnMajorProblem(g: GemmSpec): LtProblem {
+  return {
+    a: { address: g.b.address, rows: g.transB ? g.k : g.n, cols: g.transB ? g.n : g.k, ld: g.b.ld, stride: g.b.stride, trans: g.transB },
+    b: { address: g.a.address, rows: g.transA ? g.m : g.k, cols: g.transA ? g.k : g.m, ld: g.a.ld, stride: g.a.stride, trans: g.transA },
+    c: { address: g.c.address, rows: g.n, cols: g.m, ld: g.c.ld, stride: g.c.stride, trans: false },
+    batch: g.batch,
+    abType: DATA_TYPE[g.abType]!,
+    cType: DATA_TYPE[g.cType]!,
+    computeType: computeTypeOf(g),
+    accumulate: g.beta === 1,
+  };
+}
+
+function wantsLt(use: LtUse, abType: DType): boolean {
+  if (use === 'off') return false;
+  if (abType === 'bfloat16' || abType === 'float16') return true;
+  return use === 'all' && abType === 'float32';
 }
 
 export function gemm(rt: CudaRuntime, g: GemmSpec): void {
@@ -55,13 +156,21 @@ export function gemm(rt: CudaRuntime, g: GemmSpec): void {
   const ab = DATA_TYPE[g.abType];
   const c = DATA_TYPE[g.cType];
   if (ab === undefined || c === undefined) throw new CudaNotImplementedError(`GEMM on ${g.abType} -> ${g.cType}`);
-  const f64 = g.abType === 'float64';
-  const scalars = f64 ? SCALARS64 : SCALARS32;
+  const r = routing(rt);
+  if (wantsLt(r.use, g.abType)) {
+    const lt = r.ltFor(rt);
+    if (lt !== null && lt.run(columnMajorProblem(g))) {
+      r.ltCalls++;
+      return;
+    }
+  }
+  r.gemmExCalls++;
+  const scalars = g.abType === 'float64' ? SCALARS64 : SCALARS32;
   const { api, handle } = rt.blas();
   check(api, 'cublasGemmStridedBatchedEx', api.cublasGemmStridedBatchedEx(handle,
     g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, g.transA ? CUBLAS_OP_T : CUBLAS_OP_N, g.n, g.m, g.k,
     scalars[1], g.b.address, ab, g.b.ld, g.b.stride,
     g.a.address, ab, g.a.ld, g.a.stride,
     scalars[g.beta], g.c.address, c, g.c.ld, g.c.stride, g.batch,
-    f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    computeTypeOf(g), CUBLAS_GEMM_DEFAULT));
 }

@@ -1,28 +1,21 @@
 /**
- * matmul through cublasGemmStridedBatchedEx. cuBLAS is column-major; a row-major [m, n] output is
- * a column-major [n, m] one, so we ask cuBLAS for out^T = op(B)^T op(A)^T with the operands
- * swapped. bfloat16 / float16 inputs accumulate in float32 (CUBLAS_COMPUTE_32F); float32 uses
- * plain FP32 (no TF32) unless the backend was created with allowTf32; float64 uses FP64.
+ * matmul: float dtypes through gemm.ts (cuBLASLt or cuBLAS GemmEx, fp32 accumulation for the
+ * half types, TF32 for float32 only when the backend allows it); int32, int64 and bool through
+ * int-matmul.cu, since the engine multiplies integer tensors on every backend.
  */
 import type { Kernels } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
-import {
-  check, CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_64F, CUBLAS_GEMM_DEFAULT, CUBLAS_OP_N, CUBLAS_OP_T,
-  CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F, CUDA_R_64F,
-} from '../ffi/cublas.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { CudaNotImplementedError } from './unimplemented.js';
 import { copyKernels } from './copy.js';
+import { gemm } from './gemm.js';
+import { DTYPE_SUFFIX, type KernelModule } from './source.js';
 
-const DATA_TYPE: Partial<Record<DType, number>> = {
-  float32: CUDA_R_32F, float64: CUDA_R_64F, bfloat16: CUDA_R_16BF, float16: CUDA_R_16F,
-};
+export const INT_MATMUL_MODULE: KernelModule = { name: 'int-matmul' };
 
-const ONE32 = new Float32Array([1]);
-const ZERO32 = new Float32Array([0]);
-const ONE64 = new Float64Array([1]);
-const ZERO64 = new Float64Array([0]);
+const FLOAT: ReadonlySet<DType> = new Set(['float32', 'float64', 'bfloat16', 'float16']);
+const INTEGER: ReadonlySet<DType> = new Set(['int32', 'int64', 'bool']);
 
 export function matmulKernels(rt: CudaRuntime): Pick<Kernels, 'matmul'> {
   const { fill } = copyKernels(rt);
@@ -30,25 +23,26 @@ export function matmulKernels(rt: CudaRuntime): Pick<Kernels, 'matmul'> {
     matmul(a, b, out, args) {
       const { batch, m, n, k, transA, transB, strideA, strideB } = args;
       if (out.numel === 0) return;
-      const type = DATA_TYPE[out.dtype];
-      if (type === undefined || a.dtype !== out.dtype || b.dtype !== out.dtype) {
-        throw new CudaNotImplementedError(`matmul on ${a.dtype} x ${b.dtype} -> ${out.dtype}`);
+      const dtype = out.dtype;
+      if (a.dtype !== dtype || b.dtype !== dtype || !(FLOAT.has(dtype) || INTEGER.has(dtype))) {
+        throw new CudaNotImplementedError(`matmul on ${a.dtype} x ${b.dtype} -> ${dtype}`);
       }
       if (!out.isContiguous) throw new TypeError('matmul: CUDA output must be contiguous');
       // cuBLAS with k = 0 need not touch C; the product of empty matrices is zeros.
       if (k === 0) { fill(out, 0); return; }
-      const f64 = out.dtype === 'float64';
-      const compute = f64 ? CUBLAS_COMPUTE_64F : out.dtype === 'float32' && rt.allowTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-      // Column-major view: B stored [k][n] row-major is B^T (n x k, ld n); stored [n][k] (transB) it is B (k x n, ld k).
-      const opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-      const ldb = transB ? k : n;
-      const opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
-      const lda = transA ? m : k;
-      const { api, handle } = rt.blas();
-      check(api, 'cublasGemmStridedBatchedEx', api.cublasGemmStridedBatchedEx(handle, opB, opA, n, m, k,
-        f64 ? ONE64 : ONE32, addressOf(b), type, ldb, strideB,
-        addressOf(a), type, lda, strideA,
-        f64 ? ZERO64 : ZERO32, addressOf(out), type, n, m * n, batch, compute, CUBLAS_GEMM_DEFAULT));
+      if (INTEGER.has(dtype)) {
+        rt.params.begin().ptr(addressOf(a)).ptr(addressOf(b)).ptr(addressOf(out)).i64(batch).i64(m).i64(n).i64(k)
+          .i64(strideA).i64(strideB).i32(transA ? 1 : 0).i32(transB ? 1 : 0);
+        rt.launch(rt.fn(INT_MATMUL_MODULE, `int_matmul_${DTYPE_SUFFIX[dtype]}`), rt.gridFor(batch * m * n), 256);
+        return;
+      }
+      gemm(rt, {
+        m, n, k, batch, transA, transB,
+        a: { address: addressOf(a), ld: transA ? m : k, stride: strideA },
+        b: { address: addressOf(b), ld: transB ? k : n, stride: strideB },
+        c: { address: addressOf(out), ld: n, stride: m * n },
+        abType: dtype, cType: dtype, beta: 0, tf32: dtype === 'float32' && rt.allowTf32,
+      });
     },
   };
 }
