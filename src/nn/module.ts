@@ -17,6 +17,7 @@ import { assign_ } from '../ops/inplace.js';
 import { deviceKey, parseDevice, type Device } from '../tensor/device.js';
 import { isFloating, type DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
+import { keep } from '../tensor/lifetime.js';
 import { Parameter } from './parameter.js';
 import { loadInto, type LoadStateDictOptions, type LoadStateDictResult, type StateDictLike } from './state-dict.js';
 
@@ -67,7 +68,8 @@ export class Module {
   registerBuffer<T extends Tensor | null>(name: string, tensor: T, options: BufferOptions = {}): T {
     this.#checkName('buffer', name);
     if (tensor instanceof Parameter) throw new ModuleError(`registerBuffer: '${name}' is a Parameter; register it with registerParameter`);
-    this.#buffers.set(name, tensor);
+    // Buffers are model state: they outlive a T.tidy scope they are (re)computed in.
+    this.#buffers.set(name, keep(tensor));
     if (options.persistent ?? true) this.#nonPersistent.delete(name);
     else this.#nonPersistent.add(name);
     return tensor;
@@ -193,10 +195,18 @@ export class Module {
     return this.#convert((t) => (t.deviceName === key ? t : toOp(t, key)));
   }
 
-  /** Casts floating parameters and buffers (integer buffers such as ids stay); replaces as to() does. */
+  /**
+   * Casts floating parameters and buffers (integer buffers such as ids stay); replaces as to() does.
+   * Parameters marked keepFloat32 are cast to float32 instead when `dtype` is a half type.
+   */
   cast(dtype: DType): this {
     if (!isFloating(dtype)) throw new ModuleError(`cast: modules can only be cast to a floating dtype, got ${dtype}`);
-    return this.#convert((t) => (isFloating(t.dtype) ? castOp(t, dtype) : t));
+    const half = dtype === 'bfloat16' || dtype === 'float16';
+    return this.#convert((t) => {
+      if (!isFloating(t.dtype)) return t;
+      const target = half && t instanceof Parameter && t.keepFloat32 ? (t.dtype === 'float64' ? 'float64' : 'float32') : dtype;
+      return t.dtype === target ? t : castOp(t, target);
+    });
   }
 
   #convert(fn: (t: Tensor) => Tensor): this {
@@ -207,7 +217,7 @@ export class Module {
       let next = params.get(p);
       if (next) return next;
       const data = fn(p);
-      next = data === p ? p : new Parameter(data, { requiresGrad: p.requiresGrad, noWeightDecay: p.noWeightDecay });
+      next = data === p ? p : new Parameter(data, { requiresGrad: p.requiresGrad, noWeightDecay: p.noWeightDecay, keepFloat32: p.keepFloat32 });
       if (next !== p) {
         if (p.grad) next.grad = fn(p.grad);
         for (const hook of p.gradHooks) next.registerHook(hook);
@@ -217,7 +227,7 @@ export class Module {
     };
     const convertBuffer = (b: Tensor): Tensor => {
       let next = buffers.get(b);
-      if (!next) buffers.set(b, (next = fn(b)));
+      if (!next) buffers.set(b, (next = keep(fn(b))));
       return next;
     };
     noGrad(() => {

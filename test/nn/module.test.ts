@@ -236,6 +236,23 @@ test("to('cpu') keeps identity; cast('float64') replaces and re-points fields, k
   assert.throws(() => root.cast('int32'), /floating/);
 });
 
+test('cast to a half type leaves keepFloat32 parameters in float32 (float64 ones in float64), and keeps the flag', () => {
+  const root = new Module();
+  const lin = root.registerModule('lin', new Linear(2, 3));
+  const a = root.registerParameter('a', new Parameter(tensor([1.1, 2.2]), { keepFloat32: true }));
+  root.cast('bfloat16');
+  assert.equal(lin.weight.dtype, 'bfloat16');
+  assert.equal(root.namedParameters().find(([n]) => n === 'a')![1], a, 'an unchanged parameter keeps its identity');
+  assert.equal(a.dtype, 'float32');
+  root.cast('float64');
+  const a64 = root.namedParameters().find(([n]) => n === 'a')![1] as InstanceType<typeof Parameter>;
+  assert.equal(a64.dtype, 'float64', 'a full-precision cast still applies');
+  assert.ok(a64.keepFloat32, 'the flag survives replacement');
+  root.cast('float16');
+  assert.equal(root.namedParameters().find(([n]) => n === 'a')![1]!.dtype, 'float64', 'float64 is not narrowed by a half cast');
+  assert.equal(lin.weight.dtype, 'float16');
+});
+
 test('numParameters, requiresGrad_, apply and toString', () => {
   const net = new Net(4, 1);
   // per block: table 8 + qkv 4*12+12 + proj 16+4 + mlp 4*8+8 + 8*4+4; head 8

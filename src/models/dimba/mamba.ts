@@ -60,7 +60,16 @@ interface Direction {
 /** A = -[1..N] per channel (S4D-real), stored as its log. */
 function s4dRealLog(channels: number, dState: number): Parameter {
   const a = T.expand(T.unsqueeze(T.arange(1, dState + 1, 1, { dtype: 'float32' }), 0), [channels, dState]);
-  return new Parameter(T.log(T.contiguous(a)), { noWeightDecay: true });
+  return new Parameter(T.log(T.contiguous(a)), { noWeightDecay: true, keepFloat32: true });
+}
+
+/**
+ * The step-size bias enters softplus(Δ + bias) for every token, so it stays float32 under
+ * Module.cast('bfloat16'), as A_log and D do (mamba_ssm keeps them float32 under autocast).
+ */
+function keepBiasFloat32(linear: Linear): Linear {
+  linear.bias = linear.registerParameter('bias', new Parameter(linear.bias!, { noWeightDecay: true, keepFloat32: true }));
+  return linear;
 }
 
 export class BiMambaMixer extends Module {
@@ -87,16 +96,16 @@ export class BiMambaMixer extends Module {
     this.dtRank = Math.ceil(dModel / 16);
     // Registration order = the released state-dict order (own parameters first, then children).
     this.aLog = this.registerParameter('A_log', s4dRealLog(di, dState));
-    this.d = this.registerParameter('D', new Parameter(T.ones([di]), { noWeightDecay: true }));
+    this.d = this.registerParameter('D', new Parameter(T.ones([di]), { noWeightDecay: true, keepFloat32: true }));
     this.aBLog = this.registerParameter('A_b_log', s4dRealLog(di, dState));
-    this.dB = this.registerParameter('D_b', new Parameter(T.ones([di]), { noWeightDecay: true }));
+    this.dB = this.registerParameter('D_b', new Parameter(T.ones([di]), { noWeightDecay: true, keepFloat32: true }));
     this.inProj = this.registerModule('in_proj', new Linear(dModel, di * 2, { bias: false, generator }));
     this.conv1d = this.registerModule('conv1d', new DepthwiseConv1d(di, dConv, generator));
     this.xProj = this.registerModule('x_proj', new Linear(di, this.dtRank + 2 * dState, { bias: false, generator }));
-    this.dtProj = this.registerModule('dt_proj', new Linear(this.dtRank, di, { generator }));
+    this.dtProj = this.registerModule('dt_proj', keepBiasFloat32(new Linear(this.dtRank, di, { generator })));
     this.conv1dB = this.registerModule('conv1d_b', new DepthwiseConv1d(di, dConv, generator));
     this.xProjB = this.registerModule('x_proj_b', new Linear(di, this.dtRank + 2 * dState, { bias: false, generator }));
-    this.dtProjB = this.registerModule('dt_proj_b', new Linear(this.dtRank, di, { generator }));
+    this.dtProjB = this.registerModule('dt_proj_b', keepBiasFloat32(new Linear(this.dtRank, di, { generator })));
     this.outProj = this.registerModule('out_proj', new Linear(di, dModel, { bias: false, generator }));
     this.initDtProj(this.dtProj, generator);
     this.initDtProj(this.dtProjB, generator);
