@@ -56,7 +56,7 @@ interface Plan {
 
 export interface LtStats {
   readonly plans: number;
-  /** Problems the heuristic had no algorithm for (they run on cublasGemmEx). */
+  /** Problems cuBLASLt had no working algorithm for (they run on cublasGemmEx). */
   readonly heuristicMisses: number;
 }
 
@@ -110,9 +110,15 @@ export class LtMatmul {
     const status = api.cublasLtMatmul(this.handle, plan.desc, this.scalars, p.a.address, plan.a, p.b.address, plan.b,
       this.scalars + (p.accumulate ? 0 : 4), p.c.address, plan.c, p.c.address, plan.c, plan.algo,
       this.workspace.address, LT_WORKSPACE_BYTES, this.rt.stream.handle);
-    if (status !== 0) {
-      check(api, `cublasLtMatmul (${key}; DIMBA_CUBLASLT=0 switches to cublasGemmEx)`, status);
+    if (status === CUBLAS_STATUS_NOT_SUPPORTED) {
+      // The heuristic's choice refused these operands after all: remember the problem as one
+      // cuBLASLt cannot serve, so it goes to GemmEx from now on.
+      this.misses++;
+      this.destroy(plan);
+      this.plans.set(key, null);
+      return false;
     }
+    if (status !== 0) check(api, `cublasLtMatmul (${key}; DIMBA_CUBLASLT=0 switches to cublasGemmEx)`, status);
     return true;
   }
 
