@@ -31,6 +31,7 @@ export const GENERATE_USAGE = [
   '  --scale K        enlarge the PNGs K times (nearest neighbour) for viewing tiny models (default 1)',
   '  --raw            use the raw training weights even when EMA weights exist',
   '  --device D       cpu (default), cuda, or auto',
+  '  --precision P    float32 or bf16 (default: bf16 on CUDA, float32 on the CPU)',
   '  --json           print the written files and settings as JSON',
   '',
   'Example:',
@@ -67,7 +68,7 @@ export async function runGenerateCommand(args: string[]): Promise<number> {
       options: {
         model: { type: 'string', short: 'm' }, sampler: { type: 'string' }, steps: { type: 'string' }, cfg: { type: 'string' },
         seed: { type: 'string' }, size: { type: 'string' }, n: { type: 'string', short: 'n' }, out: { type: 'string', short: 'o' },
-        grid: { type: 'boolean' }, scale: { type: 'string' }, raw: { type: 'boolean' }, device: { type: 'string' }, json: { type: 'boolean' },
+        grid: { type: 'boolean' }, scale: { type: 'string' }, raw: { type: 'boolean' }, device: { type: 'string' }, precision: { type: 'string' }, json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -82,7 +83,10 @@ export async function runGenerateCommand(args: string[]): Promise<number> {
     if (values.model === undefined) throw new UsageError('--model PATH is required');
     const json = values.json ?? false;
     const device = await resolveDevice(values.device ?? 'cpu', (m) => console.error(m));
-    const loaded = await loadTrainedModel(values.model, { ema: !(values.raw ?? false), device });
+    const precision = values.precision ?? (device === 'cpu' ? 'float32' : 'bf16');
+    if (precision !== 'float32' && precision !== 'bf16') throw new UsageError(`--precision must be float32 or bf16, got '${precision}'`);
+    if (precision === 'bf16' && device === 'cpu') throw new UsageError('--precision bf16 needs a CUDA device (--device cuda); the CPU samples in float32');
+    const loaded = await loadTrainedModel(values.model, { ema: !(values.raw ?? false), device, precision });
     const usable = SAMPLERS_FOR[loaded.objective];
     const sampler = values.sampler ?? (usable.includes('dpm++') ? 'dpm++' : usable[0]!);
     const known = SAMPLERS.find((s) => s === sampler);
@@ -113,7 +117,7 @@ export async function runGenerateCommand(args: string[]): Promise<number> {
       images.push(image);
       const text = {
         prompt, seed: String(seed + i), sampler: known, steps: String(steps), cfg: String(cfg), size: `${width}x${height}`,
-        model: loaded.checkpoint, weights: loaded.weights, Software: 'dimba',
+        model: loaded.checkpoint, weights: loaded.weights, precision, Software: 'dimba',
       };
       fs.mkdirSync(dirname(paths.images[i]!), { recursive: true });
       fs.writeFileSync(paths.images[i]!, await encodePng(image, text, scale));
@@ -126,7 +130,7 @@ export async function runGenerateCommand(args: string[]): Promise<number> {
       fs.writeFileSync(paths.grid, await encodePng(g, { prompt, seed: String(seed), count: String(count), sampler: known, steps: String(steps), cfg: String(cfg), Software: 'dimba' }, scale > 1 ? scale : previewScale(Math.max(width, height))));
       grid = paths.grid;
     }
-    if (json) console.log(JSON.stringify({ files: written, grid, prompt, seed, sampler: known, steps, cfg, width, height, checkpoint: loaded.checkpoint, weights: loaded.weights }));
+    if (json) console.log(JSON.stringify({ files: written, grid, prompt, seed, sampler: known, steps, cfg, width, height, checkpoint: loaded.checkpoint, weights: loaded.weights, precision, device }));
     else console.log([...written, ...(grid ? [grid] : [])].join('\n'));
     return 0;
   } catch (error) {

@@ -61,6 +61,12 @@ export interface LoadModelOptions {
   /** Use EMA weights when the checkpoint has them (default true). */
   ema?: boolean;
   device?: string;
+  /**
+   * 'bf16' casts the denoiser to bfloat16 after loading (matmuls, attention and activations in
+   * bf16; norms, softmax and the scan state still accumulate in float32; the scan's A, D and step
+   * bias stay float32). The small text encoder stays float32. Default 'float32'.
+   */
+  precision?: 'float32' | 'bf16';
 }
 
 export async function loadTrainedModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
@@ -85,6 +91,9 @@ export async function loadTrainedModel(path: string, options: LoadModelOptions =
     model.to(options.device);
     encoder.to(options.device);
   }
+  const precision = options.precision ?? 'float32';
+  if (precision !== 'float32' && precision !== 'bf16') throw new CheckpointError(`precision must be 'float32' or 'bf16', got '${String(precision)}'`);
+  if (precision === 'bf16') model.cast('bfloat16');
   const pipeline = new TextToImage({ model, textEncoder: encoder, objective, trainTextEncoder: false });
   pipeline.eval();
   return { pipeline, config, objective, checkpoint: dir, weights: useEma ? 'ema' : 'raw' };

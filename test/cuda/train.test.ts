@@ -117,5 +117,13 @@ describe('training on CUDA', { skip: cudaSkip }, () => {
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     console.log(`# generate cpu vs cuda: max |Δ| ${worst.toExponential(2)}`);
     assert.ok(worst < 1e-3, `generated images differ by ${worst}`);
+    // bf16 sampling on CUDA: the same images up to bf16 rounding of weights and activations.
+    const onGpu16 = (await loadTrainedModel(straight.checkpoint!, { device: 'cuda', precision: 'bf16' })).pipeline.generate(options);
+    const c = values(onGpu16.to('cpu'));
+    // This barely trained model's samples are far outside [-1, 1] (|x| ~ 100): compare relatively.
+    let mean16 = 0; let scale = 0;
+    for (let i = 0; i < a.length; i++) { mean16 += Math.abs(a[i]! - c[i]!) / a.length; scale += Math.abs(a[i]!) / a.length; }
+    console.log(`# generate bf16 (cuda) vs float32 (cpu): mean |Δ| ${mean16.toExponential(2)} of mean |x| ${scale.toExponential(2)}`);
+    assert.ok(mean16 < 0.03 * scale, `bf16 images differ from float32 by mean ${mean16} (mean |x| ${scale})`);
   });
 });
