@@ -1,5 +1,7 @@
 /** dimba: the public library API. */
-export { Tensor } from './tensor/tensor.js';
+export { Tensor, DisposedTensorError } from './tensor/tensor.js';
+export { tidy, keep, ScopeError } from './tensor/lifetime.js';
+export { memoryStats, resetPeakMemoryStats, type TensorMemoryStats } from './tensor/memory.js';
 export type { DType } from './tensor/dtype.js';
 export * from './ops/index.js';
 export { Generator, defaultGenerator, manualSeed } from './random/generator.js';

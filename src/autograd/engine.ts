@@ -5,6 +5,7 @@
  */
 import { GradNode } from './node.js';
 import { isGradEnabled, noGrad, enableGrad } from './grad-mode.js';
+import { closeScope, holdTensor, openScope, tidy, unholdTensor, type Scope } from '../tensor/lifetime.js';
 import type { GradHook, Tensor } from '../tensor/tensor.js';
 import { formatShape, shapesEqual, type Shape } from '../tensor/shape.js';
 import * as ops from '../ops/index.js';
@@ -26,12 +27,6 @@ export function unbroadcast(grad: Tensor, shape: Shape): Tensor {
   }
   const summed = dims.length > 0 ? ops.sum(grad, dims, true) : grad;
   return ops.reshape(summed, shape);
-}
-
-function runHooks(hooks: readonly GradHook[], grad: Tensor): Tensor {
-  let g = grad;
-  for (const hook of hooks) g = hook(g) ?? g;
-  return g;
 }
 
 /** Nodes reachable from `root`, each after every node that consumes its outputs. */
@@ -58,111 +53,181 @@ function topologicalOrder(root: GradNode): GradNode[] {
   return order.reverse();
 }
 
-function accumulateLeaf(leaf: Tensor, grad: Tensor): void {
-  const g = runHooksOnLeaf(leaf, grad);
-  leaf.grad = leaf.grad ? ops.add(leaf.grad, g) : g;
-}
-
-function runHooksOnLeaf(leaf: Tensor, grad: Tensor): Tensor {
-  return leaf.gradHooks.length > 0 ? runHooks(leaf.gradHooks, grad) : grad;
-}
-
 export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new Error('backward: the tensor does not require grad (no input was marked requiresGrad_, or it was computed under noGrad)');
   }
-  let seed = grad;
-  if (!seed) {
-    if (root.numel !== 1) throw new Error(`backward: implicit gradient needs a scalar output, got shape ${formatShape(root.shape)}; pass a gradient`);
-    seed = ops.onesLike(root);
-  } else if (!shapesEqual(seed.shape, root.shape)) {
-    throw new Error(`backward: gradient shape ${formatShape(seed.shape)} does not match output ${formatShape(root.shape)}`);
+  if (grad && !shapesEqual(grad.shape, root.shape)) {
+    throw new Error(`backward: gradient shape ${formatShape(grad.shape)} does not match output ${formatShape(root.shape)}`);
   }
-  // As in PyTorch, building a differentiable backward keeps the forward graph it refers to.
-  const run = () => backwardFrom(root, seed!, options.retainGraph ?? options.createGraph ?? false, options.createGraph ?? false);
-  if (options.createGraph) enableGrad(run);
-  else noGrad(run);
+  if (!grad && root.numel !== 1) throw new Error(`backward: implicit gradient needs a scalar output, got shape ${formatShape(root.shape)}; pass a gradient`);
+  // backward is a scope: gradients left in .grad survive it, everything else it creates goes.
+  const pass = new Pass(openScope('backward', false));
+  try {
+    // As in PyTorch, building a differentiable backward keeps the forward graph it refers to.
+    const run = () => pass.run(root, grad ?? ops.onesLike(root), options.retainGraph ?? options.createGraph ?? false, options.createGraph ?? false);
+    if (options.createGraph) enableGrad(run);
+    else noGrad(run);
+  } finally {
+    closeScope(pass.scope, undefined, pass.escaped);
+  }
 }
 
-function backwardFrom(root: Tensor, seed: Tensor, retainGraph: boolean, createGraph: boolean): void {
-  if (root.isLeaf) {
-    accumulateLeaf(root, seed);
-    return;
-  }
-  const order = topologicalOrder(root.gradFn!);
-  // Count, per leaf, how many graph edges feed it, so its hooks fire once its gradient is final.
-  const pendingLeafEdges = new Map<Tensor, number>();
-  for (const node of order) {
-    for (const input of node.inputs) {
-      if (input && input.isLeaf) pendingLeafEdges.set(input, (pendingLeafEdges.get(input) ?? 0) + 1);
-    }
-  }
-  const leafGrads = new Map<Tensor, Tensor>();
-  const nodeGrads = new Map<GradNode, (Tensor | null)[]>();
-  nodeGrads.set(root.gradFn!, Array.from({ length: root.gradFn!.numOutputs }, (_, i) => (i === root.outputIndex ? seed : null)));
+/**
+ * One backward pass. Gradient tensors it creates are its own: each is disposed as soon as nothing
+ * needs it any more (no pending sum, no .grad slot, no graph that saved it, not given to a hook).
+ * The same tensor object may sit in several places at once (add's backward hands g to both inputs),
+ * so `pending` counts the places per object.
+ */
+class Pass {
+  /** Tensors given to gradient hooks: they outlive the pass (a hook may have kept them). */
+  readonly escaped = new Set<Tensor>();
+  private readonly pending = new Map<Tensor, number>();
 
-  for (const node of order) {
-    const slots = nodeGrads.get(node);
-    nodeGrads.delete(node);
-    if (!slots) continue;
-    const outGrads = slots.map((g, i) => {
-      const full = g ?? ops.zeros(node.outputShapes[i]!, { dtype: node.outputDTypes[i]!, device: seed.device });
-      const hooks = node.outputHooks(i);
-      return hooks.length > 0 ? runHooks(hooks, full) : full;
-    });
-    if (createGraph && node.onceDifferentiable) {
-      throw new Error(`backward with createGraph: '${node.name}' has a kernel backward that cannot be differentiated again`);
+  constructor(readonly scope: Scope) {}
+
+  private hold(t: Tensor): void {
+    this.pending.set(t, (this.pending.get(t) ?? 0) + 1);
+  }
+
+  private drop(t: Tensor): void {
+    const n = this.pending.get(t)! - 1;
+    if (n === 0) this.pending.delete(t);
+    else this.pending.set(t, n);
+  }
+
+  /** Disposes t if this pass created it and nothing needs it. */
+  private done(t: Tensor | null | undefined): void {
+    if (t && t._scope === this.scope && t._holds === 0 && t._saves === 0 && !this.pending.has(t) && !this.escaped.has(t)) {
+      t.disposeAs('scope');
     }
-    const inGrads = node.apply(outGrads);
-    if (!retainGraph) node.release();
-    node.inputs.forEach((input, i) => {
-      if (!input) return;
-      let g = inGrads[i];
-      if (g) {
-        g = unbroadcast(g, node.inputShapes[i]!);
-        if (g.dtype !== input.dtype) g = ops.cast(g, input.dtype);
+  }
+
+  private runHooks(hooks: readonly GradHook[], grad: Tensor): Tensor {
+    let g = grad;
+    for (const hook of hooks) {
+      this.escaped.add(g);
+      g = hook(g) ?? g;
+    }
+    return g;
+  }
+
+  private accumulateLeaf(leaf: Tensor, grad: Tensor): void {
+    const g = leaf.gradHooks.length > 0 ? this.runHooks(leaf.gradHooks, grad) : grad;
+    leaf.grad = leaf.grad ? ops.add(leaf.grad, g) : g;
+    this.done(g);
+    if (g !== grad) this.done(grad);
+  }
+
+  run(root: Tensor, seed: Tensor, retainGraph: boolean, createGraph: boolean): void {
+    if (root.isLeaf) {
+      this.accumulateLeaf(root, seed);
+      return;
+    }
+    const order = topologicalOrder(root.gradFn!);
+    // Count, per leaf, how many graph edges feed it, so its hooks fire once its gradient is final.
+    const pendingLeafEdges = new Map<Tensor, number>();
+    for (const node of order) {
+      for (const input of node.inputs) {
+        if (input && input.isLeaf) pendingLeafEdges.set(input, (pendingLeafEdges.get(input) ?? 0) + 1);
       }
-      if (input.isLeaf) {
+    }
+    const leafGrads = new Map<Tensor, Tensor>();
+    const nodeGrads = new Map<GradNode, (Tensor | null)[]>();
+    nodeGrads.set(root.gradFn!, Array.from({ length: root.gradFn!.numOutputs }, (_, i) => (i === root.outputIndex ? seed : null)));
+    this.hold(seed);
+
+    for (const node of order) {
+      const slots = nodeGrads.get(node);
+      nodeGrads.delete(node);
+      if (!slots) continue;
+      const outGrads = slots.map((g, i) => {
+        const full = g ?? ops.zeros(node.outputShapes[i]!, { dtype: node.outputDTypes[i]!, device: seed.device });
+        const hooks = node.outputHooks(i);
+        return hooks.length > 0 ? this.runHooks(hooks, full) : full;
+      });
+      if (createGraph && node.onceDifferentiable) {
+        throw new Error(`backward with createGraph: '${node.name}' has a kernel backward that cannot be differentiated again`);
+      }
+      // The backward's own intermediates go when it returns; only the input gradients leave.
+      const inGrads = tidy(() => node.apply(outGrads));
+      if (!retainGraph) node.release();
+      node.inputs.forEach((input, i) => {
+        if (!input) return;
+        const raw = inGrads[i];
+        let g = raw;
         if (g) {
-          const prev = leafGrads.get(input);
-          leafGrads.set(input, prev ? ops.add(prev, g) : g);
+          g = unbroadcast(g, node.inputShapes[i]!);
+          if (g.dtype !== input.dtype) g = ops.cast(g, input.dtype);
         }
-        const left = pendingLeafEdges.get(input)! - 1;
-        pendingLeafEdges.set(input, left);
-        const done = leafGrads.get(input);
-        if (left === 0 && done) {
-          leafGrads.delete(input);
-          accumulateLeaf(input, done);
+        if (input.isLeaf) {
+          if (g) this.addTo(leafGrads, input, g);
+          const left = pendingLeafEdges.get(input)! - 1;
+          pendingLeafEdges.set(input, left);
+          const complete = leafGrads.get(input);
+          if (left === 0 && complete) {
+            leafGrads.delete(input);
+            this.drop(complete);
+            this.accumulateLeaf(input, complete);
+          }
+        } else if (g) {
+          const producer = input.gradFn!;
+          let target = nodeGrads.get(producer);
+          if (!target) {
+            target = new Array<Tensor | null>(producer.numOutputs).fill(null);
+            nodeGrads.set(producer, target);
+          }
+          const prev = target[input.outputIndex];
+          target[input.outputIndex] = this.sum(prev ?? null, g);
         }
-        return;
-      }
-      if (!g) return;
-      const producer = input.gradFn!;
-      let target = nodeGrads.get(producer);
-      if (!target) {
-        target = new Array<Tensor | null>(producer.numOutputs).fill(null);
-        nodeGrads.set(producer, target);
-      }
-      const prev = target[input.outputIndex];
-      target[input.outputIndex] = prev ? ops.add(prev, g) : g;
-    });
+      });
+      // Output and input gradients are consumed now, unless they moved on unchanged into a slot.
+      // (Not earlier: one tensor may be the gradient of several inputs.)
+      slots.forEach((g) => { if (g) this.drop(g); });
+      outGrads.forEach((g, i) => {
+        this.done(g);
+        if (slots[i] && slots[i] !== g) this.done(slots[i]);
+      });
+      for (const g of inGrads) this.done(g);
+    }
+  }
+
+  private addTo(map: Map<Tensor, Tensor>, key: Tensor, g: Tensor): void {
+    map.set(key, this.sum(map.get(key) ?? null, g));
+  }
+
+  /** prev + g as a held slot value, releasing what the sum consumed. */
+  private sum(prev: Tensor | null, g: Tensor): Tensor {
+    if (!prev) {
+      this.hold(g);
+      return g;
+    }
+    const total = ops.add(prev, g);
+    this.hold(total);
+    this.drop(prev);
+    this.done(prev);
+    this.done(g);
+    return total;
   }
 }
 
 /** Gradients of `outputs` with respect to `inputs` without touching `.grad` (like torch.autograd.grad). */
 export function grad(output: Tensor, inputs: Tensor[], gradOutput?: Tensor, options: BackwardOptions = {}): (Tensor | null)[] {
-  const saved = inputs.map((t) => ({ grad: t.grad, hooks: [...t.gradHooks] }));
   for (const t of inputs) {
     if (!t.isLeaf) throw new Error('grad: inputs must be leaf tensors (detach intermediate values first)');
-    t.grad = null;
   }
+  // Borrow the .grad slots; holding the old gradients meanwhile keeps a held-only one alive.
+  const saved = inputs.map((t) => t.grad);
+  for (const g of saved) if (g) holdTensor(g);
   try {
+    for (const t of inputs) t.grad = null;
     backward(output, gradOutput, options);
     return inputs.map((t) => t.grad);
   } finally {
     inputs.forEach((t, i) => {
-      t.grad = saved[i]!.grad;
+      t.grad = saved[i]!;
     });
+    for (const g of saved) if (g) unholdTensor(g, 'grad');
   }
 }
 

@@ -18,6 +18,8 @@
  */
 import type { Tensor } from '../tensor/tensor.js';
 import { add, mul, sub } from '../ops/elementwise.js';
+import { clone } from '../ops/layout.js';
+import { keep } from '../tensor/lifetime.js';
 import { DiffusionError } from './errors.js';
 import type { NoiseSchedule } from './schedule.js';
 import { toDataAndNoise, type Prediction } from './prediction.js';
@@ -45,7 +47,10 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   readonly finalSigma: 'zero' | 'min';
   private runTimesteps: number[] = [];
   private readonly counter = new StepCounter('DPMSolverMultistepScheduler');
-  /** x̂_0 and λ at the previous step of this run (the multistep history of order 2). */
+  /**
+   * x̂_0 and λ at the previous step of this run (the multistep history of order 2). The scheduler
+   * owns this copy (kept out of the sampling loop's per-step scopes) and disposes it when done.
+   */
   private previous: { x0: Tensor; lambda: number } | null = null;
 
   constructor(readonly schedule: NoiseSchedule, options: DPMSolverOptions = {}) {
@@ -70,6 +75,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       throw new DiffusionError(`DPMSolverMultistepScheduler.setTimesteps: ${numSteps} '${this.spacing}' steps already reach timestep 0, so finalSigma 'min' has nowhere to go; use fewer steps or finalSigma 'zero'`);
     }
     this.counter.reset();
+    this.previous?.x0.dispose();
     this.previous = null;
   }
 
@@ -83,17 +89,21 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const s = this.point(t);
     const { x0 } = toDataAndNoise(this.prediction, modelOutput, sample, s.alpha, s.sigma);
     const previous = this.previous;
-    this.previous = { x0, lambda: s.lambda };
-    if (last && this.finalSigma === 'zero') return x0;
-    const next = last ? this.point(0) : this.point(this.runTimesteps[i + 1]!);
-    const h = next.lambda - s.lambda;
-    const firstOrder = previous === null || (last && this.runTimesteps.length < 15);
-    let d = x0;
-    if (!firstOrder) {
-      const r = (s.lambda - previous.lambda) / h;
-      d = sub(mul(x0, 1 + 1 / (2 * r)), mul(previous.x0, 1 / (2 * r)));
+    this.previous = last ? null : { x0: keep(clone(x0)), lambda: s.lambda };
+    try {
+      if (last && this.finalSigma === 'zero') return x0;
+      const next = last ? this.point(0) : this.point(this.runTimesteps[i + 1]!);
+      const h = next.lambda - s.lambda;
+      const firstOrder = previous === null || (last && this.runTimesteps.length < 15);
+      let d = x0;
+      if (!firstOrder) {
+        const r = (s.lambda - previous.lambda) / h;
+        d = sub(mul(x0, 1 + 1 / (2 * r)), mul(previous.x0, 1 / (2 * r)));
+      }
+      return add(mul(sample, next.sigma / s.sigma), mul(d, -next.alpha * Math.expm1(-h)));
+    } finally {
+      previous?.x0.dispose();
     }
-    return add(mul(sample, next.sigma / s.sigma), mul(d, -next.alpha * Math.expm1(-h)));
   }
 
   addNoise(x0: Tensor, noise: Tensor, t: Tensor | number): Tensor {

@@ -1,11 +1,15 @@
 /**
  * Sampling glue: start from seeded noise, ask the (guided) model at each timestep the scheduler
  * names, hand its output to scheduler.step. Every sampler is this loop with another scheduler.
+ *
+ * Each step runs in a T.tidy scope that keeps only the new sample, and the loop disposes the
+ * sample it replaces, so memory stays flat over the steps without waiting for garbage collection.
  */
 import type { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Generator } from '../random/generator.js';
 import { noGrad } from '../autograd/grad-mode.js';
+import { tidy } from '../tensor/lifetime.js';
 import { randn } from '../ops/random.js';
 import { mul } from '../ops/elementwise.js';
 import { formatShape } from '../tensor/shape.js';
@@ -19,7 +23,7 @@ export interface StepInfo {
   index: number;
   timestep: number;
   steps: number;
-  /** The sample after this step. */
+  /** The sample after this step; valid during the callback only (the next step disposes it): clone() or keep() it to hold on. */
   sample: Tensor;
 }
 
@@ -66,9 +70,13 @@ export function runSampler<C extends Condition>(scheduler: Scheduler, options: S
     scheduler.setTimesteps(options.steps);
     const start = options.noise ?? randn(options.shape, { dtype: options.dtype ?? 'float32', device: options.device, generator: options.generator });
     let x = scheduler.initNoiseSigma === 1 ? start : mul(start, scheduler.initNoiseSigma);
+    if (x !== start && start !== options.noise) start.dispose();
     const timesteps = [...scheduler.timesteps];
     for (const [index, t] of timesteps.entries()) {
-      x = scheduler.step(guidedPrediction(call, x, t), t, x, options.generator);
+      const next = tidy(() => scheduler.step(guidedPrediction(call, x, t), t, x, options.generator));
+      // The sample this step replaces is the loop's own (never the caller's noise).
+      if (next !== x && x !== options.noise) x.dispose();
+      x = next;
       options.onStep?.({ index, timestep: t, steps: timesteps.length, sample: x });
     }
     return x;

@@ -15,6 +15,7 @@ import { indexSelect } from '../ops/indexing.js';
 import { cast, reshape } from '../ops/layout.js';
 import { tensor } from '../ops/create.js';
 import { formatShape } from '../tensor/shape.js';
+import { keep } from '../tensor/lifetime.js';
 import { DiffusionError } from './errors.js';
 
 /**
@@ -153,7 +154,8 @@ export class NoiseSchedule {
     const key = `${like.deviceName}/${like.dtype}`;
     let table = byDevice.get(key);
     if (!table) {
-      table = cast(tensor(values, { dtype: 'float64', device: like.device }), like.dtype);
+      // A cache: it outlives the T.tidy scope of the step that first needed it.
+      table = keep(cast(tensor(values, { dtype: 'float64', device: like.device }), like.dtype));
       byDevice.set(key, table);
     }
     return table;

@@ -51,7 +51,7 @@ export function causalConv1d(x0: Tensor, weight0: Tensor, bias?: Tensor | null, 
     const gw = Tensor.empty(weight.shape, weight.dtype, weight.backend);
     x.backend.kernels.causalConv1dBackward(x, weight, contiguous(g!), gx, gw);
     return [gx, gw];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [x, weight] });
   // The bias joins in x's dtype, so the output keeps x's dtype as causal_conv1d_fn's does.
   const biased = bias ? add(out, cast(reshape(bias, [dim, 1]), out.dtype)) : out;
   return activation === 'silu' ? silu(biased) : biased;

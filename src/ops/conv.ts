@@ -106,6 +106,6 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
       if (gw.numel > 0) kernels.conv2dBackwardWeight(gy, xc, gw, args);
     }
     return [gx, gw, bc?.requiresGrad ? sum(gy, [0, 2, 3]) : null];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [wc.requiresGrad ? xc : null, xc.requiresGrad ? wc : null] });
   return out;
 }

@@ -31,7 +31,7 @@ function unary(op: UnaryOp, x: Tensor, params: UnaryParams = {}): Tensor {
       const gx = Tensor.empty(input.shape, input.dtype, input.backend);
       if (gx.numel > 0) input.backend.kernels.unaryBackward(op, input, contiguous(g!), gx, params);
       return [gx];
-    }, { onceDifferentiable: true });
+    }, { onceDifferentiable: true, saved: [input] });
   }
   return out;
 }
@@ -83,8 +83,11 @@ function binaryOperands(op: string, a: TensorOrScalar, b: TensorOrScalar): [Tens
 
 const COMPARISONS: ReadonlySet<BinaryOp> = new Set(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logical_and', 'logical_or']);
 
+/** Which of (a, b, out) a binary op's backward reads. */
+type Saves = readonly ('a' | 'b' | 'out')[];
+
 function binary(op: BinaryOp, a0: TensorOrScalar, b0: TensorOrScalar,
-  backward?: (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null]): Tensor {
+  backward?: (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null], saves: Saves = []): Tensor {
   const [ta, tb] = binaryOperands(op, a0, b0);
   let computeType = promoteTypes(ta.dtype, tb.dtype);
   if (op === 'div' || op === 'pow' || op === 'atan2') computeType = floatDType(computeType);
@@ -97,7 +100,10 @@ function binary(op: BinaryOp, a0: TensorOrScalar, b0: TensorOrScalar,
       a.withLayout(shape, broadcastStrides(a.shape, a.strides, shape), a.offset),
       b.withLayout(shape, broadcastStrides(b.shape, b.strides, shape), b.offset), out);
   }
-  if (backward) record(op, [a, b], [out], ([g]) => backward(g!, a, b, out));
+  if (backward) {
+    const named = { a, b, out };
+    record(op, [a, b], [out], ([g]) => backward(g!, a, b, out), { saved: saves.map((k) => named[k]) });
+  }
   return out;
 }
 
@@ -110,14 +116,14 @@ export function sub(a: TensorOrScalar, b: TensorOrScalar): Tensor {
 }
 
 export function mul(a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  return binary('mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+  return binary('mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)], ['a', 'b']);
 }
 
 export function div(a: TensorOrScalar, b: TensorOrScalar): Tensor {
   return binary('div', a, b, (g, x, y, out) => {
     const gx = div(g, y);
     return [gx, neg(mul(gx, out))];
-  });
+  }, ['b', 'out']);
 }
 
 /** a ** b elementwise; a scalar exponent uses the cheaper unary form. */
@@ -126,15 +132,15 @@ export function pow(a: TensorOrScalar, b: TensorOrScalar): Tensor {
   return binary('pow', a, b, (g, x, y, out) => [
     mul(g, mul(y, pow(x, sub(y, 1)))),
     mul(g, mul(out, log(x))),
-  ]);
+  ], ['a', 'b', 'out']);
 }
 
 export function maximum(a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  return binary('maximum', a, b, (g, x, y) => splitTies(g, x, y, 'gt'));
+  return binary('maximum', a, b, (g, x, y) => splitTies(g, x, y, 'gt'), ['a', 'b']);
 }
 
 export function minimum(a: TensorOrScalar, b: TensorOrScalar): Tensor {
-  return binary('minimum', a, b, (g, x, y) => splitTies(g, x, y, 'lt'));
+  return binary('minimum', a, b, (g, x, y) => splitTies(g, x, y, 'lt'), ['a', 'b']);
 }
 
 /** Gradient of max/min: to the winner, split evenly on ties (as PyTorch does). */
@@ -148,7 +154,7 @@ export function atan2(a: TensorOrScalar, b: TensorOrScalar): Tensor {
   return binary('atan2', a, b, (g, y, x) => {
     const r2 = add(square(x), square(y));
     return [mul(g, div(x, r2)), mul(g, div(neg(y), r2))];
-  });
+  }, ['a', 'b']);
 }
 
 export const eq = (a: TensorOrScalar, b: TensorOrScalar) => binary('eq', a, b);
@@ -174,7 +180,7 @@ export function where(cond: Tensor, a0: TensorOrScalar, b0: TensorOrScalar): Ten
   record('where', [a, b], [out], ([g]) => {
     const zero = scalarLike(g!, 0);
     return [where(c, g!, zero), where(c, zero, g!)];
-  });
+  }, { saved: [c] });
   return out;
 }
 

@@ -23,7 +23,7 @@ export function indexSelect(x0: Tensor, dim: number, index0: Tensor): Tensor {
     const gx = zeros(x.shape, { dtype: g!.dtype, device: g!.device });
     if (g!.numel > 0) g!.backend.kernels.indexAdd(gx, d, index, contiguous(g!));
     return [gx];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [index] });
   return out;
 }
 
@@ -49,6 +49,6 @@ export function gather(x0: Tensor, dim: number, index0: Tensor): Tensor {
     const gx = zeros(x.shape, { dtype: g!.dtype, device: g!.device });
     if (g!.numel > 0) g!.backend.kernels.scatterAdd(gx, d, index, contiguous(g!));
     return [gx];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [index] });
   return out;
 }

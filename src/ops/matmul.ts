@@ -99,7 +99,7 @@ function matmul2(a: Tensor, b: Tensor, batch: number, m: number, n: number, k: n
   record('matmul', [a, b], [out], ([g]) => {
     const g3 = reshape(g!, a.ndim === 2 ? [m, n] : [...a.shape.slice(0, -2), m, n]);
     return [matmul(g3, transpose(b, -1, -2)), matmul(transpose(a, -1, -2), g3)];
-  });
+  }, { saved: [a, b] });
   return out;
 }
 

@@ -21,7 +21,7 @@ export function normalizeRows(kind: 'layer' | 'rms', x0: Tensor, cols: number, e
     const gx = Tensor.empty([rows, cols], x.dtype, x.backend);
     if (gx.numel > 0) x.backend.kernels.normRowsBackward(kind, x2, mean, rstd, contiguous(g!), gx);
     return [gx];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [x2, mean, rstd] });
   return reshape(out, x.shape);
 }
 

@@ -19,12 +19,21 @@ export interface RecordOptions {
   always?: boolean;
   /** The backward runs kernels directly, so it cannot itself be differentiated (createGraph refuses it). */
   onceDifferentiable?: boolean;
+  /**
+   * Every tensor whose values `backward` reads (inputs, outputs or op-internal intermediates),
+   * like PyTorch's save_for_backward. Shapes, dtypes and devices stay readable on any tensor, so
+   * a tensor backward uses only for those need not be listed. The graph keeps listed tensors
+   * alive after their scope ends and releases them once this node has run (lifetime.ts); a
+   * tensor read but not listed may be disposed under the node, which backward then reports.
+   */
+  saved?: readonly (Tensor | null | undefined)[];
 }
 
 export function record(name: string, inputs: readonly Tensor[], outputs: readonly Tensor[], backward: BackwardFn,
   options: RecordOptions = {}): void {
   if (options.always ? !isGradEnabled() : !needsGrad(...inputs)) return;
-  const node = new GradNode(name, inputs, outputs, backward, options.onceDifferentiable ?? false);
+  const saved = options.saved ? options.saved.filter((t): t is Tensor => t !== null && t !== undefined) : [];
+  const node = new GradNode(name, inputs, outputs, backward, options.onceDifferentiable ?? false, saved);
   outputs.forEach((out, i) => {
     if (!isFloating(out.dtype)) return;
     out.requiresGrad = true;

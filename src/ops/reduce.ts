@@ -67,7 +67,7 @@ function extremum(op: 'max' | 'min', x: Tensor, dims: number | readonly number[]
     const hit = cast(eq(x, reshape(out, p.keepShape)), g!.dtype);
     const count = sum(hit, p.dims, true);
     return [mul(div(hit, count), reshape(g!, p.keepShape))];
-  });
+  }, { saved: [x, out] });
   return out;
 }
 
@@ -83,7 +83,7 @@ export function min(x: Tensor, dims?: number | readonly number[], keepdim = fals
 export function prod(x: Tensor, dims?: number | readonly number[], keepdim = false): Tensor {
   const p = plan(x, dims, keepdim, 'prod');
   const out = reduceRaw('prod', x, p, x.dtype);
-  record('prod', [x], [out], ([g]) => [mul(reshape(mul(g!, out), p.keepShape), div(1, x))]);
+  record('prod', [x], [out], ([g]) => [mul(reshape(mul(g!, out), p.keepShape), div(1, x))], { saved: [x, out] });
   return out;
 }
 

@@ -120,6 +120,6 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
     backend.kernels.selectiveScanBackward(inputs, contiguous(g!), grads);
     const optionalGrads = [grads.dD, grads.dz, grads.ddeltaBias];
     return [grads.du, grads.ddelta, grads.dA, grads.dB, grads.dC, ...optionalGrads.filter(present)];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, ...optional] });
   return lastState ? [out, lastState] : out;
 }

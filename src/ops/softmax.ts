@@ -18,7 +18,7 @@ function rowwise(x0: Tensor, dim: number, log: boolean): Tensor {
     const gx = Tensor.empty(y.shape, y.dtype, y.backend);
     if (gx.numel > 0) y.backend.kernels.softmaxBackward(reshape(y, [-1, cols]), reshape(contiguous(g!), [-1, cols]), reshape(gx, [-1, cols]), log);
     return [gx];
-  }, { onceDifferentiable: true });
+  }, { onceDifferentiable: true, saved: [y] });
   return d === last ? y : transpose(y, d, last);
 }
 

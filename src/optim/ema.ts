@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { cast, clone } from '../ops/layout.js';
+import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, emaInPlace, stateDType } from './inplace.js';
 
@@ -50,7 +51,7 @@ export class EMA {
     this.params = paramsOf(source);
     this.shadows = noGrad(() => this.params.map((p) => {
       const dtype = stateDType(p.dtype);
-      return p.dtype === dtype ? clone(p) : cast(p, dtype);
+      return keep(p.dtype === dtype ? clone(p) : cast(p, dtype));
     }));
   }
 

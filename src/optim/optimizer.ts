@@ -13,6 +13,7 @@ import { formatShape, shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { cast, clone } from '../ops/layout.js';
+import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, stateDType } from './inplace.js';
 import { resolveGroups, type BaseOptions, type ParamGroup, type ParamsArg } from './param-groups.js';
@@ -124,6 +125,7 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
       buffers: this.initBuffers(param, dtype),
       master: isHalf(param.dtype) ? noGrad(() => cast(param, dtype)) : null,
     };
+    persist(state);
     this.states.set(param, state);
     return state;
   }
@@ -192,7 +194,7 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
     if (unused.length > 0) throw new OptimizerError(`${where}: unexpected tensors ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ', ...' : ''}`);
 
     this.states.clear();
-    for (const [param, s] of restored) this.states.set(param, s);
+    for (const [param, s] of restored) this.states.set(param, persist(s));
     this.paramGroups.forEach((group, g) => Object.assign(group.options, options[g]));
   }
 
@@ -209,6 +211,13 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
       }
     });
   }
+}
+
+/** Optimizer state outlives the T.tidy scope of the step that created it. */
+function persist(state: ParamState): ParamState {
+  for (const t of state.buffers.values()) keep(t);
+  keep(state.master);
+  return state;
 }
 
 function jsonOptions(options: Record<string, OptionValue>): Record<string, number | number[]> {

@@ -1,6 +1,11 @@
 /**
  * Tensor: a strided view of backend storage plus autograd bookkeeping. Every computation goes
  * through src/ops (each op defined once); the methods here are conveniences that call them.
+ *
+ * Lifetime: views share a storage, which is released when the last tensor using it is disposed
+ * (dispose(), the end of a T.tidy scope, the graph or `.grad` slot that held it letting go; see
+ * lifetime.ts) or garbage-collected. A disposed tensor keeps its metadata (shape, dtype, device,
+ * graph links) but any access to its data throws DisposedTensorError naming the op.
  */
 import type { Backend, Storage } from '../backends/backend.js';
 import { getBackend } from '../backends/registry.js';
@@ -8,6 +13,8 @@ import { allocHost, isFloating, type DType, type HostArray } from './dtype.js';
 import { deviceKey, type Device } from './device.js';
 import { contiguousStrides, formatShape, isContiguousLayout, numelOf, type Shape } from './shape.js';
 import type { GradNode } from '../autograd/node.js';
+import { TENSOR_BRAND, holdTensor, trackTensor, unholdTensor, type DisposeReason, type Owned, type Scope } from './lifetime.js';
+import { countStorage } from './memory.js';
 import * as ops from '../ops/index.js';
 
 export type GradHook = (grad: Tensor) => Tensor | void;
@@ -17,41 +24,115 @@ const storageRefs = new WeakMap<Storage, number>();
 const finalizer = new FinalizationRegistry<Storage>((storage) => dropStorageRef(storage));
 
 function addStorageRef(storage: Storage): void {
-  storageRefs.set(storage, (storageRefs.get(storage) ?? 0) + 1);
+  const n = storageRefs.get(storage) ?? 0;
+  if (n === 0) countStorage(storage, 1);
+  storageRefs.set(storage, n + 1);
 }
 
 function dropStorageRef(storage: Storage): void {
   const n = (storageRefs.get(storage) ?? 1) - 1;
   if (n <= 0) {
     storageRefs.delete(storage);
+    countStorage(storage, -1);
     storage.release();
   } else storageRefs.set(storage, n);
 }
 
-export class Tensor {
-  readonly storage: Storage;
+const DISPOSED_BY: Record<DisposeReason, string> = {
+  dispose: 'by dispose()',
+  scope: 'when the T.tidy scope that created it ended (return it from the scope or keep() it)',
+  graph: 'by backward(), which released it after the last op that saved it for the gradient had run (keep() it to use it afterwards)',
+  grad: 'when the .grad that held it was cleared or replaced (keep() a gradient to use it afterwards)',
+};
+
+export class DisposedTensorError extends Error {
+  override name = 'DisposedTensorError';
+}
+
+/** The outermost engine function on the stack (the op the caller invoked), for error messages. */
+function callingOp(): string | null {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 60;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = limit;
+  let name: string | null = null;
+  let seenEngine = false;
+  for (const line of stack.split('\n').slice(1)) {
+    const m = /^\s*at (?:(.+?) \()?(.*?):\d+:\d+\)?$/.exec(line);
+    if (!m) continue;
+    const inEngine = /[\\/]src[\\/](ops|tensor|backends|autograd)[\\/]/.test(m[2]!);
+    if (!inEngine) {
+      if (seenEngine) break;
+      continue;
+    }
+    seenEngine = true;
+    const fn = m[1]?.replace(/^(new |async )/, '').split('.').pop();
+    if (fn && fn !== '<anonymous>' && !fn.startsWith('get ') && fn !== 'storage') name = fn;
+  }
+  return name;
+}
+
+export class Tensor implements Owned {
+  #storage: Storage | null;
+  readonly backend: Backend;
   readonly shape: Shape;
   readonly strides: readonly number[];
   readonly offset: number;
   readonly dtype: DType;
   /** Leaf tensors with requiresGrad receive `.grad` from backward(). */
   requiresGrad = false;
-  grad: Tensor | null = null;
+  #grad: Tensor | null = null;
   /** The node that produced this tensor (null for leaves), and which of its outputs it is. */
   gradFn: GradNode | null = null;
   outputIndex = 0;
   /** Hooks run on this leaf's gradient after it is accumulated (data-parallel all-reduce hooks in here). */
   readonly gradHooks: GradHook[] = [];
-  private disposed = false;
+  #disposedBy: DisposeReason | null = null;
+  /** @internal Lifetime bookkeeping (lifetime.ts). */
+  _scope: Scope | null = null;
+  /** @internal */
+  _holds = 0;
+  /** @internal */
+  _saves = 0;
+  /** @internal */
+  _heldOnly = false;
 
   constructor(storage: Storage, shape: Shape, strides?: readonly number[], offset = 0) {
-    this.storage = storage;
+    this.#storage = storage;
+    this.backend = storage.backend;
     this.shape = Object.freeze([...shape]);
     this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
     this.offset = offset;
     this.dtype = storage.dtype;
     addStorageRef(storage);
     finalizer.register(this, storage, this);
+    trackTensor(this);
+  }
+
+  /** The backend memory; throws DisposedTensorError once this tensor has been disposed. */
+  get storage(): Storage {
+    const s = this.#storage;
+    if (s === null) {
+      const op = callingOp();
+      throw new DisposedTensorError(`${op ?? 'an op'}: ${this.toString()} was used after it was disposed ${DISPOSED_BY[this.#disposedBy!]}`);
+    }
+    return s;
+  }
+
+  /**
+   * The gradient backward() accumulated (leaves). A gradient that outlived its T.tidy scope only
+   * because this slot held it is released when the slot is cleared or replaced (lifetime.ts).
+   */
+  get grad(): Tensor | null {
+    return this.#grad;
+  }
+
+  set grad(g: Tensor | null) {
+    const old = this.#grad;
+    if (g === old) return;
+    if (g) holdTensor(g);
+    this.#grad = g;
+    if (old) unholdTensor(old, 'grad');
   }
 
   /** New uninitialised contiguous tensor on a backend. */
@@ -68,14 +149,13 @@ export class Tensor {
     return new Tensor(backend.fromHost(dtype, data), shape);
   }
 
-  get backend(): Backend { return this.storage.backend; }
-  get device(): Device { return this.storage.backend.device; }
+  get device(): Device { return this.backend.device; }
   get deviceName(): string { return deviceKey(this.device); }
   get ndim(): number { return this.shape.length; }
   get numel(): number { return numelOf(this.shape); }
   get isLeaf(): boolean { return this.gradFn === null; }
   get isContiguous(): boolean { return isContiguousLayout(this.shape, this.strides); }
-  get isDisposed(): boolean { return this.disposed; }
+  get isDisposed(): boolean { return this.#storage === null; }
 
   size(dim: number): number {
     return this.shape[dim < 0 ? dim + this.ndim : dim]!;
@@ -106,12 +186,23 @@ export class Tensor {
     };
   }
 
-  /** Releases this tensor's hold on its storage now rather than at garbage collection. */
+  /**
+   * Releases this tensor's hold on its storage now rather than at garbage collection (other views
+   * keep the storage alive). Later use of this tensor's data throws; disposing twice is a no-op.
+   */
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
+    this.disposeAs('dispose');
+  }
+
+  /** @internal dispose() recording why, for the use-after-dispose message. */
+  disposeAs(reason: DisposeReason): void {
+    const s = this.#storage;
+    if (s === null) return;
+    this.#storage = null;
+    this.#disposedBy = reason;
+    this._scope = null;
     finalizer.unregister(this);
-    dropStorageRef(this.storage);
+    dropStorageRef(s);
   }
 
   /** Copies the elements to the host as a contiguous array of the tensor's dtype. */
@@ -172,3 +263,5 @@ export class Tensor {
   sum(dims?: number | number[], keepdim = false): Tensor { return ops.sum(this, dims, keepdim); }
   mean(dims?: number | number[], keepdim = false): Tensor { return ops.mean(this, dims, keepdim); }
 }
+
+Object.defineProperty(Tensor.prototype, TENSOR_BRAND, { value: true });

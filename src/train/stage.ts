@@ -280,22 +280,30 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
         const batch = next.value;
         state.loader = batch.state;
         images += batch.images.shape[0]!;
-        const out = pipeline.loss(batch.images, batch.captions, stage.minSnrGamma === null ? { generator: noise } : { generator: noise, minSnrGamma: stage.minSnrGamma });
-        let value = out.loss.item();
-        value = ctx.hooks?.lossValue?.(stage.name, state.step + 1, value) ?? value;
-        if (!Number.isFinite(value)) {
-          bad = `loss is ${value}`;
+        // Memory is released deterministically (no waiting for garbage collection): the forward's
+        // own scope frees what backward does not need before backward starts, backward frees
+        // activations as it passes them, and the outer scope frees the rest; gradients stay in .grad.
+        const outcome = T.tidy(() => {
+          const out = T.tidy(() => pipeline.loss(batch.images, batch.captions, stage.minSnrGamma === null ? { generator: noise } : { generator: noise, minSnrGamma: stage.minSnrGamma }));
+          let value = out.loss.item();
+          value = ctx.hooks?.lossValue?.(stage.name, state.step + 1, value) ?? value;
+          if (!Number.isFinite(value)) return { value, terms: null };
+          const scaled = stage.gradAccumulation > 1 ? T.mul(out.loss, 1 / stage.gradAccumulation) : out.loss;
+          scaled.backward();
+          return { value, terms: Object.entries(out.terms).map(([k, t]) => [k, t.item()] as const) };
+        });
+        batch.images.dispose();
+        if (outcome.terms === null) {
+          bad = `loss is ${outcome.value}`;
           break;
         }
-        const scaled = stage.gradAccumulation > 1 ? T.mul(out.loss, 1 / stage.gradAccumulation) : out.loss;
-        scaled.backward();
-        lossSum += value / stage.gradAccumulation;
-        for (const [k, t] of Object.entries(out.terms)) terms.set(k, (terms.get(k) ?? 0) + t.item() / stage.gradAccumulation);
+        lossSum += outcome.value / stage.gradAccumulation;
+        for (const [k, v] of outcome.terms) terms.set(k, (terms.get(k) ?? 0) + v / stage.gradAccumulation);
       }
       state.imagesSeen += images;
       let gradNorm: number | null = null;
       if (bad === null) {
-        gradNorm = clipGradNorm(params, stage.gradClip ?? Infinity);
+        gradNorm = T.tidy(() => clipGradNorm(params, stage.gradClip ?? Infinity));
         if (!Number.isFinite(gradNorm)) bad = `gradient norm is ${gradNorm}`;
       }
       const now = performance.now();
@@ -315,9 +323,12 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
       }
       state.nanStreak = 0;
       const lr = optimizer.paramGroups[0]!.options.lr;
-      optimizer.step();
-      scheduler.step();
-      ema?.update();
+      T.tidy(() => {
+        optimizer.step();
+        scheduler.step();
+        ema?.update();
+      });
+      // The gradients outlived the step's scopes only in .grad, so clearing them releases them.
       optimizer.zeroGrad();
       state.step += 1;
       rate.tick(now);
