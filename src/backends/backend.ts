@@ -178,10 +178,35 @@ export interface FusedKernels {
     gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs): void;
 }
 
+/**
+ * Capture and replay of a fixed sequence of device work (CUDA graphs). Optional: a backend
+ * without it runs work eagerly, and src/backends/replayable.ts hides the difference from library
+ * code. JS values the work uses (kernel parameters, scalars, shapes) are baked in at capture;
+ * values that change between replays must live in device tensors the work reads.
+ */
+export interface GraphCapability {
+  /**
+   * Records the device work `fn` queues, without running it, and returns fn's result (tensors
+   * that each replay overwrites) with the graph that replays the work.
+   */
+  capture<T>(fn: () => T, label?: string): { readonly result: T; readonly graph: CapturedGraph };
+}
+
+export interface CapturedGraph {
+  /** Queues one run of the captured work (asynchronous, like a kernel launch). */
+  replay(): void;
+  /** Frees the graph and its private memory; tensors it allocated keep their last values. */
+  destroy(): void;
+  readonly replays: number;
+  readonly destroyed: boolean;
+}
+
 export interface Backend {
   readonly device: Device;
   readonly kernels: Kernels;
   readonly fused: FusedKernels;
+  /** Graph capture and replay, where the backend has it (CUDA). */
+  readonly graphs?: GraphCapability;
   alloc(dtype: DType, numel: number): Storage;
   /** Copies host data (length numel, layout as in dtype.ts) into new storage. */
   fromHost(dtype: DType, data: HostArray): Storage;

@@ -32,6 +32,7 @@ import type { ObjectiveResult } from '../diffusion/objective.js';
 import { formatShape } from '../tensor/shape.js';
 import { PipelineError } from './errors.js';
 import { dimbaDenoiser, encodeCaptions, type CaptionCondition } from './conditioning.js';
+import { checkGraphSetting, graphedDenoiser, type DenoiserGraphStats, type GraphSetting } from './graphed-denoiser.js';
 
 export type Objective = 'epsilon' | 'v' | 'flow';
 export type SamplerName = 'ddim' | 'dpm++' | 'euler';
@@ -95,6 +96,13 @@ export interface GenerateOptions {
   width: number;
   /** After each step: steps done (1..total) and total. */
   onStep?: (i: number, total: number) => void;
+  /**
+   * Replay the model call (the guided batch) from a CUDA graph: captured at the first step (after
+   * one eager warm-up call), launched at every step. 'auto' (default): where the model's device
+   * supports graphs, calling the model eagerly (with a warning) if capture fails; true: require
+   * graphs; false: call the model at every step. Results match eager sampling to float rounding.
+   */
+  cudaGraph?: GraphSetting;
 }
 
 export class TextToImage {
@@ -105,6 +113,8 @@ export class TextToImage {
   readonly trainTextEncoder: boolean;
   readonly flowTimes: 'logit-normal' | 'uniform';
   private readonly denoiser: ReturnType<typeof dimbaDenoiser>;
+  /** How the last generate() called the model (graph captures and replays, eager calls). */
+  lastGraphStats: DenoiserGraphStats | null = null;
 
   constructor(parts: TextToImageParts) {
     const { model, textEncoder, objective } = parts;
@@ -211,6 +221,7 @@ export class TextToImage {
     if (!Number.isInteger(steps) || steps < 1) throw new PipelineError(`TextToImage.generate: steps must be a positive integer, got ${steps}`);
     if (!Number.isFinite(guidanceScale)) throw new PipelineError(`TextToImage.generate: guidanceScale must be finite, got ${guidanceScale}`);
     if (!Number.isSafeInteger(seed) || seed < 0) throw new PipelineError(`TextToImage.generate: seed must be a non-negative integer, got ${seed}`);
+    const graphSetting = checkGraphSetting('TextToImage.generate: cudaGraph', options.cudaGraph);
 
     const device = this.model.xEmbedder.proj.weight.deviceName;
     const guided = guidanceScale !== 1;
@@ -218,11 +229,13 @@ export class TextToImage {
     const encoderMode = this.textEncoder instanceof Module ? this.textEncoder.training : false;
     this.model.eval();
     if (this.textEncoder instanceof Module) this.textEncoder.eval();
+    // Graphs live for this call only: the weights they read stay where they are until it returns.
+    const denoiser = graphedDenoiser(this.denoiser, graphSetting, 'TextToImage denoiser');
     try {
       const cond = encodeCaptions(this.textEncoder, prompts, false);
       const uncond = guided ? encodeCaptions(this.textEncoder, prompts.map(() => ''), false) : undefined;
       const run: SampleOptions<CaptionCondition> = {
-        model: this.denoiser,
+        model: denoiser.fn,
         shape: [prompts.length, c.inChannels, height, width],
         steps,
         guidanceScale,
@@ -236,6 +249,8 @@ export class TextToImage {
       const vp = { ...run, schedule: this.schedule, prediction: this.prediction(), learnedSigma: c.learnSigma };
       return sampler === 'ddim' ? sampleDDIM(vp) : sampleDPMSolver(vp);
     } finally {
+      this.lastGraphStats = denoiser.stats();
+      denoiser.dispose();
       this.model.train(modelMode);
       if (this.textEncoder instanceof Module) this.textEncoder.train(encoderMode);
     }

@@ -3,7 +3,7 @@
  * and kernels from kernels/*.ts (NVRTC-compiled CUDA C, cuBLAS for matmul). Every kernel call
  * first makes this device's context current, so tensors on several GPUs can be used in turn.
  */
-import type { Backend, FusedKernels, Kernels, Storage } from '../backend.js';
+import type { Backend, FusedKernels, GraphCapability, Kernels, Storage } from '../backend.js';
 import { allocHost, itemSize, type DType, type HostArray } from '../../tensor/dtype.js';
 import type { Device } from '../../tensor/device.js';
 import { check } from './ffi/driver.js';
@@ -22,6 +22,7 @@ import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
 import type { CudaDeviceInfo } from './device.js';
+import { CudaGraph } from './graph.js';
 
 /** Wraps each kernel so it runs with this device's context current. */
 function activating(rt: CudaRuntime, kernels: Kernels): Kernels {
@@ -39,10 +40,15 @@ export class CudaBackend implements Backend {
   /** No fused kernels yet: attention composes matmul and softmax (ops/attention.ts). */
   readonly fused: FusedKernels = {};
 
+  /** CUDA graphs: capture the kernels a function queues on this device's stream, then replay them (graph.ts). */
+  readonly graphs: GraphCapability = {
+    capture: <T>(fn: () => T, label?: string) => CudaGraph.capture(this.runtime, fn, label),
+  };
+
   constructor(readonly device: Device, options: CudaRuntimeOptions = {}) {
     this.runtime = new CudaRuntime(device.index, options);
     const rt = this.runtime;
-    this.kernels = activating(rt, {
+    const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),
       ...reduceKernels(rt),
@@ -55,6 +61,13 @@ export class CudaBackend implements Backend {
       ...convKernels(rt),
       ...interpolateKernels(rt),
     });
+    this.kernels = {
+      ...kernels,
+      random(out, dist, seed, offset) {
+        rt.refuseDuringCapture('drawing random numbers', 'random');
+        kernels.random(out, dist, seed, offset);
+      },
+    };
   }
 
   get info(): CudaDeviceInfo {
@@ -75,6 +88,7 @@ export class CudaBackend implements Backend {
     if (allocHost(dtype, 0).constructor !== data.constructor) {
       throw new TypeError(`fromHost: ${data.constructor.name} does not hold ${dtype} elements`);
     }
+    if (data.length > 0) this.runtime.refuseDuringCapture(`copying ${data.length} ${dtype} values from the host`, 'hostWrite');
     const storage = this.allocStorage(dtype, data.length);
     if (data.length > 0) {
       const rt = this.runtime;
@@ -92,6 +106,7 @@ export class CudaBackend implements Backend {
     const out = allocHost(storage.dtype, numel);
     if (numel === 0) return out;
     const rt = this.runtime;
+    rt.refuseDuringCapture(`reading ${numel} ${storage.dtype} values to the host`, 'hostRead');
     rt.activate();
     // A synchronous copy on the legacy stream: it waits for every kernel queued on our stream.
     check(rt.api, 'cuMemcpyDtoH', rt.api.cuMemcpyDtoH(out, storage.address + offset * itemSize(storage.dtype), out.byteLength));
@@ -109,6 +124,7 @@ export class CudaBackend implements Backend {
 
   /** Returns cached device memory to the driver; gives the bytes released. */
   emptyCache(): number {
+    this.runtime.refuseDuringCapture('emptyCache()', 'emptyCache');
     this.runtime.synchronize();
     return this.runtime.allocator.emptyCache();
   }

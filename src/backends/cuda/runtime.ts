@@ -13,6 +13,7 @@ import { CudaDriver, type CudaDeviceInfo } from './device.js';
 import { KernelParams } from './params.js';
 import { Stream } from './streams.js';
 import { readKernelSource, type KernelModule } from './kernels/source.js';
+import { captureError, type CaptureHint } from './capture.js';
 
 export interface CudaRuntimeOptions {
   /** Let float32 matmuls use TF32 tensor cores (about 1e-3 relative error). Default false. */
@@ -104,6 +105,7 @@ export class CudaRuntime {
    */
   loadModule(module: KernelModule): { module: string; compileMs: number; fromCache: boolean } {
     if (this.modules.has(module.name)) return { module: module.name, compileMs: 0, fromCache: true };
+    this.refuseDuringCapture(`loading kernel module ${module.name}.cu`, 'moduleLoad');
     this.activate();
     const compiled = sharedCompiler().compile(readKernelSource(module), this.compileTarget());
     check(this.api, `cuModuleLoadData(${module.name}.cu)`, this.api.cuModuleLoadData(outU64, compiled.image));
@@ -116,6 +118,7 @@ export class CudaRuntime {
     const key = `${module.name}/${name}`;
     const cached = this.functions.get(key);
     if (cached !== undefined) return cached;
+    this.refuseDuringCapture(`resolving kernel ${name} of ${module.name}.cu`, 'moduleLoad');
     this.loadModule(module);
     const handle = this.modules.get(module.name)!;
     check(this.api, `cuModuleGetFunction(${name})`, this.api.cuModuleGetFunction(outU64, handle, name));
@@ -138,6 +141,7 @@ export class CudaRuntime {
   /** cuBLAS, created on first use and bound to this device's stream. */
   blas(): { api: CublasApi; handle: number } {
     if (this.blasState === null) {
+      this.refuseDuringCapture('creating the cuBLAS handle', 'blas');
       const api = bindCublas();
       checkBlas(api, 'cublasCreate', api.cublasCreate(outU64));
       const handle = takeU64();
@@ -148,7 +152,18 @@ export class CudaRuntime {
     return this.blasState;
   }
 
+  /**
+   * Throws CudaGraphCaptureError naming `what` while a CUDA graph capture is under way on this
+   * device (graph.ts): the calls that cannot be captured check here first, so the capture ends
+   * with a clear error rather than being invalidated by the driver.
+   */
+  refuseDuringCapture(what: string, hint: CaptureHint): void {
+    const pool = this.allocator.capturing;
+    if (pool !== null) throw captureError(what, hint, pool.label);
+  }
+
   synchronize(): void {
+    this.refuseDuringCapture('synchronize()', 'synchronize');
     this.activate();
     this.stream.synchronize();
     this.checkErrors();

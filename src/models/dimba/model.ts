@@ -20,6 +20,10 @@ import { MambaBlock } from './mamba.js';
 import { FinalLayer } from './final-layer.js';
 import { sincosPosEmbed } from './pos-embed.js';
 import { initializeAsReleased } from './init.js';
+import { keep } from '../../tensor/lifetime.js';
+
+/** Grids whose positional embedding stays cached on the device (least recently used dropped). */
+const POS_CACHE_SIZE = 16;
 
 export interface DimbaInputs {
   /** Noisy latents [B, inChannels, H, W]. */
@@ -62,6 +66,12 @@ export class Dimba extends Module {
   gradientCheckpointing = false;
   /** Generator for caption dropout and drop-path during training. */
   readonly trainingGenerator: Generator;
+  /**
+   * The positional embedding per (grid, device, dtype), on the device. Rebuilding it on the host
+   * and uploading it at every forward is a synchronous host-to-device copy per call, which a
+   * CUDA graph cannot capture (and a sampler would repeat at every step).
+   */
+  private readonly posCache = new Map<string, Tensor>();
 
   constructor(config: DimbaConfig, options: DimbaBuildOptions = {}) {
     super();
@@ -139,7 +149,7 @@ export class Dimba extends Module {
     const [b, , H, W] = x0.shape as [number, number, number, number];
     const gh = H / c.patchSize;
     const gw = W / c.patchSize;
-    const pos = T.cast(sincosPosEmbed(c.hiddenSize, gh, gw, this.baseSize, c.peInterpolation).to(x0.deviceName), dtype);
+    const pos = this.posEmbedding(gh, gw, x0.deviceName, dtype);
     let x = T.add(this.xEmbedder.forward(x0), pos);
     const { t, t0 } = this.embedTime(inputs, b, dtype);
 
@@ -180,6 +190,24 @@ export class Dimba extends Module {
       }
     }
     return this.unpatchify(this.finalLayer.forward(x, t), gh, gw);
+  }
+
+  /** The [1, gh*gw, hidden] positional embedding on `device` as `dtype`, from the cache when it has it. */
+  private posEmbedding(gh: number, gw: number, device: string, dtype: T.DType): Tensor {
+    const key = `${gh}x${gw}/${device}/${dtype}`;
+    let pos = this.posCache.get(key);
+    if (pos && !pos.isDisposed) {
+      this.posCache.delete(key);
+      this.posCache.set(key, pos);
+      return pos;
+    }
+    const c = this.config;
+    // keep(): a cache outlives the tidy scope of the forward that fills it. Dropped entries are
+    // not disposed (a captured graph may still read one); the garbage collector frees them.
+    pos = keep(T.cast(sincosPosEmbed(c.hiddenSize, gh, gw, this.baseSize, c.peInterpolation).to(device), dtype));
+    this.posCache.set(key, pos);
+    if (this.posCache.size > POS_CACHE_SIZE) this.posCache.delete(this.posCache.keys().next().value!);
+    return pos;
   }
 
   /** [B, h*w, p*p*c] -> [B, c, h*p, w*p]. */

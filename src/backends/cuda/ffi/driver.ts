@@ -25,6 +25,23 @@ export const ATTR = {
 export const CU_MEMHOSTALLOC_DEVICEMAP = 0x02;
 export const CU_EVENT_DEFAULT = 0;
 
+/** CUstreamCaptureMode: which threads' potentially unsafe calls (cuMemAlloc, ...) a capture forbids. */
+export const CU_STREAM_CAPTURE_MODE_GLOBAL = 0;
+export const CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
+export const CU_STREAM_CAPTURE_MODE_RELAXED = 2;
+/** CUstreamCaptureStatus. */
+export const CU_STREAM_CAPTURE_STATUS_NONE = 0;
+export const CU_STREAM_CAPTURE_STATUS_ACTIVE = 1;
+export const CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2;
+/** Free a graph's unfreed memory-allocation nodes before it is relaunched (cuBLAS may allocate workspace in-graph). */
+export const CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH = 1;
+/** Status codes of stream capture (cuda.h, CUDA 10+). */
+export const CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900;
+export const CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901;
+export const CUDA_ERROR_STREAM_CAPTURE_IMPLICIT = 906;
+export const CUDA_ERROR_CAPTURED_EVENT = 907;
+export const CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD = 908;
+
 export interface DriverApi {
   readonly library: OpenedLibrary;
   cuInit(flags: number): number;
@@ -57,6 +74,18 @@ export interface DriverApi {
   cuEventSynchronize(event: number): number;
   cuEventElapsedTime(ms: Float32Array, start: number, end: number): number;
   cuEventDestroy(event: number): number;
+  cuStreamBeginCapture(stream: number, mode: number): number;
+  cuStreamEndCapture(stream: number, graph: BigUint64Array): number;
+  cuStreamIsCapturing(stream: number, status: Int32Array): number;
+  /** Swaps the calling thread's capture mode with mode[0] (push-pop around an unsafe call). */
+  cuThreadExchangeStreamCaptureMode(mode: Int32Array): number;
+  cuGraphInstantiateWithFlags(exec: BigUint64Array, graph: number, flags: number): number;
+  /** Node count into count[0] when nodes is null. */
+  cuGraphGetNodes(graph: number, nodes: null, count: BigUint64Array): number;
+  cuGraphUpload(exec: number, stream: number): number;
+  cuGraphLaunch(exec: number, stream: number): number;
+  cuGraphExecDestroy(exec: number): number;
+  cuGraphDestroy(graph: number): number;
   cuGetErrorName(status: number, name: (string | null)[]): number;
   cuGetErrorString(status: number, text: (string | null)[]): number;
 }
@@ -115,6 +144,18 @@ export function bindDriver(library: OpenedLibrary = openLibrary(DRIVER_LIBRARY))
     // Renamed _v2 in CUDA 12.8 (same signature); older drivers have only the plain name.
     cuEventElapsedTime: firstFunc(lib, ['cuEventElapsedTime_v2', 'cuEventElapsedTime'], 'int', ['void *', h, h]),
     cuEventDestroy: lib.func('cuEventDestroy_v2', 'int', [h]),
+    // cuda.h maps cuStreamBeginCapture to _v2 (the one taking a capture mode) and
+    // cuGraphInstantiate to cuGraphInstantiateWithFlags; the others have one version.
+    cuStreamBeginCapture: lib.func('cuStreamBeginCapture_v2', 'int', [h, 'int']),
+    cuStreamEndCapture: lib.func('cuStreamEndCapture', 'int', [h, 'void *']),
+    cuStreamIsCapturing: lib.func('cuStreamIsCapturing', 'int', [h, 'void *']),
+    cuThreadExchangeStreamCaptureMode: lib.func('cuThreadExchangeStreamCaptureMode', 'int', ['void *']),
+    cuGraphInstantiateWithFlags: lib.func('cuGraphInstantiateWithFlags', 'int', ['void *', h, 'uint64_t']),
+    cuGraphGetNodes: lib.func('cuGraphGetNodes', 'int', [h, 'void *', 'void *']),
+    cuGraphUpload: lib.func('cuGraphUpload', 'int', [h, h]),
+    cuGraphLaunch: lib.func('cuGraphLaunch', 'int', [h, h]),
+    cuGraphExecDestroy: lib.func('cuGraphExecDestroy', 'int', [h]),
+    cuGraphDestroy: lib.func('cuGraphDestroy', 'int', [h]),
     cuGetErrorName: lib.func('int cuGetErrorName(int status, _Out_ const char **name)'),
     cuGetErrorString: lib.func('int cuGetErrorString(int status, _Out_ const char **text)'),
   };
