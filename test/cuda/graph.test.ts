@@ -223,8 +223,14 @@ test('captureReplayable on CUDA: one warm-up, one capture, then every run is a r
 });
 
 test('Dimba sampling with CUDA graphs equals sampling without them, one replay per step', { skip }, () => {
-  for (const [objective, sampler, guidanceScale] of [['flow', 'euler', 3], ['epsilon', 'dpm++', 1]] as const) {
-    const pipe = tinyTextToImage({ objective, size: 16, layers: 'AM', repeats: 2, seed: 3 });
+  const runs = [
+    { objective: 'flow', sampler: 'euler', guidanceScale: 3, config: {} },
+    { objective: 'epsilon', sampler: 'dpm++', guidanceScale: 1, config: {} },
+    // KV compression by token subsampling: its index tensors are made on the device.
+    { objective: 'flow', sampler: 'euler', guidanceScale: 2, config: { kvCompress: { sampling: 'uniform', scaleFactor: 2, layers: [0] } } },
+  ] as const;
+  for (const { objective, sampler, guidanceScale, config } of runs) {
+    const pipe = tinyTextToImage({ objective, size: 16, layers: 'AM', repeats: 2, seed: 3, config });
     // The released initialisation zeroes the output layers; give them signal so the samples depend on the model.
     const generator = new T.Generator(11);
     for (const [, p] of pipe.model.namedParameters()) {
@@ -240,8 +246,9 @@ test('Dimba sampling with CUDA graphs equals sampling without them, one replay p
     const graphed = pipe.generate({ ...options, cudaGraph: true });
     assert.deepEqual(pipe.lastGraphStats, { calls: steps, eagerCalls: 0, captures: 1, replays: steps, fallback: null });
     const worst = maxAbsDiff(graphed, eager);
-    console.log(`# ${objective}/${sampler} (guidance ${guidanceScale}): graphs vs eager max |Δ| ${worst.toExponential(2)}`);
-    assert.ok(worst < 1e-4, `${objective}/${sampler}: graphed samples differ by ${worst}`);
+    const name = `${objective}/${sampler} (guidance ${guidanceScale}${'kvCompress' in config ? ', uniform KV compression' : ''})`;
+    console.log(`# ${name}: graphs vs eager max |Δ| ${worst.toExponential(2)}`);
+    assert.ok(worst < 1e-4, `${name}: graphed samples differ by ${worst}`);
     // The default ('auto') uses graphs on CUDA.
     pipe.generate(options);
     assert.equal(pipe.lastGraphStats?.replays, steps);

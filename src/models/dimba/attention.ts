@@ -60,8 +60,9 @@ export class SelfAttention extends Module {
       return this.srNorm.forward(T.transpose(T.flatten(y, 2), 1, 2));
     }
     // 'uniform': every r-th token along each axis.
-    const rows = T.indexSelect(grid, 2, T.arange(0, h, r));
-    const picked = T.indexSelect(rows, 3, T.arange(0, w, r));
+    // Indices on the tokens' device (a CPU index would not reach a CUDA kernel).
+    const rows = T.indexSelect(grid, 2, T.arange(0, h, r, { device: grid.device }));
+    const picked = T.indexSelect(rows, 3, T.arange(0, w, r, { device: grid.device }));
     return T.reshape(T.permute(picked, [0, 2, 3, 1]), [b, -1, c]);
   }
 
