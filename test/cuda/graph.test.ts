@@ -101,7 +101,8 @@ test('memory allocated during capture stays with the graph: later tensors never 
   T.tidy(() => { T.mul(T.add(T.mul(T.exp(xs), 2), 1), 3); });
   const base = b.memoryStats();
   const inCapture: number[] = [];
-  const { result: out, graph } = CudaGraph.capture(b.runtime, () => {
+  // tidy: temporaries (exp's result, scalar operands) go back to the pool as the capture ends.
+  const { result: out, graph } = CudaGraph.capture(b.runtime, () => T.tidy(() => {
     const h = T.mul(T.exp(xs), 2);
     inCapture.push(addressOf(h));
     const y = T.add(h, 1);
@@ -110,7 +111,7 @@ test('memory allocated during capture stays with the graph: later tensors never 
     const z = T.mul(y, 3);
     y.dispose();
     return z;
-  }, 'alias');
+  }), 'alias');
   inCapture.push(addressOf(out));
   const during = b.memoryStats();
   assert.equal(during.graphPools, base.graphPools + 1);
