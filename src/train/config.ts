@@ -373,7 +373,10 @@ export function loadTrainConfig(path: string): TrainConfig {
  */
 export function trajectoryOf(config: TrainConfig, stage: StageConfig): Record<string, unknown> {
   const { checkpoint: _c, samples: _s, logEvery: _l, ...rest } = stage;
-  return { seed: config.seed, ...rest };
+  // Activation checkpointing changes memory and time, not one value computed (bitwise on the CPU,
+  // test/train/gradient-checkpointing), so a run that ran out of memory may resume with it on.
+  const { gradientCheckpointing: _g, ...model } = rest.model;
+  return { seed: config.seed, ...rest, model };
 }
 
 export function digestOf(value: unknown): string {

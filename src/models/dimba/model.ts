@@ -170,8 +170,11 @@ export class Dimba extends Module {
     for (const kind of this.pattern) {
       if (kind === 'A') {
         const block = this.blocks.get(ai++);
-        const run = (xi: Tensor, yi: Tensor, ti: Tensor) => block.forward(xi, yi, ti, mask, hw);
-        x = this.gradientCheckpointing ? T.checkpoint(run, x, y, t0) : run(x, y, t0);
+        // The mask goes in as an input, not through the closure: checkpoint keeps its inputs for the
+        // recomputation, and a closed-over tensor may be released (its scope ended) before backward.
+        const run = (xi: Tensor, yi: Tensor, ti: Tensor, m?: Tensor) => block.forward(xi, yi, ti, m ?? null, hw);
+        if (!this.gradientCheckpointing) x = run(x, y, t0, mask ?? undefined);
+        else x = mask ? T.checkpoint(run, x, y, t0, mask) : T.checkpoint(run, x, y, t0);
       } else {
         const block = this.mambaBlocks.get(mi++);
         if (this.gradientCheckpointing) {
