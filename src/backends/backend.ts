@@ -176,6 +176,8 @@ export interface FusedKernels {
   attention?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, args: AttentionArgs): void;
   attentionBackward?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gy: Tensor,
     gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs): void;
+  /** Whether attention / attentionBackward take this call (absent: every call); otherwise the op composes. */
+  attentionSupports?(q: Tensor, k: Tensor, v: Tensor, args: AttentionArgs): boolean;
 }
 
 /**

@@ -3,15 +3,18 @@
  * Masks: `keyPadding` bool [B, Lk] (true = real token, as the caption mask of cross-attention),
  * `mask` bool (true = attend) or additive float, broadcastable to [B, H, Lq, Lk].
  * A query whose keys are all masked gets a zero output (not NaN), so padded captions are safe.
- * Backends with a fused kernel use it; otherwise this composes matmul and softmax.
+ * Backends with a fused kernel use it (when it takes the call and the mask needs no gradient);
+ * otherwise this composes matmul and softmax, which defines the semantics.
  */
+import type { AttentionArgs, FusedKernels } from '../backends/backend.js';
 import { ShapeError, formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { add, where, mul } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
-import { reshape, transpose, cast } from './layout.js';
+import { reshape, transpose, cast, expand } from './layout.js';
 import { full } from './create.js';
+import { record } from './record.js';
 
 export interface AttentionOptions {
   mask?: Tensor | null;
@@ -49,7 +52,45 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, optio
   }
   const scale = options.scale ?? 1 / Math.sqrt(e);
   const mask = additiveMask(q, k.shape[2]!, options);
+  const fused = q.backend.fused;
+  if (fused.attention && fused.attentionBackward && !mask?.requiresGrad) {
+    const [b, h, lq] = q.shape as [number, number, number];
+    const args: AttentionArgs = { scale, mask: mask ? expand(mask, [b, h, lq, k.shape[2]!]) : null };
+    if (fused.attentionSupports?.(q, k, v, args) ?? true) return fusedAttention(fused, q, k, v, args);
+  }
   let scores = mul(matmul(q, transpose(k, -2, -1)), scale);
   if (mask) scores = add(scores, mask);
   return matmul(softmax(scores, -1), v);
+}
+
+/**
+ * A [B, H, L, E] tensor stored as [B, L, H, E] when `like` is laid out that way (heads split
+ * from [B, L, H * E] rows): the kernels write either layout, and this one makes merging heads
+ * afterwards (and the gradient flowing back through the split) a free reshape.
+ */
+function emptyHeads(like: Tensor, e: number, dtype = like.dtype): Tensor {
+  const [b, h, l] = like.shape as [number, number, number];
+  const rowsFirst = h > 1 && l > 1 && like.strides[2]! > like.strides[1]!;
+  if (!rowsFirst) return Tensor.empty([b, h, l, e], dtype, like.backend);
+  const store = Tensor.empty([b, l, h, e], dtype, like.backend);
+  const view = store.withLayout([b, h, l, e], [l * h * e, e, h * e, 1], 0);
+  store.dispose();
+  return view;
+}
+
+function fusedAttention(fused: FusedKernels, q: Tensor, k: Tensor, v: Tensor, args: AttentionArgs): Tensor {
+  const backend = q.backend;
+  const [b, h, lq] = q.shape as [number, number, number];
+  const out = emptyHeads(q, v.shape[3]!);
+  // Log-sum-exp of each query row (float32), what the backward recomputes the weights from.
+  const lse = Tensor.empty([b, h, lq], 'float32', backend);
+  fused.attention!(q, k, v, out, lse, args);
+  record('scaledDotProductAttention', [q, k, v], [out], ([g]) => {
+    const gq = emptyHeads(q, q.shape[3]!);
+    const gk = emptyHeads(k, k.shape[3]!);
+    const gv = emptyHeads(v, v.shape[3]!);
+    fused.attentionBackward!(q, k, v, out, lse, g!, gq, gk, gv, args);
+    return [gq, gk, gv];
+  }, { onceDifferentiable: true, saved: [q, k, v, out, lse, args.mask] });
+  return out;
 }

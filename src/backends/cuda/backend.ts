@@ -21,6 +21,7 @@ import { scanKernels } from './kernels/scan.js';
 import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
+import { attentionKernels } from './kernels/attention.js';
 import type { CudaDeviceInfo } from './device.js';
 import { CudaGraph } from './graph.js';
 
@@ -37,8 +38,8 @@ function activating(rt: CudaRuntime, kernels: Kernels): Kernels {
 export class CudaBackend implements Backend {
   readonly runtime: CudaRuntime;
   readonly kernels: Kernels;
-  /** No fused kernels yet: attention composes matmul and softmax (ops/attention.ts). */
-  readonly fused: FusedKernels = {};
+  /** Flash attention (kernels/attention.ts; DIMBA_FLASH=0 leaves it out and attention composes). */
+  readonly fused: FusedKernels = attentionKernels(() => this.runtime);
 
   /** CUDA graphs: capture the kernels a function queues on this device's stream, then replay them (graph.ts). */
   readonly graphs: GraphCapability = {
