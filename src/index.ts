@@ -1,6 +1,6 @@
 /** dimba: the public library API. */
-export { Tensor, DisposedTensorError } from './tensor/tensor.js';
-export { tidy, keep, ScopeError } from './tensor/lifetime.js';
+export { Tensor } from './tensor/tensor.js';
+export { tidy, keep, DisposedTensorError, ScopeError } from './tensor/lifetime.js';
 export { memoryStats, resetPeakMemoryStats, type TensorMemoryStats } from './tensor/memory.js';
 export type { DType } from './tensor/dtype.js';
 export * from './ops/index.js';

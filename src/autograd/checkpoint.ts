@@ -3,6 +3,9 @@
  * (with the random generator rewound, so dropout masks repeat) when the gradient is needed.
  * Parameters that `fn` closes over receive their gradients during that recomputation; any other
  * tensor that needs a gradient must be passed as an input (the recomputation detaches inputs).
+ * So must any other tensor fn reads that is not persistent (parameters, buffers, kept tensors):
+ * the graph keeps the inputs alive until backward, but a closed-over intermediate may be released
+ * when the T.tidy scope that made it ends.
  *
  * Both runs of fn are scopes: the forward keeps only fn's outputs, and the recomputation's
  * activations are released as its backward passes them, so a checkpointed block holds at most one

@@ -107,14 +107,16 @@ class Pass {
     let g = grad;
     for (const hook of hooks) {
       this.escaped.add(g);
-      g = hook(g) ?? g;
+      const input = g;
+      g = tidy(() => hook(input) ?? input);
     }
     return g;
   }
 
   private accumulateLeaf(leaf: Tensor, grad: Tensor): void {
     const g = leaf.gradHooks.length > 0 ? this.runHooks(leaf.gradHooks, grad) : grad;
-    leaf.grad = leaf.grad ? ops.add(leaf.grad, g) : g;
+    const prev = leaf.grad;
+    leaf.grad = prev ? tidy(() => ops.add(prev, g)) : g;
     this.done(g);
     if (g !== grad) this.done(grad);
   }
@@ -155,11 +157,11 @@ class Pass {
       node.inputs.forEach((input, i) => {
         if (!input) return;
         const raw = inGrads[i];
-        let g = raw;
-        if (g) {
-          g = unbroadcast(g, node.inputShapes[i]!);
-          if (g.dtype !== input.dtype) g = ops.cast(g, input.dtype);
-        }
+        // In a scope: the reduction's copies and views would otherwise pin memory until backward returns.
+        const g = raw ? tidy(() => {
+          const reduced = unbroadcast(raw, node.inputShapes[i]!);
+          return reduced.dtype === input.dtype ? reduced : ops.cast(reduced, input.dtype);
+        }) : raw;
         if (input.isLeaf) {
           if (g) this.addTo(leafGrads, input, g);
           const left = pendingLeafEdges.get(input)! - 1;
@@ -202,7 +204,7 @@ class Pass {
       this.hold(g);
       return g;
     }
-    const total = ops.add(prev, g);
+    const total = tidy(() => ops.add(prev, g));
     this.hold(total);
     this.drop(prev);
     this.done(prev);

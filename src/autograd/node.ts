@@ -11,7 +11,7 @@
 import type { DType } from '../tensor/dtype.js';
 import type { Shape } from '../tensor/shape.js';
 import type { GradHook, Tensor } from '../tensor/tensor.js';
-import { releaseIfUnheld, trackNode, type Scope } from '../tensor/lifetime.js';
+import { DisposedTensorError, releaseIfUnheld, trackNode, type Scope } from '../tensor/lifetime.js';
 
 export type BackwardFn = (grads: Tensor[]) => readonly (Tensor | null | undefined)[];
 
@@ -62,7 +62,15 @@ export class GradNode {
         ? `backward through '${this.name}': its graph was released when the T.tidy scope that recorded it ended; return the output (or keep() it) from the scope to run backward later`
         : `backward through '${this.name}' a second time: the graph was freed; pass retainGraph: true to the first backward()`);
     }
-    return this.fn(grads);
+    try {
+      return this.fn(grads);
+    } catch (error) {
+      // Name the node: the stack alone would only say that backward() was running.
+      if (error instanceof DisposedTensorError && !error.op.startsWith('backward of')) {
+        throw new DisposedTensorError(`backward of '${this.name}'`, error.tensor, error.reason);
+      }
+      throw error;
+    }
   }
 
   /** Drops the backward and lets go of the saved tensors (releasing those only the graph held). */

@@ -53,6 +53,21 @@ export interface Owned {
   disposeAs(reason: DisposeReason): void;
 }
 
+const DISPOSED_BY: Record<DisposeReason, string> = {
+  dispose: 'by dispose()',
+  scope: 'when the T.tidy scope that created it ended (return it from the scope or keep() it)',
+  graph: 'by backward(), which released it after the last op that saved it for the gradient had run (keep() it to use it afterwards)',
+  grad: 'when the .grad that held it was cleared or replaced (keep() a gradient to use it afterwards)',
+};
+
+/** Data access to a disposed tensor; `op` names the op (or the backward of one) that tried it. */
+export class DisposedTensorError extends Error {
+  override name = 'DisposedTensorError';
+  constructor(readonly op: string, readonly tensor: string, readonly reason: DisposeReason) {
+    super(`${op}: ${tensor} was used after it was disposed ${DISPOSED_BY[reason]}`);
+  }
+}
+
 export class ScopeError extends Error {
   override name = 'ScopeError';
 }

@@ -13,7 +13,9 @@ import { allocHost, isFloating, type DType, type HostArray } from './dtype.js';
 import { deviceKey, type Device } from './device.js';
 import { contiguousStrides, formatShape, isContiguousLayout, numelOf, type Shape } from './shape.js';
 import type { GradNode } from '../autograd/node.js';
-import { TENSOR_BRAND, holdTensor, trackTensor, unholdTensor, type DisposeReason, type Owned, type Scope } from './lifetime.js';
+import {
+  DisposedTensorError, TENSOR_BRAND, holdTensor, trackTensor, unholdTensor, type DisposeReason, type Owned, type Scope,
+} from './lifetime.js';
 import { countStorage } from './memory.js';
 import * as ops from '../ops/index.js';
 
@@ -36,17 +38,6 @@ function dropStorageRef(storage: Storage): void {
     countStorage(storage, -1);
     storage.release();
   } else storageRefs.set(storage, n);
-}
-
-const DISPOSED_BY: Record<DisposeReason, string> = {
-  dispose: 'by dispose()',
-  scope: 'when the T.tidy scope that created it ended (return it from the scope or keep() it)',
-  graph: 'by backward(), which released it after the last op that saved it for the gradient had run (keep() it to use it afterwards)',
-  grad: 'when the .grad that held it was cleared or replaced (keep() a gradient to use it afterwards)',
-};
-
-export class DisposedTensorError extends Error {
-  override name = 'DisposedTensorError';
 }
 
 /** The outermost engine function on the stack (the op the caller invoked), for error messages. */
@@ -112,10 +103,7 @@ export class Tensor implements Owned {
   /** The backend memory; throws DisposedTensorError once this tensor has been disposed. */
   get storage(): Storage {
     const s = this.#storage;
-    if (s === null) {
-      const op = callingOp();
-      throw new DisposedTensorError(`${op ?? 'an op'}: ${this.toString()} was used after it was disposed ${DISPOSED_BY[this.#disposedBy!]}`);
-    }
+    if (s === null) throw new DisposedTensorError(callingOp() ?? 'an op', this.toString(), this.#disposedBy!);
     return s;
   }
 
@@ -207,14 +195,22 @@ export class Tensor implements Owned {
 
   /** Copies the elements to the host as a contiguous array of the tensor's dtype. */
   toHost(): HostArray {
-    const t = this.isContiguous ? this : ops.contiguous(this);
-    if (t.numel === 0) return allocHost(this.dtype, 0);
-    return this.backend.toHost(t.storage, t.offset, t.numel);
+    if (this.numel === 0) return allocHost(this.dtype, 0);
+    if (this.isContiguous) return this.backend.toHost(this.storage, this.offset, this.numel);
+    // The copy is ours alone: release it now rather than at garbage collection.
+    const t = ops.contiguous(this);
+    try {
+      return this.backend.toHost(t.storage, t.offset, t.numel);
+    } finally {
+      t.dispose();
+    }
   }
 
   /** Elements as float64 numbers, for inspection and tests (half types decoded, int64 via Number). */
   toFloat64Array(): Float64Array {
-    const host = ops.cast(this, 'float64').toHost();
+    const wide = ops.cast(this, 'float64');
+    const host = wide.toHost();
+    if (wide !== this) wide.dispose();
     return host instanceof Float64Array ? host : Float64Array.from(host as ArrayLike<number>);
   }
 
