@@ -17,6 +17,8 @@ export interface TrainStep {
   step(scoped: boolean): number;
   /** Forward and backward only (no clipping or update), leaving the gradients in .grad. */
   gradients(scoped: boolean): void;
+  /** The loss of the fixed batch (forward only, recorded, no scope of its own). */
+  forwardLoss(): Tensor;
 }
 
 export interface TrainStepOptions {
@@ -64,6 +66,7 @@ export function smallDimbaStep(options: TrainStepOptions = {}): TrainStep {
     model,
     optimizer,
     gradients: (scoped) => { gradients(scoped); },
+    forwardLoss: loss,
     step(scoped) {
       optimizer.zeroGrad();
       const v = gradients(scoped);

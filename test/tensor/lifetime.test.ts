@@ -303,6 +303,25 @@ describe('training without yielding', () => {
     ps.forEach(([name, p], i) => assert.deepEqual(ss[i]![1].toArray(), p.toArray(), `${name} after 2 steps`));
   });
 
+  test('backward peaks near the activations its forward saved: consumed gradients go at once', () => {
+    const run = smallDimbaStep({ batch: 4, config: { inputSize: 16 } });
+    run.step(true);
+    const start = live();
+    let saved = 0;
+    let peak = 0;
+    T.tidy(() => {
+      const loss = T.tidy(() => run.forwardLoss());
+      saved = live() - start;
+      T.resetPeakMemoryStats('cpu');
+      loss.backward();
+      peak = T.memoryStats('cpu').peakLiveBytes - start;
+    });
+    run.optimizer.zeroGrad();
+    assert.equal(live(), start);
+    const params = run.model.parameters().reduce((n, p) => n + p.numel * 4, 0);
+    assert.ok(peak <= saved * 1.1 + params, `backward peak ${peak} bytes vs ${saved} saved + ${params} of parameter gradients`);
+  });
+
   test('N scoped steps hold constant live bytes after step 1 (without scopes they grow every step)', () => {
     const run = smallDimbaStep();
     run.gradients(true); // fills the model's own caches (its positional embedding)
