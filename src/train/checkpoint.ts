@@ -187,7 +187,13 @@ export async function loadWeights(module: Module, file: string, options: LoadWei
     if (missing.length > 0 || result.unexpectedKeys.length > 0) throw new StateDictError(module.constructor.name, missing, result.unexpectedKeys, []);
   } catch (error) {
     if (!(error instanceof StateDictError)) throw error;
+    // Not strict, loadStateDict stops at shape mismatches without listing the missing and
+    // unexpected keys: list every difference, so one message shows how the architectures differ.
+    const own = new Set(module.stateDict().keys());
+    const missing = [...own].filter((k) => !tensors.has(k) && !recomputed.has(k));
+    const unexpected = [...tensors.keys()].filter((k) => !own.has(k));
+    const full = new StateDictError(module.constructor.name, missing, unexpected, [...error.shapeMismatches]);
     const target = options.describe ? ` (${options.describe})` : '';
-    throw new CheckpointError(`${file} holds weights of another architecture than this model${target}: ${error.message}`, { cause: error });
+    throw new CheckpointError(`${file} holds weights of another architecture than this model${target}: ${full.message}`, { cause: error });
   }
 }
