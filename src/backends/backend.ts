@@ -178,6 +178,96 @@ export interface FusedKernels {
     gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs): void;
   /** Whether attention / attentionBackward take this call (absent: every call); otherwise the op composes. */
   attentionSupports?(q: Tensor, k: Tensor, v: Tensor, args: AttentionArgs): boolean;
+
+  // Multi-tensor optimizer kernels (src/optim uses them per device when present; see MultiTensor).
+  adamwStep?(t: AdamWTensors, c: AdamWCoefficients, options?: MultiTensorOptions): void;
+  cameStep?(t: CAMETensors, c: CAMECoefficients, options?: MultiTensorOptions): void;
+  /** shadows[i] <- shadows[i] * keep + params[i] * take (shadows float32; params float32/bfloat16/float16). */
+  emaUpdate?(shadows: readonly Tensor[], params: readonly Tensor[], keep: number, take: number, options?: MultiTensorOptions): void;
+  /** out (float32, one element) <- the sum over every tensor (float32/bfloat16/float16) of each element's square rounded to float32. */
+  sumSquares?(tensors: readonly Tensor[], out: Tensor, options?: MultiTensorOptions): void;
+  /** out[i] <- src[i] * factor in src[i]'s dtype (factor rounded to that dtype first, as a scalar operand is); out[i] like src[i]. */
+  scaleTensors?(src: readonly Tensor[], out: readonly Tensor[], factor: number, options?: MultiTensorOptions): void;
+}
+
+/*
+ * Multi-tensor kernels. Lists are parallel (entry i of each list belongs to one parameter), every
+ * tensor contiguous, non-empty and on the backend's device. Each arithmetic step is one float32
+ * operation rounded to nearest, in the order the formulas give (no fused multiply-add), so
+ * results equal the CPU's composition of engine ops bit for bit wherever no sum is involved; the
+ * coefficients are float32 values that the caller rounded as the engine rounds scalar operands.
+ */
+
+export interface MultiTensorOptions {
+  /**
+   * An object the backend may keep its device-side table of these lists under (addresses and
+   * sizes), reused while they are unchanged; pass the same key only for lists of the same tensors
+   * (the gradients may change: they are checked every call).
+   */
+  readonly cacheKey?: object;
+}
+
+/** AdamW's tensors: weights (float32, the parameter or its master copy) and moments (float32) are updated in place. */
+export interface AdamWTensors {
+  readonly weights: readonly Tensor[];
+  /** float32, bfloat16 or float16. */
+  readonly grads: readonly Tensor[];
+  readonly expAvg: readonly Tensor[];
+  readonly expAvgSq: readonly Tensor[];
+  /** bfloat16/float16 parameters that receive their updated weight rounded, or null where the weight is the parameter. */
+  readonly halfParams: readonly (Tensor | null)[];
+  /** Whether weights[i] is multiplied by decayScale. */
+  readonly decay: readonly boolean[];
+}
+
+/**
+ * One AdamW step (src/optim/adamw.ts):
+ *   w <- w * decayScale (where decay[i]);  d = g - m;  m <- lerpFromGrad ? g - d * lerpWeight : m + d * lerpWeight;
+ *   v <- v * beta2 + (g * g) * oneMinusBeta2;  w <- w + (m / (sqrt(v) / rootBias2 + eps)) * stepScale.
+ */
+export interface AdamWCoefficients {
+  readonly decayScale: number;
+  readonly lerpWeight: number;
+  readonly lerpFromGrad: boolean;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly rootBias2: number;
+  readonly eps: number;
+  readonly stepScale: number;
+}
+
+/**
+ * CAME's tensors (src/optim/came.ts has the algorithm and the buffers' meaning). Parameters of
+ * two or more dims (factored) have row/column statistics over their last two dims and null
+ * expAvgSq; vectors have expAvgSq and null statistics.
+ */
+export interface CAMETensors {
+  readonly weights: readonly Tensor[];
+  readonly grads: readonly Tensor[];
+  readonly expAvg: readonly Tensor[];
+  readonly expAvgSq: readonly (Tensor | null)[];
+  readonly sqRow: readonly (Tensor | null)[];
+  readonly sqCol: readonly (Tensor | null)[];
+  readonly resRow: readonly (Tensor | null)[];
+  readonly resCol: readonly (Tensor | null)[];
+  readonly halfParams: readonly (Tensor | null)[];
+  /** Whether weights[i] takes w <- w + w * decayScale. */
+  readonly decay: readonly boolean[];
+}
+
+/** CAME's scalars, each as the engine rounds it: the betas and their complements, eps pair, clip threshold, decay (-lr * wd) and -lr. */
+export interface CAMECoefficients {
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly beta3: number;
+  readonly oneMinusBeta3: number;
+  readonly eps1: number;
+  readonly eps2: number;
+  readonly clipThreshold: number;
+  readonly decayScale: number;
+  readonly negLr: number;
 }
 
 /**

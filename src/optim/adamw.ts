@@ -8,7 +8,9 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../ops/create.js';
 import { add, div, sqrt, square } from '../ops/elementwise.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type FusedBatch, type ParamState } from './optimizer.js';
+import type { AdamWCoefficients, FusedKernels } from '../backends/backend.js';
+import { f32 } from './fused.js';
 import { addScaledInPlace, emaInPlace, free, lerpInPlace, scaleInPlace } from './inplace.js';
 import { checkBetas, checkNonNegative, checkPositive } from './checks.js';
 import { mergeOptions, type ParamsArg } from './param-groups.js';
@@ -42,6 +44,21 @@ export class AdamW extends Optimizer<AdamWOptions> {
     return new Map([['exp_avg', make()], ['exp_avg_sq', make()]]);
   }
 
+  protected override canFuse(fused: FusedKernels): boolean {
+    return fused.adamwStep !== undefined;
+  }
+
+  protected override stepFused(b: FusedBatch<AdamWOptions>): void {
+    b.fused.adamwStep!({
+      weights: b.states.map((s, i) => s.master ?? b.params[i]!),
+      grads: b.grads,
+      expAvg: b.states.map((s) => s.buffers.get('exp_avg')!),
+      expAvgSq: b.states.map((s) => s.buffers.get('exp_avg_sq')!),
+      halfParams: b.states.map((s, i) => (s.master ? b.params[i]! : null)),
+      decay: b.decays,
+    }, adamwCoefficients(b.options, b.step), { cacheKey: b.cacheKey });
+  }
+
   protected updateParam(w: Tensor, g: Tensor, state: ParamState, o: AdamWOptions): void {
     const [beta1, beta2] = o.betas;
     const m = state.buffers.get('exp_avg')!;
@@ -59,4 +76,21 @@ export class AdamW extends Optimizer<AdamWOptions> {
     addScaledInPlace(w, direction, -o.lr / biasCorrection1);
     free(g2, rootV, scaledRootV, denom, direction);
   }
+}
+
+/** The scalars of updateParam's ops at step `step`, rounded as those ops round them (see AdamWCoefficients). */
+export function adamwCoefficients(o: AdamWOptions, step: number): AdamWCoefficients {
+  const [beta1, beta2] = o.betas;
+  const weight = 1 - beta1;
+  const fromGrad = !(weight < 0.5);
+  return {
+    decayScale: f32(1 - o.lr * o.weightDecay),
+    lerpWeight: f32(fromGrad ? 1 - weight : weight),
+    lerpFromGrad: fromGrad,
+    beta2: f32(beta2),
+    oneMinusBeta2: f32(1 - beta2),
+    rootBias2: f32(Math.sqrt(1 - beta2 ** step)),
+    eps: f32(o.eps),
+    stepScale: f32(-o.lr / (1 - beta1 ** step)),
+  };
 }

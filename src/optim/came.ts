@@ -16,7 +16,9 @@ import { zeros } from '../ops/create.js';
 import { add, div, maximum, mul, rsqrt, sqrt, square, sub } from '../ops/elementwise.js';
 import { mean } from '../ops/reduce.js';
 import { unsqueeze } from '../ops/layout.js';
-import { Optimizer, type ParamState } from './optimizer.js';
+import { Optimizer, type FusedBatch, type ParamState } from './optimizer.js';
+import type { CAMECoefficients, FusedKernels } from '../backends/backend.js';
+import { f32 } from './fused.js';
 import { addScaledInPlace, emaInPlace, free } from './inplace.js';
 import { checkBetas, checkNonNegative, checkPositive } from './checks.js';
 import { mergeOptions, type ParamsArg } from './param-groups.js';
@@ -73,6 +75,26 @@ export class CAME extends Optimizer<CAMEOptions> {
       ['exp_avg_res_row', make(rowShape)],
       ['exp_avg_res_col', make(colShape)],
     ]);
+  }
+
+  protected override canFuse(fused: FusedKernels): boolean {
+    return fused.cameStep !== undefined;
+  }
+
+  protected override stepFused(b: FusedBatch<CAMEOptions>): void {
+    const buffer = (name: string) => b.states.map((s) => s.buffers.get(name) ?? null);
+    b.fused.cameStep!({
+      weights: b.states.map((s, i) => s.master ?? b.params[i]!),
+      grads: b.grads,
+      expAvg: b.states.map((s) => s.buffers.get('exp_avg')!),
+      expAvgSq: buffer('exp_avg_sq'),
+      sqRow: buffer('exp_avg_sq_row'),
+      sqCol: buffer('exp_avg_sq_col'),
+      resRow: buffer('exp_avg_res_row'),
+      resCol: buffer('exp_avg_res_col'),
+      halfParams: b.states.map((s, i) => (s.master ? b.params[i]! : null)),
+      decay: b.decays,
+    }, cameCoefficients(b.options), { cacheKey: b.cacheKey });
   }
 
   protected updateParam(w: Tensor, g: Tensor, state: ParamState, o: CAMEOptions): void {
@@ -151,4 +173,18 @@ function clipByRms(u: Tensor, threshold: number): Tensor {
   const out = div(u, scale);
   free(u2, meanSquare, rms, ratio, scale);
   return out;
+}
+
+/** The scalars of updateParam's ops, rounded as those ops round them (see CAMECoefficients). */
+export function cameCoefficients(o: CAMEOptions): CAMECoefficients {
+  const [beta1, beta2, beta3] = o.betas;
+  return {
+    beta1: f32(beta1), oneMinusBeta1: f32(1 - beta1),
+    beta2: f32(beta2), oneMinusBeta2: f32(1 - beta2),
+    beta3: f32(beta3), oneMinusBeta3: f32(1 - beta3),
+    eps1: f32(o.eps[0]), eps2: f32(o.eps[1]),
+    clipThreshold: f32(o.clipThreshold),
+    decayScale: f32(-o.weightDecay * o.lr),
+    negLr: f32(-o.lr),
+  };
 }

@@ -5,12 +5,13 @@
  * old gradient's storage: the autograd engine may hand one gradient tensor (or a broadcast view
  * of one) to several leaves, and scaling it in place would scale those leaves twice.
  */
-import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { abs, mul, pow, square } from '../ops/elementwise.js';
 import { max, sum } from '../ops/reduce.js';
 import { cast, stack } from '../ops/layout.js';
+import { Tensor as Tensor } from '../tensor/tensor.js';
 import { OptimizerError } from './errors.js';
+import { isFusedDType, kernelInput, releaseInputs } from './fused.js';
 
 /** Sum of |g|^p over one gradient (max |g| for p = Infinity), as a 0-d tensor. */
 function partialNorm(g: Tensor, normType: number): Tensor {
@@ -35,11 +36,14 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType
     // Reduce on each device first, so one number per device crosses to the host.
     const byDevice = new Map<string, Tensor[]>();
     for (const p of withGrads) {
-      const parts = byDevice.get(p.grad!.deviceName) ?? [];
-      parts.push(partialNorm(p.grad!, normType));
-      byDevice.set(p.grad!.deviceName, parts);
+      const grads = byDevice.get(p.grad!.deviceName) ?? [];
+      grads.push(p.grad!);
+      byDevice.set(p.grad!.deviceName, grads);
     }
-    const perDevice = [...byDevice.values()].map((parts) => {
+    const perDevice = [...byDevice.values()].map((grads) => {
+      const fused = grads[0]!.backend.fused;
+      if (normType === 2 && fused.sumSquares && grads.every((g) => isFusedDType(g.dtype))) return sumSquaresFused(grads);
+      const parts = grads.map((g) => partialNorm(g, normType));
       const dtype = parts.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
       const all = stack(parts.map((t) => cast(t, dtype)));
       return (normType === Infinity ? max(all) : sum(all)).item();
@@ -52,8 +56,45 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {
     noGrad(() => {
-      for (const p of withGrads) p.grad = mul(p.grad!, coef);
+      const fused = new Map<string, Tensor[]>();
+      for (const p of withGrads) {
+        const g = p.grad!;
+        if (isFusedDType(g.dtype) && g.backend.fused.scaleTensors) {
+          const list = fused.get(g.deviceName) ?? [];
+          list.push(p);
+          fused.set(g.deviceName, list);
+        } else {
+          p.grad = mul(g, coef);
+        }
+      }
+      for (const params of fused.values()) scaleFused(params, coef);
     });
   }
   return total;
+}
+
+/** Sum of every gradient's squares (each rounded to float32) on one device, in one kernel and one read. */
+function sumSquaresFused(grads: Tensor[]): number {
+  const inputs = grads.map(kernelInput);
+  const out = Tensor.empty([], 'float32', grads[0]!.backend);
+  try {
+    grads[0]!.backend.fused.sumSquares!(inputs, out);
+    return out.item();
+  } finally {
+    releaseInputs(inputs, grads);
+    out.dispose();
+  }
+}
+
+/** p.grad <- p.grad * coef for each parameter, as new tensors (the old ones may be shared), in one kernel. */
+function scaleFused(params: Tensor[], coef: number): void {
+  const grads = params.map((p) => p.grad!);
+  const inputs = grads.map(kernelInput);
+  const outs = grads.map((g) => Tensor.empty(g.shape, g.dtype, g.backend));
+  try {
+    grads[0]!.backend.fused.scaleTensors!(inputs, outs, coef);
+  } finally {
+    releaseInputs(inputs, grads);
+  }
+  params.forEach((p, i) => { p.grad = outs[i]!; });
 }

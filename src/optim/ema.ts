@@ -11,6 +11,7 @@ import { cast, clone } from '../ops/layout.js';
 import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, emaInPlace, stateDType } from './inplace.js';
+import { CacheKeys, f32, isFusedDType } from './fused.js';
 
 /** A parameter list, or anything that lists its parameters (an nn Module). */
 export type ParamSource = Iterable<Tensor> | { parameters(): Iterable<Tensor> };
@@ -69,14 +70,29 @@ export class EMA {
   update(decay = this.decay): void {
     checkDecay('EMA.update', decay);
     noGrad(() => {
+      // Per device with a multi-tensor EMA kernel: float32 shadows of contiguous parameters in one launch.
+      const fused = new Map<string, { shadows: Tensor[]; params: Tensor[] }>();
       this.params.forEach((p, i) => {
-        const value = cast(p, this.shadows[i]!.dtype);
-        emaInPlace(this.shadows[i]!, value, decay);
+        const shadow = this.shadows[i]!;
+        if (p.numel > 0 && shadow.dtype === 'float32' && isFusedDType(p.dtype) && p.isContiguous && p.backend.fused.emaUpdate) {
+          const list = fused.get(p.deviceName) ?? { shadows: [], params: [] };
+          list.shadows.push(shadow);
+          list.params.push(p);
+          fused.set(p.deviceName, list);
+          return;
+        }
+        const value = cast(p, shadow.dtype);
+        emaInPlace(shadow, value, decay);
         if (value !== p) value.dispose();
       });
+      for (const [device, list] of fused) {
+        list.params[0]!.backend.fused.emaUpdate!(list.shadows, list.params, f32(decay), f32(1 - decay), { cacheKey: this.cacheKeys.get(device) });
+      }
     });
     this.updates += 1;
   }
+
+  private readonly cacheKeys = new CacheKeys();
 
   /** Writes the averages into `target`'s parameters (same order and shapes), cast to their dtype. */
   copyTo(target: ParamSource = this.params): void {

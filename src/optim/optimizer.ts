@@ -17,6 +17,8 @@ import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, stateDType } from './inplace.js';
 import { resolveGroups, type BaseOptions, type ParamGroup, type ParamsArg } from './param-groups.js';
+import type { FusedKernels } from '../backends/backend.js';
+import { CacheKeys, isFusedDType, kernelInput, releaseInputs } from './fused.js';
 
 /** A hyperparameter value: a number or a tuple of numbers (betas, eps pairs). */
 export type OptionValue = number | readonly number[];
@@ -31,6 +33,36 @@ export interface ParamState {
   readonly buffers: ReadonlyMap<string, Tensor>;
   /** Float32 master weights of a bfloat16/float16 parameter, or null when the parameter itself is updated. */
   readonly master: Tensor | null;
+}
+
+/**
+ * Parameters that one multi-tensor kernel steps together: one device, one group, one step count.
+ * Their state is float32 (float32, bfloat16 and float16 parameters).
+ */
+export interface FusedBatch<O> {
+  readonly fused: FusedKernels;
+  /** The group's options (weightDecay as configured; `decays` says where it applies). */
+  readonly options: O;
+  /** Every parameter's step count, this step included. */
+  readonly step: number;
+  readonly params: readonly Tensor[];
+  /** The gradients as the kernels read them (contiguous float32, bfloat16 or float16). */
+  readonly grads: readonly Tensor[];
+  readonly states: readonly ParamState[];
+  /** Whether weight decay applies to each parameter: the group's is non-zero and the parameter is not exempt. */
+  readonly decays: readonly boolean[];
+  /** Stable while the batch is the same list, for the backend's cached tables. */
+  readonly cacheKey: object;
+}
+
+interface PendingBatch<O> {
+  readonly device: string;
+  readonly group: number;
+  readonly step: number;
+  readonly params: Tensor[];
+  readonly grads: Tensor[];
+  readonly states: ParamState[];
+  readonly decays: boolean[];
 }
 
 export interface GroupStateMeta {
@@ -84,16 +116,71 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
     return this.states.get(param);
   }
 
+  /**
+   * Whether `fused` has this optimizer's multi-tensor kernel; parameters on such a backend with
+   * float32 state then go through stepFused instead of updateParam. None by default.
+   */
+  protected canFuse(_fused: FusedKernels): boolean {
+    return false;
+  }
+
+  /** Steps a batch through the backend's multi-tensor kernel, with the results updateParam would give. */
+  protected stepFused(_batch: FusedBatch<O>): void {
+    throw new OptimizerError(`${this.name}: no multi-tensor step`);
+  }
+
   step(): void {
     noGrad(() => {
+      const batches = new Map<string, PendingBatch<O>>();
       this.paramGroups.forEach((group, g) => {
         group.params.forEach((param, i) => {
-          if (!param.grad) return;
-          const options = group.decays[i] ? group.options : { ...group.options, weightDecay: 0 };
-          this.stepParam(param, param.grad, options, `group ${g} param ${i}`);
+          const grad = param.grad;
+          if (!grad) return;
+          const where = `group ${g} param ${i}`;
+          if (!this.fusable(param)) {
+            const options = group.decays[i] ? group.options : { ...group.options, weightDecay: 0 };
+            this.stepParam(param, grad, options, where);
+            return;
+          }
+          this.checkGrad(param, grad, where);
+          if (param.numel === 0) return;
+          const state = this.states.get(param) ?? this.createState(param);
+          state.step += 1;
+          const key = `${param.deviceName}|${g}|${state.step}`;
+          let batch = batches.get(key);
+          if (!batch) {
+            batch = { device: param.deviceName, group: g, step: state.step, params: [], grads: [], states: [], decays: [] };
+            batches.set(key, batch);
+          }
+          batch.params.push(param);
+          batch.grads.push(grad);
+          batch.states.push(state);
+          batch.decays.push(group.decays[i]! && group.options.weightDecay !== 0);
         });
       });
+      // A group whose parameters all share a step count (the usual case) keeps one key per device.
+      const seen = new Map<string, number>();
+      for (const b of batches.values()) {
+        const listName = `${b.device}|${b.group}`;
+        const k = seen.get(listName) ?? 0;
+        seen.set(listName, k + 1);
+        const grads = b.grads.map(kernelInput);
+        try {
+          this.stepFused({
+            fused: b.params[0]!.backend.fused, options: this.paramGroups[b.group]!.options, step: b.step,
+            params: b.params, grads, states: b.states, decays: b.decays, cacheKey: this.cacheKeys.get(`${listName}|${k}`),
+          });
+        } finally {
+          releaseInputs(grads, b.grads);
+        }
+      }
     });
+  }
+
+  private readonly cacheKeys = new CacheKeys();
+
+  private fusable(param: Tensor): boolean {
+    return isFusedDType(param.dtype) && param.isContiguous && this.canFuse(param.backend.fused);
   }
 
   /** Drops every gradient (torch's zero_grad(set_to_none=True)); backward then starts afresh. */
@@ -101,13 +188,17 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
     for (const group of this.paramGroups) for (const p of group.params) p.grad = null;
   }
 
-  private stepParam(param: Tensor, grad: Tensor, options: O, where: string): void {
+  private checkGrad(param: Tensor, grad: Tensor, where: string): void {
     if (!shapesEqual(grad.shape, param.shape)) {
       throw new OptimizerError(`${this.name}.step: ${where} has shape ${formatShape(param.shape)} but its grad has ${formatShape(grad.shape)}`);
     }
     if (grad.deviceName !== param.deviceName) {
       throw new OptimizerError(`${this.name}.step: ${where} is on ${param.deviceName} but its grad is on ${grad.deviceName}`);
     }
+  }
+
+  private stepParam(param: Tensor, grad: Tensor, options: O, where: string): void {
+    this.checkGrad(param, grad, where);
     if (param.numel === 0) return;
     const state = this.states.get(param) ?? this.createState(param);
     const dtype = stateDType(param.dtype);

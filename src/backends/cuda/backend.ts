@@ -22,6 +22,7 @@ import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
 import { attentionKernels } from './kernels/attention.js';
+import { optimKernels } from './kernels/optim.js';
 import type { CudaDeviceInfo } from './device.js';
 import { CudaGraph } from './graph.js';
 
@@ -49,6 +50,8 @@ export class CudaBackend implements Backend {
   constructor(readonly device: Device, options: CudaRuntimeOptions = {}) {
     this.runtime = new CudaRuntime(device.index, options);
     const rt = this.runtime;
+    // Multi-tensor optimizer kernels (kernels/optim.ts; DIMBA_FUSED_OPTIM=0 leaves them out).
+    Object.assign(this.fused, optimKernels(rt));
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),
