@@ -84,12 +84,12 @@ test('attention kernels on the CPU emulator match a float64 reference', { skip, 
         const p = planAttention(c.dtype, { batch: c.b, heads: c.h, lq: c.lq, lk: c.lk, e: c.e, ev: c.e }, c.sms);
         const args = [c.dtype === 'bfloat16' ? 'bf16' : 'f16', c.b, c.h, c.lq, c.lk, c.e, c.mask, c.layout, 1 + cases.indexOf(c), c.early ? 1 : 0,
           p.forward.grid, p.forward.threads, p.forward.sharedBytes, p.backward.grid, p.backward.threads, p.backward.sharedBytes,
-          p.backward.splits, p.prep.grid, p.prep.threads].map(String);
+          p.backward.splits, p.backward.dqDirect ? 1 : 0, p.prep.grid, p.prep.threads].map(String);
         const r = spawnSync(exe, args, { encoding: 'utf8' });
         assert.equal(r.status, 0, `harness failed (${args.join(' ')}):\n${r.stderr}`);
         const got = JSON.parse(r.stdout) as Errors;
         const u = c.dtype === 'bfloat16' ? 2 ** -8 : 2 ** -11;
-        const detail = `${r.stdout.trim()} (splits ${p.backward.splits})`;
+        const detail = `${r.stdout.trim()} (splits ${p.backward.splits}${p.backward.dqDirect ? ', dQ stored directly' : ''})`;
         assert.equal(got.nonfinite, 0, `non-finite values: ${detail}`);
         assert.equal(got.maskedRowErrors, 0, `fully masked rows must give out 0, lse -inf, dq 0: ${detail}`);
         if (c.mask === 'keys' || c.mask === 'full') assert.ok(got.maskedRows > 0, 'the case has fully masked rows');

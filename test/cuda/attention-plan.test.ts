@@ -88,6 +88,11 @@ test('the backward splits queries only when key tiles leave the GPU short of blo
   const cross = planAttention('bfloat16', shape({ batch: 4, lq: 4096, lk: 120 }), 132);
   assert.ok(cross.backward.splits > 1);
   assert.ok(cross.backward.grid >= 2 * 132, `grid ${cross.backward.grid}`);
+  // One key tile: dQ rows have a single contributor and skip the float32 accumulator.
+  assert.equal(cross.backward.dqDirect, true);
+  assert.equal(self.backward.dqDirect, false);
+  assert.equal(planAttention('bfloat16', shape({ lk: 128 }), 132).backward.dqDirect, true);
+  assert.equal(planAttention('bfloat16', shape({ lk: 129 }), 132).backward.dqDirect, false);
   assert.equal(backwardSplits(1000, 16, 132), 1);
   assert.equal(backwardSplits(4, 1, 132), 1, 'one query tile cannot split');
   assert.equal(backwardSplits(0, 8, 132), 1);

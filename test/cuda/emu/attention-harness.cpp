@@ -5,7 +5,7 @@
 // unexpected values, and how many fully masked rows there were and how many broke their rule.
 //
 // usage: attention-harness dtype B H Lq Lk E mask layout seed early
-//          fwdGrid fwdThreads fwdSmem bwdGrid bwdThreads bwdSmem splits prepGrid prepThreads
+//          fwdGrid fwdThreads fwdSmem bwdGrid bwdThreads bwdSmem splits dqDirect prepGrid prepThreads
 //   dtype bf16 | f16; mask none | keys | keysadd | full | fulladd; layout bhle | blhe; early 0 | 1
 #include "attention.cu"
 
@@ -30,7 +30,7 @@ struct Args {
   int B, H, Lq, Lk, E;
   unsigned long long seed;
   bool early;
-  unsigned fwdGrid, fwdThreads, fwdSmem, bwdGrid, bwdThreads, bwdSmem, splits, prepGrid, prepThreads;
+  unsigned fwdGrid, fwdThreads, fwdSmem, bwdGrid, bwdThreads, bwdSmem, splits, dqDirect, prepGrid, prepThreads;
 };
 
 // A [B, H, L, E] tensor of T in layout bhle (contiguous) or blhe (heads interleaved per row).
@@ -85,6 +85,7 @@ template <class T, int D> int run(const Args& a) {
   if (a.fwdGrid != BH * nqt) emu::fail("forward grid differs from B * H * query tiles");
   const unsigned nkt = (Lk + BBC - 1) / BBC;
   if (a.bwdGrid != BH * nkt * a.splits) emu::fail("backward grid differs from B * H * key tiles * splits");
+  if (a.dqDirect && nkt > 1) emu::fail("dQ stored directly with several key tiles contributing to each row");
   emu::S().early_copies = a.early;
   emu::S().rng.seed(a.seed);
   Rng rng{a.seed * 7919 + 17};
@@ -146,7 +147,8 @@ template <class T, int D> int run(const Args& a) {
   emu::add_region(mask.data(), (mask.size() - 1) * sizeof(T), "mask");
   emu::add_region(lse.data(), (lse.size() - 1) * 4, "lse");
   emu::add_region(stats.data(), (stats.size() - 1) * 4, "stats");
-  emu::add_region(dq_acc.data(), (dq_acc.size() - 1) * 4, "dq accumulator");
+  if (!a.dqDirect) emu::add_region(dq_acc.data(), (dq_acc.size() - 1) * 4, "dq accumulator");
+  float* dq_acc_ptr = a.dqDirect ? nullptr : dq_acc.data();
   if (a.splits > 1) {
     emu::add_region(dk_acc.data(), (dk_acc.size() - 1) * 4, "dk accumulator");
     emu::add_region(dv_acc.data(), (dv_acc.size() - 1) * 4, "dv accumulator");
@@ -161,14 +163,14 @@ template <class T, int D> int run(const Args& a) {
   const long long rows = (long long)BH * Lq;
   for (unsigned blk = 0; blk < a.prepGrid; ++blk) {
     emu::run_block(blk, a.prepGrid, a.prepThreads, 0, [&] {
-      attn_bwd_prep_body<T>(o.data.data(), dout.data.data(), lse.data(), stats.data(), dq_acc.data(), o.st, dout.st, H, Lq, E, rows);
+      attn_bwd_prep_body<T>(o.data.data(), dout.data.data(), lse.data(), stats.data(), dq_acc_ptr, o.st, dout.st, H, Lq, E, rows);
     });
   }
   for (unsigned blk = 0; blk < a.bwdGrid; ++blk) {
     emu::run_block(blk, a.bwdGrid, a.bwdThreads, a.bwdSmem, [&] {
       attn_bwd_body<T, D, BNW, BBR>(q.data.data(), k.data.data(), v.data.data(), dout.data.data(), stats.data(), stats.data() + rows,
-          dq_acc.data(), dk.data.data(), dv.data.data(), dk_acc.data(), dv_acc.data(), mask.data(), q.st, k.st, v.st, dout.st, dk.st,
-          dv.st, ms, H, Lq, Lk, E, scale_log2, scale, kind, (int)a.splits);
+          dq_acc_ptr, dq.data.data(), dk.data.data(), dv.data.data(), dk_acc.data(), dv_acc.data(), mask.data(), q.st, k.st, v.st,
+          dout.st, dq.st, dk.st, dv.st, ms, H, Lq, Lk, E, scale_log2, scale, kind, (int)a.splits, (int)a.dqDirect);
     });
   }
   auto convert = [&](const std::vector<float>& acc, Head<T>& dst, int L, float s) {
@@ -178,7 +180,7 @@ template <class T, int D> int run(const Args& a) {
       emu::run_block(blk, grid, 64, 0, [&] { attn_convert_body<T>(acc.data(), dst.data.data(), dst.st, H, L, E, s, pairs); });
     }
   };
-  convert(dq_acc, dq, Lq, scale);
+  if (!a.dqDirect) convert(dq_acc, dq, Lq, scale);
   if (a.splits > 1) {
     convert(dk_acc, dk, Lk, 1.f);
     convert(dv_acc, dv, Lk, 1.f);
@@ -299,16 +301,16 @@ template <class T> int dispatch(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 20) {
-    std::fprintf(stderr, "usage: %s dtype B H Lq Lk E mask layout seed early fwdGrid fwdThreads fwdSmem bwdGrid bwdThreads bwdSmem splits prepGrid prepThreads\n", argv[0]);
+  if (argc != 21) {
+    std::fprintf(stderr, "usage: %s dtype B H Lq Lk E mask layout seed early fwdGrid fwdThreads fwdSmem bwdGrid bwdThreads bwdSmem splits dqDirect prepGrid prepThreads\n", argv[0]);
     return 2;
   }
   Args a;
   a.dtype = argv[1];
   a.B = std::atoi(argv[2]); a.H = std::atoi(argv[3]); a.Lq = std::atoi(argv[4]); a.Lk = std::atoi(argv[5]); a.E = std::atoi(argv[6]);
   a.mask = argv[7]; a.layout = argv[8]; a.seed = std::strtoull(argv[9], nullptr, 10); a.early = std::atoi(argv[10]) != 0;
-  unsigned* plan[] = {&a.fwdGrid, &a.fwdThreads, &a.fwdSmem, &a.bwdGrid, &a.bwdThreads, &a.bwdSmem, &a.splits, &a.prepGrid, &a.prepThreads};
-  for (int i = 0; i < 9; ++i) *plan[i] = (unsigned)std::strtoul(argv[11 + i], nullptr, 10);
+  unsigned* plan[] = {&a.fwdGrid, &a.fwdThreads, &a.fwdSmem, &a.bwdGrid, &a.bwdThreads, &a.bwdSmem, &a.splits, &a.dqDirect, &a.prepGrid, &a.prepThreads};
+  for (int i = 0; i < 10; ++i) *plan[i] = (unsigned)std::strtoul(argv[11 + i], nullptr, 10);
   if (a.layout != "bhle" && a.layout != "blhe") emu::fail("layout must be bhle or blhe");
   if (a.E % 8 != 0 || a.E < 8 || a.E > 128) emu::fail("E must be a multiple of 8 in [8, 128]");
   return a.dtype == "bf16" ? dispatch<bf16>(a) : dispatch<f16>(a);

@@ -44,7 +44,16 @@ export interface AttentionPlan {
   readonly headDim: number;
   readonly suffix: 'bf16' | 'f16';
   readonly forward: KernelLaunch & { readonly queriesPerBlock: number; readonly keysPerTile: number };
-  readonly backward: KernelLaunch & { readonly keysPerBlock: number; readonly queriesPerTile: number; readonly splits: number };
+  readonly backward: KernelLaunch & {
+    readonly keysPerBlock: number;
+    readonly queriesPerTile: number;
+    readonly splits: number;
+    /**
+     * One key tile: each dQ row has a single contributing block, which stores it directly (no
+     * float32 accumulator to zero, reduce into and convert).
+     */
+    readonly dqDirect: boolean;
+  };
   /** One warp per query row. */
   readonly prep: KernelLaunch;
   readonly convert: string;
@@ -140,6 +149,7 @@ export function planAttention(dtype: FlashDType, shape: AttentionShape, multipro
       keysPerBlock: bt.keys,
       queriesPerTile: bt.queries,
       splits,
+      dqDirect: keyTiles === 1,
     },
     prep: { kernel: `attn_bwd_prep_${suffix}`, grid: Math.ceil((bh * lq) / prepWarps), threads: prepWarps * 32, sharedBytes: 0 },
     convert: `attn_convert_${suffix}`,

@@ -23,10 +23,12 @@
 // from K Q^T; dV and dK accumulate in registers, dS^T goes through shared memory so each warp can
 // form a slice of dQ = dS K, which is added to the float32 accumulator with vector reductions
 // (red.global.add.v2.f32): one pass, 5 matmuls per tile, instead of a second pass over K for dQ
-// that would recompute Q K^T and dO V^T (7 matmuls). When there are too few key tiles to fill the
-// GPU (cross-attention with ~120 caption keys), the query range is split over `splits` blocks and
-// dK, dV are reduced the same way into float32 accumulators. attn_convert_* casts an accumulator
-// (times a scale) into the strided output.
+// that would recompute Q K^T and dO V^T (7 matmuls). With a single key tile (cross-attention to a
+// caption of <= 128 keys) each dQ row has one contributor, so it is stored directly (dq_direct)
+// and the accumulator, its zeroing and its conversion are skipped. When there are too few key
+// tiles to fill the GPU (again cross-attention), the query range is split over `splits` blocks
+// and dK, dV are reduced the same way into float32 accumulators. attn_convert_* casts an
+// accumulator (times a scale) into the strided output.
 #include "common.cuh"
 
 #ifdef DIMBA_EMU
@@ -316,7 +318,7 @@ __device__ void attn_fwd_body(const T* __restrict__ q, const T* __restrict__ k, 
 
 // One warp per query row: Delta = sum(dO * O) and the backward's lse (times log2 e; +inf for a
 // fully masked row, so its P vanishes), into stats[0..rows) and stats[rows..2 rows); the row of
-// the float32 dQ accumulator starts at zero.
+// the float32 dQ accumulator (when there is one) starts at zero.
 template <class T>
 __device__ void attn_bwd_prep_body(const T* __restrict__ o, const T* __restrict__ dout, const float* __restrict__ lse,
     float* __restrict__ stats, float* __restrict__ dq_acc, HeadStrides os, HeadStrides dos, int H, int Lq, int E, long long rows) {
@@ -332,7 +334,7 @@ __device__ void attn_bwd_prep_body(const T* __restrict__ o, const T* __restrict_
   float sum = 0.f;
   for (int e = lane; e < E; e += 32) {
     sum += ld_elem(orow + e) * ld_elem(drow + e);
-    st_f32(dq_acc + r * E + e, 0.f);
+    if (dq_acc) st_f32(dq_acc + r * E + e, 0.f);
   }
   sum = warp_reduce(sum, SumOp());
   if (lane == 0) {
@@ -345,9 +347,10 @@ __device__ void attn_bwd_prep_body(const T* __restrict__ o, const T* __restrict_
 template <class T, int D, int NW, int BR>
 __device__ void attn_bwd_body(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
     const T* __restrict__ dout, const float* __restrict__ lse2_all, const float* __restrict__ delta_all, float* __restrict__ dq_acc,
-    T* __restrict__ dk, T* __restrict__ dv, float* __restrict__ dk_acc, float* __restrict__ dv_acc, const T* __restrict__ mask,
-    HeadStrides qs, HeadStrides ks, HeadStrides vs, HeadStrides dos, HeadStrides dks, HeadStrides dvs, MaskStrides ms,
-    int H, int Lq, int Lk, int E, float scale_log2, float scale, int mask_kind, int splits) {
+    T* __restrict__ dq, T* __restrict__ dk, T* __restrict__ dv, float* __restrict__ dk_acc, float* __restrict__ dv_acc,
+    const T* __restrict__ mask, HeadStrides qs, HeadStrides ks, HeadStrides vs, HeadStrides dos, HeadStrides dqs, HeadStrides dks,
+    HeadStrides dvs, MaskStrides ms, int H, int Lq, int Lk, int E, float scale_log2, float scale, int mask_kind, int splits,
+    int dq_direct) {
   constexpr int NT = NW * 32;
   constexpr int BC = NW * 16;
   constexpr int DS = D + 8;
@@ -535,7 +538,12 @@ __device__ void attn_bwd_body(const T* __restrict__ q, const T* __restrict__ k, 
 #pragma unroll
           for (int hr = 0; hr < 2; ++hr) {
             const int row = q0 + mq * 16 + g + hr * 8;
-            if (row < Lq) red_add2(dq_acc + (bh * Lq + row) * E + col, c[nn][hr * 2], c[nn][hr * 2 + 1]);
+            if (row >= Lq) continue;
+            if (dq_direct) {
+              st_pair(dq + b * dqs.b + h * dqs.h + (long long)row * dqs.l + col, pack2<T>(c[nn][hr * 2] * scale, c[nn][hr * 2 + 1] * scale));
+            } else {
+              red_add2(dq_acc + (bh * Lq + row) * E + col, c[nn][hr * 2], c[nn][hr * 2 + 1]);
+            }
           }
         }
       }
@@ -592,13 +600,12 @@ __device__ void attn_convert_body(const float* __restrict__ acc, T* __restrict__
 
 #define ATTN_BWD(name, T, D)                                                                                          \
   extern "C" __global__ void __launch_bounds__(bwd_warps(D) * 32) attn_bwd_##name##_d##D(                             \
-      const T* q, const T* k, const T* v, const T* dout, const float* lse2, const float* delta, float* dq_acc, T* dk,  \
-      T* dv,                                                                                                          \
-      float* dk_acc, float* dv_acc, const T* mask, HeadStrides qs, HeadStrides ks, HeadStrides vs, HeadStrides dos,   \
-      HeadStrides dks, HeadStrides dvs, MaskStrides ms, int H, int Lq, int Lk, int E, float scale_log2, float scale,  \
-      int mask_kind, int splits) {                                                                                    \
-    attn_bwd_body<T, D, bwd_warps(D), bwd_queries(D)>(q, k, v, dout, lse2, delta, dq_acc, dk, dv, dk_acc, dv_acc, mask, qs, \
-        ks, vs, dos, dks, dvs, ms, H, Lq, Lk, E, scale_log2, scale, mask_kind, splits);                               \
+      const T* q, const T* k, const T* v, const T* dout, const float* lse2, const float* delta, float* dq_acc, T* dq,  \
+      T* dk, T* dv, float* dk_acc, float* dv_acc, const T* mask, HeadStrides qs, HeadStrides ks, HeadStrides vs,      \
+      HeadStrides dos, HeadStrides dqs, HeadStrides dks, HeadStrides dvs, MaskStrides ms, int H, int Lq, int Lk,      \
+      int E, float scale_log2, float scale, int mask_kind, int splits, int dq_direct) {                               \
+    attn_bwd_body<T, D, bwd_warps(D), bwd_queries(D)>(q, k, v, dout, lse2, delta, dq_acc, dq, dk, dv, dk_acc, dv_acc, \
+        mask, qs, ks, vs, dos, dqs, dks, dvs, ms, H, Lq, Lk, E, scale_log2, scale, mask_kind, splits, dq_direct);     \
   }
 
 #define ATTN_DTYPE(name, T)                                                                                           \

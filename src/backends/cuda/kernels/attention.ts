@@ -162,25 +162,26 @@ export function attentionKernels(runtime: () => CudaRuntime, env: NodeJS.Process
       const gk = writable(s, gk0);
       const gv = writable(s, gv0);
       const mask = maskParams(args);
+      const b = plan.backward;
       const stats = s.buffer(lse, [2 * rows], 'float32');
-      const dqAcc = s.buffer(lse, [rows * e], 'float32');
+      const dqAcc = b.dqDirect ? null : s.buffer(lse, [rows * e], 'float32');
       const statsAddress = addressOf(stats);
 
       const p = plan.prep;
-      rt.params.begin().ptr(addressOf(out.t)).ptr(addressOf(gy.t)).ptr(addressOf(lse)).ptr(statsAddress).ptr(addressOf(dqAcc))
+      rt.params.begin().ptr(addressOf(out.t)).ptr(addressOf(gy.t)).ptr(addressOf(lse)).ptr(statsAddress).ptr(dqAcc ? addressOf(dqAcc) : 0)
         .i64Struct(out.strides).i64Struct(gy.strides).i32(heads).i32(lq).i32(e).i64(rows);
       rt.launch(rt.fn(ATTENTION_MODULE, p.kernel), p.grid, p.threads);
 
-      const b = plan.backward;
       const split = b.splits > 1;
       const keyRows = batch * heads * lk;
       const dkAcc = split ? s.buffer(lse, [keyRows * e], 'float32', true) : null;
       const dvAcc = split ? s.buffer(lse, [keyRows * e], 'float32', true) : null;
       rt.params.begin().ptr(addressOf(q.t)).ptr(addressOf(k.t)).ptr(addressOf(v.t)).ptr(addressOf(gy.t))
-        .ptr(statsAddress).ptr(statsAddress + rows * 4).ptr(addressOf(dqAcc))
-        .ptr(addressOf(gk.t)).ptr(addressOf(gv.t)).ptr(dkAcc ? addressOf(dkAcc) : 0).ptr(dvAcc ? addressOf(dvAcc) : 0).ptr(mask.address)
-        .i64Struct(q.strides).i64Struct(k.strides).i64Struct(v.strides).i64Struct(gy.strides).i64Struct(gk.strides).i64Struct(gv.strides)
-        .i64Struct(mask.strides).i32(heads).i32(lq).i32(lk).i32(e).f32(args.scale * LOG2E).f32(args.scale).i32(mask.kind).i32(b.splits);
+        .ptr(statsAddress).ptr(statsAddress + rows * 4).ptr(dqAcc ? addressOf(dqAcc) : 0)
+        .ptr(addressOf(gq.t)).ptr(addressOf(gk.t)).ptr(addressOf(gv.t)).ptr(dkAcc ? addressOf(dkAcc) : 0).ptr(dvAcc ? addressOf(dvAcc) : 0)
+        .ptr(mask.address).i64Struct(q.strides).i64Struct(k.strides).i64Struct(v.strides).i64Struct(gy.strides).i64Struct(gq.strides)
+        .i64Struct(gk.strides).i64Struct(gv.strides).i64Struct(mask.strides).i32(heads).i32(lq).i32(lk).i32(e)
+        .f32(args.scale * LOG2E).f32(args.scale).i32(mask.kind).i32(b.splits).i32(b.dqDirect ? 1 : 0);
       rt.launch(kernel(rt, b.kernel, b.sharedBytes), b.grid, b.threads, b.sharedBytes);
 
       const convert = (acc: Tensor, dst: HeadOperand, len: number, scale: number) => {
@@ -188,7 +189,7 @@ export function attentionKernels(runtime: () => CudaRuntime, env: NodeJS.Process
         rt.params.begin().ptr(addressOf(acc)).ptr(addressOf(dst.t)).i64Struct(dst.strides).i32(heads).i32(len).i32(e).f32(scale).i64(pairs);
         rt.launch(rt.fn(ATTENTION_MODULE, plan.convert), rt.gridFor(pairs), 256);
       };
-      convert(dqAcc, gq, lq, args.scale);
+      if (dqAcc) convert(dqAcc, gq, lq, args.scale);
       if (dkAcc && dvAcc) {
         convert(dkAcc, gk, lk, 1);
         convert(dvAcc, gv, lk, 1);
