@@ -86,9 +86,15 @@ template <> __device__ __forceinline__ unsigned pack2<f16>(float lo, float hi) {
   return d;
 }
 
-// p[0] += a, p[1] += b (p 8-byte aligned), without a return value.
+// p[0] += a, p[1] += b (p 8-byte aligned), without a return value: one vector reduction on sm_90,
+// two scalar ones before it.
 __device__ __forceinline__ void red_add2(float* p, float a, float b) {
+#if __CUDA_ARCH__ >= 900
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(p), "f"(a), "f"(b) : "memory");
+#else
+  atomicAdd(p, a);
+  atomicAdd(p + 1, b);
+#endif
 }
 
 template <class T> __device__ __forceinline__ void st_pair(T* p, unsigned packed) { *(unsigned*)p = packed; }
