@@ -55,7 +55,7 @@ function groupedInput(name: 'B' | 'C', t: Tensor, batch: number, dim: number, nS
     const shown = t.ndim === 3 ? [batch, nState, len] : want;
     throw new ShapeError(`${OP}: ${name} must be ${text} = ${formatShape(shown)}, got ${formatShape(t.shape)}`);
   }
-  return contiguous(grouped);
+  return grouped;
 }
 
 function present<T>(t: T | null): t is T {
@@ -92,14 +92,17 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
   if (options.D) expectShape('D', options.D, [dim], '[dim]');
   if (options.deltaBias) expectShape('deltaBias', options.deltaBias, [dim], '[dim]');
 
+  // u, delta, z, B and C go to the kernels as the views they are (backends read them through
+  // their strides): the Mamba mixer passes transposed and flipped views, which would otherwise
+  // each cost a copy per call and keep that copy saved for the backward.
   const inputs: ScanInputs = {
-    u: contiguous(u0),
-    delta: contiguous(delta0),
+    u: u0,
+    delta: delta0,
     A: contiguous(A0),
     B: groupedInput('B', B0, batch, dim, nState, len),
     C: groupedInput('C', C0, batch, dim, nState, len),
     D: options.D ? contiguous(options.D) : null,
-    z: options.z ? contiguous(options.z) : null,
+    z: options.z ?? null,
     deltaBias: options.deltaBias ? contiguous(options.deltaBias) : null,
     deltaSoftplus: options.deltaSoftplus ?? false,
   };
@@ -117,7 +120,7 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
       du: like(inputs.u), ddelta: like(inputs.delta), dA: like(inputs.A), dB: like(inputs.B), dC: like(inputs.C),
       dD: inputs.D && like(inputs.D), dz: inputs.z && like(inputs.z), ddeltaBias: inputs.deltaBias && like(inputs.deltaBias),
     };
-    backend.kernels.selectiveScanBackward(inputs, contiguous(g!), grads);
+    backend.kernels.selectiveScanBackward(inputs, g!, grads);
     const optionalGrads = [grads.dD, grads.dz, grads.ddeltaBias];
     return [grads.du, grads.ddelta, grads.dA, grads.dB, grads.dC, ...optionalGrads.filter(present)];
   }, { onceDifferentiable: true, saved: [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, ...optional] });

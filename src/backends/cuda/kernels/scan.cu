@@ -2,318 +2,755 @@
 //   Δ_t = softplus(delta_t + bias_d) (or without softplus),
 //   x_t = exp(Δ_t A_dn) x_{t-1} + Δ_t B_nt u_t,  y_t = Σ_n C_nt x_t,  out_t = (y_t + D_d u_t) silu(z_t).
 //
-// Layout (all contiguous): u, delta, z, out [B, D, L]; A [D, N]; B, C [B, G, N, L] (channel d reads
-// group d / (D / G)); D, bias [D]. u/delta/z/B/C/gy and the per-element gradients share one storage
-// type T; A, D, bias and every accumulated gradient are in the compute type S (float, or double
-// for float64), cast by the launcher (kernels/scan.ts).
+// Operands: u, delta, z and the output gradient gy are [B, D, L] views with any element strides
+// (a transposed [B, L, D] tensor or a flipped one needs no copy); B, C are [B, G, N, L] views
+// (channel d reads group d / (D / G)); A [D, N], D and bias [D] contiguous. Outputs (out, du,
+// ddelta, dz) are contiguous [B, D, L]. u/delta/z/B/C/gy and the per-element outputs share one
+// storage type T; A, D, bias and every gradient summed across rows (dA, dB, dC, dD, dbias) are in
+// the compute type S (float, or double for float64), as the launcher (kernels/scan.ts) arranges.
 //
-// Parallelisation: NT lanes of one warp serve one (b, d) row, lane l holding the states
-// n = l, l + NT, ... (SPL of them) in registers; a block of SCAN_THREADS threads serves
-// SCAN_THREADS / NT rows. Time runs sequentially in chunks of K = SCAN_STEPS / SPL steps: the
-// row's lanes first compute Δ_t and u_t of the chunk together (coalesced, one softplus per step),
-// then every lane advances its states step by step, and y_t is a shuffle reduction across the
-// row's lanes. Only lanes of one warp share a row, so __syncwarp orders the per-row buffers.
+// Work split. A block serves RB consecutive channels of one (batch, group): RB = THREADS / P rows,
+// P lanes of a warp per row, each lane holding SPT = 4 of the row's states in registers (so a
+// 16-state row takes 4 lanes, 8 rows a warp). Time runs sequentially in chunks of K steps. Per
+// chunk the block stages its rows' u/delta/z/gy and the group's B/C in shared memory (the next
+// chunk's loads are issued before this chunk's arithmetic, into registers), computes the per-step
+// quantities (Δ_t, Δ_t u_t, the gated gy) once per (row, step) rather than once per lane, then
+// the lanes run the recurrence. Sums over a row's states (y_t and the backward's per-step sums)
+// are shuffle reduce-scatters among its P lanes: each lane ends with whole sums for some steps.
 //
-// Backward: pass 1 runs the recurrence forward and stores each chunk's starting state in `bounds`
-// [rows, chunks, N]. Pass 2 walks the chunks in reverse: it recomputes the chunk's states from its
-// starting state into shared memory (and y_t, for the gate), then sweeps the chunk backwards with
-// the adjoint λ_t = C_t g_t + exp(Δ_{t+1} A) λ_{t+1}, carried across chunks in registers.
-// dB, dC (shared by the D / G channels of a group), dA, dD and dbias (shared by the batch) are
-// summed with atomicAdd into compute-type accumulators.
+// Decays: for float compute exp(Δ A) is one MUFU ex2 of Δ·(A log2 e) (relative error ~2^-22;
+// the recurrence is the arithmetic the kernel is bound by); double uses exp.
+//
+// Backward (one kernel, two passes per block). Pass 1 runs the recurrence forward and stores the
+// state entering every chunk in `bounds` [chunks - 1, B·D, NPAD]. Pass 2 walks the chunks in
+// reverse: it recomputes the chunk's K states per lane into registers from the stored start
+// (and y_t when z needs it), then sweeps the chunk backwards with the adjoint
+//   λ_t = C_t g_t + exp(Δ_{t+1} A) λ_{t+1}  (carried across chunks in registers),
+// recomputing each decay rather than keeping it (registers hold the states instead, which halves
+// the boundaries that must be stored). dB and dC, shared by every channel of a group, are summed
+// in three steps instead of one atomic per (channel, n, t): over the rows of a warp through a
+// per-warp shared buffer every 4 steps, over the warps of the block once per chunk, then one
+// vector atomic per (block, n, 4 steps) into float accumulators. dA, dD and dbias are summed in
+// registers over the whole sequence and added once per (row, n) or row.
 #include "common.cuh"
 
-#define SCAN_THREADS 128
-#define SCAN_STEPS 32
+#define SCAN_SPT 4
+
+// Strides (elements, any sign) of a [B, D, L] operand and of a [B, G, N, L] operand.
+struct ScanRowStrides { long long b, d, t; };
+struct ScanBcStrides { long long b, g, n, t; };
+
+template <class S> struct ScanExp;
+template <> struct ScanExp<float> {
+  static __device__ __forceinline__ float scale(float a) { return a * 1.4426950408889634f; }
+  static __device__ __forceinline__ float unscale(float a2) { return a2 * 0.6931471805599453f; }
+  static __device__ __forceinline__ float decay(float dt, float a2) {
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(dt * a2));
+    return r;
+#else
+    return exp2f(dt * a2);  // the host emulation of test/cuda/emu
+#endif
+  }
+};
+template <> struct ScanExp<double> {
+  static __device__ __forceinline__ double scale(double a) { return a; }
+  static __device__ __forceinline__ double unscale(double a) { return a; }
+  static __device__ __forceinline__ double decay(double dt, double a) { return exp(dt * a); }
+};
 
 // PyTorch's softplus threshold (linear above 20), as the CPU reference uses.
-template <class S> __device__ __forceinline__ S scan_softplus(S x) { return x > (S)20 ? x : m_log1p(m_exp(x)); }
 template <class S> __device__ __forceinline__ S scan_sigmoid(S x) {
   return x >= (S)0 ? (S)1 / ((S)1 + m_exp(-x)) : m_exp(x) / ((S)1 + m_exp(x));
 }
 
-// Sum over the NT lanes of a row (NT divides 32, so a row never spans warps).
-template <int NT, class S> __device__ __forceinline__ S row_sum(S v) {
-#pragma unroll
-  for (int o = NT / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Where one row's data sits; rows past the end (the last block's tail) run the same steps on row 0
-// (so every lane joins the shuffles) and write nothing.
-struct ScanRow {
-  long long row;    // b * D + d
-  long long base;   // first element of the row in u/delta/z/out
-  long long bc;     // first element of the row's B/C group (n = 0, t = 0)
-  int d;
-  bool valid;
+// Launch geometry per compute type S and P lanes a row (mirrored by scanGeometry in scan.ts).
+template <class S, int P_> struct ScanCfg {
+  static constexpr int P = P_;
+  static constexpr int BITS = P == 4 ? 2 : P == 8 ? 3 : P == 16 ? 4 : 5;
+  static constexpr int NPAD = P * SCAN_SPT;
+  // double halves the block so every shared buffer stays within the 48 KB of static shared memory.
+  static constexpr int THREADS = sizeof(S) == 8 ? 64 : 128;
+  // K · SPT states per lane are kept through the backward's reverse sweep (64 registers in float;
+  // double, kept for exactness checks rather than speed, takes short chunks: fewer registers and a
+  // third of the compile time).
+  static constexpr int K = sizeof(S) == 8 ? 4 : (P <= 8 ? 16 : P == 16 ? 8 : 4);
+  static constexpr int RB = THREADS / P;
+  static constexpr int RW = 32 / P;
+  static constexpr int W = THREADS / 32;
+  static constexpr int EPT = (RB * K + THREADS - 1) / THREADS;   // (row, step) items a thread stages
+  static constexpr int EB = (K * NPAD + THREADS - 1) / THREADS;  // B/C items a thread stages
+  // Blocks per SM the register allocation must allow (the 16-state float configuration is the
+  // hot one: 3 backward blocks keep 12 warps per SM busy with ~170 registers a thread).
+  static constexpr int MIN_BLOCKS_FWD = (sizeof(S) == 4 && P == 4) ? 4 : 1;
+  static constexpr int MIN_BLOCKS_BWD = (sizeof(S) == 4 && P == 4) ? 3 : 1;
+  static_assert(K % 4 == 0, "steps are handled in groups of 4");
 };
 
-__device__ __forceinline__ ScanRow scan_row(int rowsPerBlock, int nt, long long rows, long long dim, long long len,
-    long long nstate, long long groups) {
-  ScanRow r;
-  const long long row = (long long)blockIdx.x * rowsPerBlock + threadIdx.x / nt;
-  r.valid = row < rows;
-  r.row = r.valid ? row : 0;
-  const long long b = r.row / dim;
-  r.d = (int)(r.row - b * dim);
-  r.base = r.row * len;
-  const long long g = r.d / (dim / groups);
-  r.bc = (b * groups + g) * nstate * len;
-  return r;
+template <class S> struct alignas(16) ScanV4 { S v[4]; };
+template <class S> __device__ __forceinline__ void ld4(const S* p, S (&v)[4]) {
+  const ScanV4<S> q = *reinterpret_cast<const ScanV4<S>*>(p);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) v[i] = q.v[i];
+}
+template <class S> __device__ __forceinline__ void st4(S* p, const S (&v)[4]) {
+  ScanV4<S> q;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) q.v[i] = v[i];
+  *reinterpret_cast<ScanV4<S>*>(p) = q;
 }
 
-// Fills the row's Δ_t and u_t for steps [t0, t0 + kn), lanes taking every NT-th step.
-template <class T, class S>
-__device__ __forceinline__ void scan_fill_chunk(const ScanRow& r, int lane, int nt, long long t0, int kn,
-    const T* u, const T* delta, S bias, int softplus, S* sdt, S* su) {
-  for (int k = lane; k < kn; k += nt) {
-    const S pre = Ty<T>::load(delta[r.base + t0 + k]) + bias;
-    sdt[k] = softplus ? scan_softplus(pre) : pre;
-    su[k] = Ty<T>::load(u[r.base + t0 + k]);
+// Four float atomics in one instruction where the target allows (sm_90), else four.
+__device__ __forceinline__ void scan_red4(float* p, const float (&v)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" :: "l"(p), "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3]) : "memory");
+#else
+  for (int i = 0; i < 4; ++i) atomicAdd(p + i, v[i]);
+#endif
+}
+__device__ __forceinline__ void scan_red4(double* p, const double (&v)[4]) {
+  for (int i = 0; i < 4; ++i) atomicAdd(p + i, v[i]);
+}
+
+// Sums v[0, C) over the lanes that differ in lane bits [B, BITS) (the P lanes of one row):
+// recursive halving while more than one value is left, then butterflies. Afterwards this lane
+// holds whole sums for the indices [first, first + C >> min(BITS - B, log2 C)) in v[0..).
+template <int C, int B, int BITS, class S>
+__device__ __forceinline__ void row_reduce_scatter(S* v, int lane, int& first) {
+  if constexpr (B < BITS) {
+    constexpr int m = 1 << B;
+    if constexpr (C > 1) {
+      constexpr int h = C / 2;
+      const bool up = (lane & m) != 0;
+#pragma unroll
+      for (int i = 0; i < h; ++i) {
+        const S send = up ? v[i] : v[i + h];
+        const S keep = up ? v[i + h] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, m);
+      }
+      if (up) first += h;
+      row_reduce_scatter<h, B + 1, BITS, S>(v, lane, first);
+    } else {
+      v[0] += __shfl_xor_sync(0xffffffffu, v[0], m);
+      row_reduce_scatter<1, B + 1, BITS, S>(v, lane, first);
+    }
   }
 }
 
-template <class T, int NT, int SPL>
-__device__ void scan_forward_body(const T* u, const T* delta, const typename Ty<T>::C* A, const T* Bm, const T* Cm,
-    const typename Ty<T>::C* Dv, const T* z, const typename Ty<T>::C* bias, T* out, typename Ty<T>::C* last,
-    long long rows, long long dim, long long len, long long nstate, long long groups, int softplus) {
-  typedef typename Ty<T>::C S;
-  constexpr int K = SCAN_STEPS / SPL;
-  constexpr int RPB = SCAN_THREADS / NT;
-  __shared__ S s_dt[RPB][K];
-  __shared__ S s_u[RPB][K];
-  __shared__ S s_y[RPB][K];
-  const int lr = threadIdx.x / NT;
-  const int lane = threadIdx.x % NT;
-  const ScanRow r = scan_row(RPB, NT, rows, dim, len, nstate, groups);
-  S a[SPL], x[SPL];
-  bool on[SPL];
+__device__ __forceinline__ bool scan_unit(long long s) { return s == 1 || s == -1; }
+
+// Which (row, step) of a [RB rows][K steps] tile the i-th item a thread stages is: item i is
+// (r0 + i rstep, k0 + i kstep). Along time when the operand's time stride is ±1 (the [B, D, L]
+// layout), along channels when only its channel stride is ±1 (a transposed [B, L, D] view), so a
+// warp reads neighbouring addresses either way. Linear in i, so a thread keeps one base address
+// per operand rather than one per item.
+struct ScanTileMap { int r0, k0, rstep, kstep; };
+
+template <int RB, int K, int THREADS>
+__device__ __forceinline__ ScanTileMap scan_tile_map(bool dfast) {
+  static_assert(THREADS % K == 0 && THREADS % RB == 0, "items of a thread must be evenly spaced");
+  const int tid = threadIdx.x;
+  ScanTileMap m;
+  if (dfast) { m.r0 = tid % RB; m.k0 = tid / RB; m.rstep = 0; m.kstep = THREADS / RB; }
+  else { m.r0 = tid / K; m.k0 = tid % K; m.rstep = THREADS / K; m.kstep = 0; }
+  return m;
+}
+
+// Where this block's work lies.
+struct ScanBlock {
+  long long b, g, d0;   // batch entry, group, first channel
+  int rows;             // valid rows (channels) of the block
+};
+
+template <int RB>
+__device__ __forceinline__ ScanBlock scan_block(long long dim, long long groups) {
+  const long long cpg = dim / groups;
+  const long long nbg = (cpg + RB - 1) / RB;
+  const long long blk = blockIdx.x;
+  const long long j = blk % nbg;
+  const long long bg = blk / nbg;
+  ScanBlock w;
+  w.g = bg % groups;
+  w.b = bg / groups;
+  w.d0 = w.g * cpg + j * RB;
+  const long long left = cpg - j * RB;
+  w.rows = (int)(left < RB ? left : RB);
+  return w;
+}
+
+// Global loads of one chunk's tiles into registers (issued a chunk ahead), and their placement in
+// shared memory (converted to the compute type). Items outside the rows or past L read as zero.
+template <class T, class Cfg>
+__device__ __forceinline__ void fetch_rows(const T* p, const ScanRowStrides& s, const ScanBlock& w, long long t0,
+    long long len, T (&reg)[Cfg::EPT]) {
+  const bool dfast = !scan_unit(s.t) && scan_unit(s.d);
+  const ScanTileMap m = scan_tile_map<Cfg::RB, Cfg::K, Cfg::THREADS>(dfast);
+  const T* base = p + w.b * s.b + (w.d0 + m.r0) * s.d + (t0 + m.k0) * s.t;
+  const long long step = m.rstep * s.d + m.kstep * s.t;
 #pragma unroll
-  for (int s = 0; s < SPL; ++s) {
-    const long long n = lane + s * NT;
-    on[s] = n < nstate;
-    a[s] = on[s] ? A[r.d * nstate + n] : (S)0;
+  for (int i = 0; i < Cfg::EPT; ++i) {
+    const int r = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
+    reg[i] = (r < w.rows && k < Cfg::K && t0 + k < len) ? base[i * step] : Ty<T>::store(0);
+  }
+}
+
+template <class T, class Cfg, class S>
+__device__ __forceinline__ void put_rows(S (*dst)[Cfg::K + 1], const ScanRowStrides& s, const T (&reg)[Cfg::EPT]) {
+  const bool dfast = !scan_unit(s.t) && scan_unit(s.d);
+  const ScanTileMap m = scan_tile_map<Cfg::RB, Cfg::K, Cfg::THREADS>(dfast);
+#pragma unroll
+  for (int i = 0; i < Cfg::EPT; ++i) {
+    const int r = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
+    if (r < Cfg::RB && k < Cfg::K) dst[r][k] = Ty<T>::load(reg[i]);
+  }
+}
+
+// B/C tiles [K steps][NPAD states]: items along time, or along states for a [B, L, N]-major view.
+template <class Cfg>
+__device__ __forceinline__ ScanTileMap scan_bc_map(bool nfast) {
+  const int tid = threadIdx.x;
+  ScanTileMap m;  // r: state, k: step
+  if (nfast && Cfg::THREADS % Cfg::NPAD == 0) {
+    m.r0 = tid % Cfg::NPAD; m.k0 = tid / Cfg::NPAD; m.rstep = 0; m.kstep = Cfg::THREADS / Cfg::NPAD;
+  } else {
+    m.r0 = tid / Cfg::K; m.k0 = tid % Cfg::K; m.rstep = Cfg::THREADS / Cfg::K; m.kstep = 0;
+  }
+  return m;
+}
+
+template <class T, class Cfg>
+__device__ __forceinline__ void fetch_bc(const T* p, const ScanBcStrides& s, const ScanBlock& w, long long t0,
+    long long len, long long nstate, T (&reg)[Cfg::EB]) {
+  const ScanTileMap m = scan_bc_map<Cfg>(!scan_unit(s.t) && scan_unit(s.n));
+  const T* base = p + w.b * s.b + w.g * s.g + m.r0 * s.n + (t0 + m.k0) * s.t;
+  const long long step = m.rstep * s.n + m.kstep * s.t;
+#pragma unroll
+  for (int i = 0; i < Cfg::EB; ++i) {
+    const int n = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
+    reg[i] = (n < nstate && k < Cfg::K && t0 + k < len) ? base[i * step] : Ty<T>::store(0);
+  }
+}
+
+template <class T, class Cfg, class S>
+__device__ __forceinline__ void put_bc(S (*dst)[Cfg::NPAD + 4], const ScanBcStrides& s, const T (&reg)[Cfg::EB]) {
+  const ScanTileMap m = scan_bc_map<Cfg>(!scan_unit(s.t) && scan_unit(s.n));
+#pragma unroll
+  for (int i = 0; i < Cfg::EB; ++i) {
+    const int n = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
+    if (n < Cfg::NPAD && k < Cfg::K) dst[k][n] = Ty<T>::load(reg[i]);
+  }
+}
+
+// Δ_t for the pre-activation delta_t + bias (PyTorch's softplus: linear above 20), and the
+// derivative of that map (the softplus's sigmoid, or 1).
+template <class S>
+__device__ __forceinline__ S scan_step(S pre, int softplus, S& slope) {
+  slope = (S)1;
+  if (!softplus || pre > (S)20) return pre;
+  const S ex = m_exp(pre);
+  slope = ex / ((S)1 + ex);
+  return m_log1p(ex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward.
+
+template <class S, class Cfg> struct ScanFwdSmem {
+  alignas(16) S raw[3][Cfg::RB][Cfg::K + 1];  // u, delta, z
+  alignas(16) S dt[Cfg::RB][Cfg::K + 4];
+  alignas(16) S dtu[Cfg::RB][Cfg::K + 4];
+  alignas(16) S y[Cfg::RB][Cfg::K + 1];
+  alignas(16) S Bt[Cfg::K][Cfg::NPAD + 4];
+  alignas(16) S Ct[Cfg::K][Cfg::NPAD + 4];
+  S bias[Cfg::RB], skip[Cfg::RB];
+};
+
+template <class T, int P>
+__device__ void scan_forward_body(const T* u, const T* delta, const T* z, const T* Bm, const T* Cm,
+    const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
+    T* out, typename Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups,
+    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) {
+  typedef typename Ty<T>::C S;
+  typedef ScanCfg<S, P> Cfg;
+  typedef ScanExp<S> Exp;
+  constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB;
+  __shared__ ScanFwdSmem<S, Cfg> sm;
+  const ScanBlock w = scan_block<Cfg::RB>(dim, groups);
+  const int tid = threadIdx.x;
+  // (row, step) items of the per-step arithmetic: item i is (mr0 + i MSTEP, mk).
+  constexpr int MSTEP = Cfg::THREADS / K;
+  const int mr0 = tid / K, mk = tid % K;
+  const int lane = tid & 31;
+  const int r = (tid >> 5) * Cfg::RW + lane / P;  // this lane's row in the block
+  const int nl = lane % P;
+  const int n0 = nl * SCAN_SPT;
+  const bool rowOk = r < w.rows;
+  const long long d = w.d0 + (rowOk ? r : 0);
+  S a2[SCAN_SPT], x[SCAN_SPT];
+#pragma unroll
+  for (int s = 0; s < SCAN_SPT; ++s) {
+    const long long n = n0 + s;
+    a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
     x[s] = (S)0;
   }
-  const S biasD = bias ? bias[r.d] : (S)0;
-  const S skip = Dv ? Dv[r.d] : (S)0;
-  for (long long t0 = 0; t0 < len; t0 += K) {
-    const int kn = (int)(len - t0 < K ? len - t0 : K);
-    __syncwarp();
-    scan_fill_chunk<T, S>(r, lane, NT, t0, kn, u, delta, biasD, softplus, s_dt[lr], s_u[lr]);
-    __syncwarp();
-    for (int k = 0; k < kn; ++k) {
-      const S dt = s_dt[lr][k];
-      const S dtu = dt * s_u[lr][k];
-      S yp = (S)0;
-#pragma unroll
-      for (int s = 0; s < SPL; ++s) {
-        if (on[s]) {
-          const long long off = r.bc + (lane + s * NT) * len + t0 + k;
-          x[s] = m_exp(dt * a[s]) * x[s] + dtu * Ty<T>::load(Bm[off]);
-          yp += Ty<T>::load(Cm[off]) * x[s];
-        }
-      }
-      yp = row_sum<NT>(yp);
-      if (lane == 0) s_y[lr][k] = yp;
-    }
-    __syncwarp();
-    if (r.valid) {
-      for (int k = lane; k < kn; k += NT) {
-        const long long i = r.base + t0 + k;
-        S o = s_y[lr][k] + skip * s_u[lr][k];
-        if (z) {
-          const S zv = Ty<T>::load(z[i]);
-          o = o * zv * scan_sigmoid(zv);
-        }
-        out[i] = Ty<T>::store(o);
-      }
-    }
+  for (int i = tid; i < Cfg::RB; i += Cfg::THREADS) {
+    const long long dd = w.d0 + (i < w.rows ? i : 0);
+    sm.bias[i] = bias ? bias[dd] : (S)0;
+    sm.skip[i] = Dv ? Dv[dd] : (S)0;
   }
-  if (last && r.valid) {
-#pragma unroll
-    for (int s = 0; s < SPL; ++s) if (on[s]) last[r.row * nstate + lane + s * NT] = x[s];
-  }
-}
 
-template <class T, int NT, int SPL>
-__device__ void scan_backward_body(const T* u, const T* delta, const typename Ty<T>::C* A, const T* Bm, const T* Cm,
-    const typename Ty<T>::C* Dv, const T* z, const typename Ty<T>::C* bias, const T* gy,
-    T* du, T* ddelta, T* dz, typename Ty<T>::C* dA, typename Ty<T>::C* dB, typename Ty<T>::C* dC,
-    typename Ty<T>::C* dD, typename Ty<T>::C* dbias, typename Ty<T>::C* bounds,
-    long long rows, long long dim, long long len, long long nstate, long long groups, int softplus) {
-  typedef typename Ty<T>::C S;
-  constexpr int K = SCAN_STEPS / SPL;
-  constexpr int RPB = SCAN_THREADS / NT;
-  __shared__ S s_dt[RPB][K];
-  __shared__ S s_u[RPB][K];
-  __shared__ S s_y[RPB][K];   // y_t, then the gradient of the scan output g_t
-  __shared__ S s_gd[RPB][K];  // Σ_n ∂loss/∂Δ_t
-  __shared__ S s_gu[RPB][K];  // Σ_n ∂loss/∂u_t through the recurrence
-  // The chunk's states, [state slot][step][thread]: consecutive threads hit consecutive banks.
-  __shared__ S s_x[SPL][K][SCAN_THREADS];
-  const int lr = threadIdx.x / NT;
-  const int lane = threadIdx.x % NT;
-  const ScanRow r = scan_row(RPB, NT, rows, dim, len, nstate, groups);
+  T ru[EPT], rdl[EPT], rz[EPT], rB[EB], rC[EB];
   const long long chunks = (len + K - 1) / K;
-  S a[SPL], x[SPL];
-  bool on[SPL];
-#pragma unroll
-  for (int s = 0; s < SPL; ++s) {
-    const long long n = lane + s * NT;
-    on[s] = n < nstate;
-    a[s] = on[s] ? A[r.d * nstate + n] : (S)0;
-    x[s] = (S)0;
-  }
-  const S biasD = bias ? bias[r.d] : (S)0;
-  const S skip = Dv ? Dv[r.d] : (S)0;
-  S* rowBounds = bounds + r.row * chunks * nstate;
-
-  // Pass 1: the state entering each chunk.
+  fetch_rows<T, Cfg>(u, su, w, 0, len, ru);
+  fetch_rows<T, Cfg>(delta, sdl, w, 0, len, rdl);
+  if (z) fetch_rows<T, Cfg>(z, sz, w, 0, len, rz);
+  fetch_bc<T, Cfg>(Bm, sB, w, 0, len, nstate, rB);
+  fetch_bc<T, Cfg>(Cm, sC, w, 0, len, nstate, rC);
   for (long long c = 0; c < chunks; ++c) {
     const long long t0 = c * K;
-    const int kn = (int)(len - t0 < K ? len - t0 : K);
-    if (c > 0 && r.valid) {
-#pragma unroll
-      for (int s = 0; s < SPL; ++s) if (on[s]) rowBounds[c * nstate + lane + s * NT] = x[s];
+    __syncthreads();
+    put_rows<T, Cfg>(sm.raw[0], su, ru);
+    put_rows<T, Cfg>(sm.raw[1], sdl, rdl);
+    if (z) put_rows<T, Cfg>(sm.raw[2], sz, rz);
+    put_bc<T, Cfg>(sm.Bt, sB, rB);
+    put_bc<T, Cfg>(sm.Ct, sC, rC);
+    if (c + 1 < chunks) {
+      fetch_rows<T, Cfg>(u, su, w, t0 + K, len, ru);
+      fetch_rows<T, Cfg>(delta, sdl, w, t0 + K, len, rdl);
+      if (z) fetch_rows<T, Cfg>(z, sz, w, t0 + K, len, rz);
+      fetch_bc<T, Cfg>(Bm, sB, w, t0 + K, len, nstate, rB);
+      fetch_bc<T, Cfg>(Cm, sC, w, t0 + K, len, nstate, rC);
     }
-    __syncwarp();
-    scan_fill_chunk<T, S>(r, lane, NT, t0, kn, u, delta, biasD, softplus, s_dt[lr], s_u[lr]);
-    __syncwarp();
-    for (int k = 0; k < kn; ++k) {
-      const S dt = s_dt[lr][k];
-      const S dtu = dt * s_u[lr][k];
+    __syncthreads();
+    // Per (row, step): Δ_t and Δ_t u_t; steps outside the rows or past L get Δ = 0 (no change).
 #pragma unroll
-      for (int s = 0; s < SPL; ++s) {
-        if (on[s]) x[s] = m_exp(dt * a[s]) * x[s] + dtu * Ty<T>::load(Bm[r.bc + (lane + s * NT) * len + t0 + k]);
+    for (int i = 0; i < EPT; ++i) {
+      const int rr = mr0 + i * MSTEP, k = mk;
+      if (rr < Cfg::RB) {
+        S slope;
+        S dt = scan_step(sm.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        if (rr >= w.rows || t0 + k >= len) dt = (S)0;
+        sm.dt[rr][k] = dt;
+        sm.dtu[rr][k] = dt * sm.raw[0][rr][k];
       }
     }
+    __syncthreads();
+#pragma unroll
+    for (int kb = 0; kb < K; kb += 4) {
+      S dt4[4], dtu4[4], yp[4];
+      ld4(&sm.dt[r][kb], dt4);
+      ld4(&sm.dtu[r][kb], dtu4);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        S Bv[4], Cv[4];
+        ld4(&sm.Bt[kb + j][n0], Bv);
+        ld4(&sm.Ct[kb + j][n0], Cv);
+        S acc = (S)0;
+#pragma unroll
+        for (int s = 0; s < SCAN_SPT; ++s) {
+          x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
+          acc += Cv[s] * x[s];
+        }
+        yp[j] = acc;
+      }
+      int first = 0;
+      row_reduce_scatter<4, 0, Cfg::BITS, S>(yp, lane, first);
+      if ((nl >> 2) == 0) sm.y[r][kb + first] = yp[0];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < EPT; ++i) {
+      const int rr = mr0 + i * MSTEP, k = mk;
+      if (rr < Cfg::RB) {
+        if (rr < w.rows && t0 + k < len) {
+          S o = sm.y[rr][k] + sm.skip[rr] * sm.raw[0][rr][k];
+          if (z) {
+            const S zv = sm.raw[2][rr][k];
+            o = o * zv * scan_sigmoid(zv);
+          }
+          out[((w.b * dim + w.d0 + rr) * len) + t0 + k] = Ty<T>::store(o);
+        }
+      }
+    }
+  }
+  if (last && rowOk) {
+#pragma unroll
+    for (int s = 0; s < SCAN_SPT; ++s) {
+      if (n0 + s < nstate) last[(w.b * dim + d) * nstate + n0 + s] = x[s];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward.
+
+template <class S, class Cfg> struct ScanBwdSmem {
+  // The staged inputs are consumed before the reverse sweep fills the per-warp dB/dC buffer.
+  static constexpr int WROWS = Cfg::RW > 1 ? Cfg::RW : 1;
+  static constexpr int WLEN = Cfg::RW > 1 ? 8 * Cfg::NPAD + 16 : 4;
+  union Stage {
+    S raw[4][Cfg::RB][Cfg::K + 1];  // u, delta, z, gy
+    // Per warp, per row: 4 steps × [dB of the NPAD states, dC of the NPAD states], padded so the
+    // rows of a warp spread over the banks. Unused when a row fills the warp (RW = 1).
+    S wst[Cfg::W][WROWS][WLEN];
+  };
+  alignas(16) Stage st;
+  alignas(16) S dt[Cfg::RB][Cfg::K + 4];
+  alignas(16) S dtu[Cfg::RB][Cfg::K + 4];
+  alignas(16) S g[Cfg::RB][Cfg::K + 4];    // gy after the gate: the gradient of y_t
+  alignas(16) S y[Cfg::RB][Cfg::K + 1];
+  alignas(16) S sumB[Cfg::RB][Cfg::K + 1]; // Σ_n λ_tn B_tn
+  alignas(16) S sumA[Cfg::RB][Cfg::K + 1]; // Σ_n A_n λ_tn exp(Δ_t A_n) x_{t-1,n}
+  alignas(16) S u[Cfg::RB][Cfg::K + 1];    // u_t and the slope of Δ_t, for the per-step outputs
+  alignas(16) S slope[Cfg::RB][Cfg::K + 1];
+  alignas(16) S Bt[Cfg::K][Cfg::NPAD + 4];
+  alignas(16) S Ct[Cfg::K][Cfg::NPAD + 4];
+  alignas(16) S blk[Cfg::W][Cfg::K][2 * Cfg::NPAD];  // per warp: each step's dB/dC of its rows
+  S bias[Cfg::RB], skip[Cfg::RB];
+};
+
+template <class T, int P>
+__device__ void scan_backward_body(const T* u, const T* delta, const T* z, const T* gy, const T* Bm, const T* Cm,
+    const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
+    T* du, T* ddelta, T* dz, typename Ty<T>::C* dA, typename Ty<T>::C* dB, typename Ty<T>::C* dC,
+    typename Ty<T>::C* dD, typename Ty<T>::C* dbias, typename Ty<T>::C* bounds,
+    long long batch, long long dim, long long len, long long nstate, long long groups,
+    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg,
+    ScanBcStrides sB, ScanBcStrides sC, int softplus) {
+  typedef typename Ty<T>::C S;
+  typedef ScanCfg<S, P> Cfg;
+  typedef ScanExp<S> Exp;
+  constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB, NPAD = Cfg::NPAD;
+  __shared__ ScanBwdSmem<S, Cfg> sm;
+  const ScanBlock w = scan_block<Cfg::RB>(dim, groups);
+  const int tid = threadIdx.x;
+  // (row, step) items of the per-step arithmetic: item i is (mr0 + i MSTEP, mk).
+  constexpr int MSTEP = Cfg::THREADS / K;
+  const int mr0 = tid / K, mk = tid % K;
+  const int lane = tid & 31;
+  const int warp = tid >> 5;
+  const int rl = lane / P;
+  const int r = warp * Cfg::RW + rl;
+  const int nl = lane % P;
+  const int n0 = nl * SCAN_SPT;
+  const bool rowOk = r < w.rows;
+  const long long d = w.d0 + (rowOk ? r : 0);
+  const long long rowsAll = batch * dim;
+  const long long row = w.b * dim + d;
+  S a2[SCAN_SPT], x[SCAN_SPT];
+#pragma unroll
+  for (int s = 0; s < SCAN_SPT; ++s) {
+    const long long n = n0 + s;
+    a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
+    x[s] = (S)0;
+  }
+  for (int i = tid; i < Cfg::RB; i += Cfg::THREADS) {
+    const long long dd = w.d0 + (i < w.rows ? i : 0);
+    sm.bias[i] = bias ? bias[dd] : (S)0;
+    sm.skip[i] = Dv ? Dv[dd] : (S)0;
+  }
+  const long long chunks = (len + K - 1) / K;
+  T ru[EPT], rdl[EPT], rz[EPT], rg[EPT], rB[EB], rC[EB];
+
+  // Pass 1: the state entering each chunk.
+  fetch_rows<T, Cfg>(u, su, w, 0, len, ru);
+  fetch_rows<T, Cfg>(delta, sdl, w, 0, len, rdl);
+  fetch_bc<T, Cfg>(Bm, sB, w, 0, len, nstate, rB);
+  for (long long c = 0; c < chunks - 1; ++c) {
+    const long long t0 = c * K;
+    __syncthreads();
+    put_rows<T, Cfg>(sm.st.raw[0], su, ru);
+    put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
+    put_bc<T, Cfg>(sm.Bt, sB, rB);
+    if (c + 2 < chunks) {
+      fetch_rows<T, Cfg>(u, su, w, t0 + K, len, ru);
+      fetch_rows<T, Cfg>(delta, sdl, w, t0 + K, len, rdl);
+      fetch_bc<T, Cfg>(Bm, sB, w, t0 + K, len, nstate, rB);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < EPT; ++i) {
+      const int rr = mr0 + i * MSTEP, k = mk;
+      if (rr < Cfg::RB) {
+        S slope;
+        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        if (rr >= w.rows || t0 + k >= len) dt = (S)0;
+        sm.dt[rr][k] = dt;
+        sm.dtu[rr][k] = dt * sm.st.raw[0][rr][k];
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kb = 0; kb < K; kb += 4) {
+      S dt4[4], dtu4[4];
+      ld4(&sm.dt[r][kb], dt4);
+      ld4(&sm.dtu[r][kb], dtu4);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        S Bv[4];
+        ld4(&sm.Bt[kb + j][n0], Bv);
+#pragma unroll
+        for (int s = 0; s < SCAN_SPT; ++s) x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
+      }
+    }
+    if (rowOk) st4(&bounds[(c * rowsAll + row) * NPAD + n0], x);
   }
 
   // Pass 2: chunks in reverse.
-  S lam[SPL], nextDecay[SPL], accA[SPL], start[SPL];
+  S lam[SCAN_SPT], enext[SCAN_SPT], accA[SCAN_SPT];
 #pragma unroll
-  for (int s = 0; s < SPL; ++s) { lam[s] = (S)0; nextDecay[s] = (S)0; accA[s] = (S)0; }
-  S accD = (S)0, accBias = (S)0;
+  for (int s = 0; s < SCAN_SPT; ++s) { lam[s] = (S)0; enext[s] = (S)1; accA[s] = (S)0; }
+  S accD[EPT], accBias[EPT];
+#pragma unroll
+  for (int i = 0; i < EPT; ++i) { accD[i] = (S)0; accBias[i] = (S)0; }
+  const bool vecBC = (len & 3) == 0;
+  {
+    const long long t0 = (chunks - 1) * K;
+    fetch_rows<T, Cfg>(u, su, w, t0, len, ru);
+    fetch_rows<T, Cfg>(delta, sdl, w, t0, len, rdl);
+    if (z) fetch_rows<T, Cfg>(z, sz, w, t0, len, rz);
+    fetch_rows<T, Cfg>(gy, sg, w, t0, len, rg);
+    fetch_bc<T, Cfg>(Bm, sB, w, t0, len, nstate, rB);
+    fetch_bc<T, Cfg>(Cm, sC, w, t0, len, nstate, rC);
+  }
   for (long long c = chunks - 1; c >= 0; --c) {
     const long long t0 = c * K;
-    const int kn = (int)(len - t0 < K ? len - t0 : K);
-#pragma unroll
-    for (int s = 0; s < SPL; ++s) {
-      start[s] = (c > 0 && on[s] && r.valid) ? rowBounds[c * nstate + lane + s * NT] : (S)0;
-      x[s] = start[s];
+    __syncthreads();
+    put_rows<T, Cfg>(sm.st.raw[0], su, ru);
+    put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
+    if (z) put_rows<T, Cfg>(sm.st.raw[2], sz, rz);
+    put_rows<T, Cfg>(sm.st.raw[3], sg, rg);
+    put_bc<T, Cfg>(sm.Bt, sB, rB);
+    put_bc<T, Cfg>(sm.Ct, sC, rC);
+    if (c > 0) {
+      fetch_rows<T, Cfg>(u, su, w, t0 - K, len, ru);
+      fetch_rows<T, Cfg>(delta, sdl, w, t0 - K, len, rdl);
+      if (z) fetch_rows<T, Cfg>(z, sz, w, t0 - K, len, rz);
+      fetch_rows<T, Cfg>(gy, sg, w, t0 - K, len, rg);
+      fetch_bc<T, Cfg>(Bm, sB, w, t0 - K, len, nstate, rB);
+      fetch_bc<T, Cfg>(Cm, sC, w, t0 - K, len, nstate, rC);
     }
-    __syncwarp();
-    scan_fill_chunk<T, S>(r, lane, NT, t0, kn, u, delta, biasD, softplus, s_dt[lr], s_u[lr]);
-    __syncwarp();
-    for (int k = 0; k < kn; ++k) {
-      const S dt = s_dt[lr][k];
-      const S dtu = dt * s_u[lr][k];
-      S yp = (S)0;
+    S x0[SCAN_SPT];
+    if (c > 0 && rowOk) ld4(&bounds[((c - 1) * rowsAll + row) * NPAD + n0], x0);
+    else {
 #pragma unroll
-      for (int s = 0; s < SPL; ++s) {
-        if (on[s]) {
-          const long long off = r.bc + (lane + s * NT) * len + t0 + k;
-          x[s] = m_exp(dt * a[s]) * x[s] + dtu * Ty<T>::load(Bm[off]);
-          yp += Ty<T>::load(Cm[off]) * x[s];
+      for (int s = 0; s < SCAN_SPT; ++s) x0[s] = (S)0;
+    }
+    __syncthreads();
+    // Per (row, step): Δ_t, Δ_t u_t and g_t = gy_t silu(z_t); kept for the outputs below: u_t,
+    // the slope of softplus and gy_t d silu(z_t)/dz.
+    S keepGz[EPT];
+#pragma unroll
+    for (int i = 0; i < EPT; ++i) {
+      const int rr = mr0 + i * MSTEP, k = mk;
+      keepGz[i] = (S)0;
+      if (rr < Cfg::RB) {
+        const bool ok = rr < w.rows && t0 + k < len;
+        S slope;
+        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        const S uv = sm.st.raw[0][rr][k];
+        S g = sm.st.raw[3][rr][k];
+        if (z) {
+          const S zv = sm.st.raw[2][rr][k];
+          const S sg = scan_sigmoid(zv);
+          keepGz[i] = g * sg * ((S)1 + zv * ((S)1 - sg));
+          g *= zv * sg;
         }
-        s_x[s][k][threadIdx.x] = x[s];
+        if (!ok) { dt = (S)0; g = (S)0; }
+        sm.dt[rr][k] = dt;
+        sm.dtu[rr][k] = dt * uv;
+        sm.g[rr][k] = g;
+        sm.u[rr][k] = uv;
+        sm.slope[rr][k] = slope;
       }
-      yp = row_sum<NT>(yp);
-      if (lane == 0) s_y[lr][k] = yp;
     }
-    __syncwarp();
-    // Undo the gate: out = (y + D u) silu(z); d silu(z)/dz = σ(z) (1 + z (1 - σ(z))).
-    for (int k = lane; k < kn; k += NT) {
-      const long long i = r.base + t0 + k;
-      const S uv = s_u[lr][k];
-      S g = Ty<T>::load(gy[i]);
-      if (z) {
-        const S zv = Ty<T>::load(z[i]);
-        const S sg = scan_sigmoid(zv);
-        if (r.valid) dz[i] = Ty<T>::store(g * (s_y[lr][k] + skip * uv) * sg * ((S)1 + zv * ((S)1 - sg)));
-        g *= zv * sg;
-      }
-      s_y[lr][k] = g;
-      accD += g * uv;
-    }
-    __syncwarp();
-    for (int k = kn - 1; k >= 0; --k) {
-      const S dt = s_dt[lr][k];
-      const S uv = s_u[lr][k];
-      const S g = s_y[lr][k];
-      S gd = (S)0, gu = (S)0;
+    __syncthreads();
+
+    // Recompute the chunk's states (and y_t for the gate's gradient).
+    S xs[K][SCAN_SPT];
 #pragma unroll
-      for (int s = 0; s < SPL; ++s) {
-        if (on[s]) {
-          const long long off = r.bc + (lane + s * NT) * len + t0 + k;
-          const S bv = Ty<T>::load(Bm[off]);
-          lam[s] = lam[s] * nextDecay[s] + g * Ty<T>::load(Cm[off]);
-          const S e = m_exp(dt * a[s]);
-          const S xPrev = k > 0 ? s_x[s][k - 1][threadIdx.x] : start[s];
+    for (int s = 0; s < SCAN_SPT; ++s) x[s] = x0[s];
+#pragma unroll
+    for (int kb = 0; kb < K; kb += 4) {
+      S dt4[4], dtu4[4], yp[4];
+      ld4(&sm.dt[r][kb], dt4);
+      ld4(&sm.dtu[r][kb], dtu4);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        S Bv[4], Cv[4] = {(S)0, (S)0, (S)0, (S)0};
+        ld4(&sm.Bt[kb + j][n0], Bv);
+        S acc = (S)0;
+        if (z) ld4(&sm.Ct[kb + j][n0], Cv);
+#pragma unroll
+        for (int s = 0; s < SCAN_SPT; ++s) {
+          x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
+          xs[kb + j][s] = x[s];
+          if (z) acc += Cv[s] * x[s];
+        }
+        yp[j] = acc;
+      }
+      if (z) {
+        int first = 0;
+        row_reduce_scatter<4, 0, Cfg::BITS, S>(yp, lane, first);
+        if ((nl >> 2) == 0) sm.y[r][kb + first] = yp[0];
+      }
+    }
+
+    // Sweep the chunk backwards, four steps at a time.
+#pragma unroll
+    for (int kb = K - 4; kb >= 0; kb -= 4) {
+      S dt4[4], dtu4[4], g4[4], sums[8];
+      ld4(&sm.dt[r][kb], dt4);
+      ld4(&sm.dtu[r][kb], dtu4);
+      ld4(&sm.g[r][kb], g4);
+#pragma unroll
+      for (int j = 3; j >= 0; --j) {
+        const int k = kb + j;
+        S Bv[4], Cv[4], vB[4], vC[4];
+        ld4(&sm.Bt[k][n0], Bv);
+        ld4(&sm.Ct[k][n0], Cv);
+        S sb = (S)0, sa = (S)0;
+#pragma unroll
+        for (int s = 0; s < SCAN_SPT; ++s) {
+          lam[s] = lam[s] * enext[s] + g4[j] * Cv[s];
+          const S e = Exp::decay(dt4[j], a2[s]);
+          const S xPrev = k > 0 ? xs[k - 1][s] : x0[s];
           // ∂x_t/∂(Δ_t A) = e x_{t-1}; ∂x_t/∂Δ_t = A e x_{t-1} + B_t u_t.
           const S lex = lam[s] * e * xPrev;
-          gd += a[s] * lex + lam[s] * bv * uv;
-          gu += lam[s] * dt * bv;
-          accA[s] += dt * lex;
-          if (r.valid) {
-            atomicAdd(&dC[off], g * s_x[s][k][threadIdx.x]);
-            atomicAdd(&dB[off], lam[s] * dt * uv);
-          }
-          nextDecay[s] = e;
+          vB[s] = lam[s] * dtu4[j];
+          vC[s] = g4[j] * xs[k][s];
+          sb += lam[s] * Bv[s];
+          sa += a2[s] * lex;  // A log2(e): rescaled below
+          accA[s] += dt4[j] * lex;
+          enext[s] = e;
+        }
+        sums[j] = sb;
+        sums[4 + j] = Exp::unscale(sa);
+        if constexpr (Cfg::RW > 1) {
+          st4(&sm.st.wst[warp][rl][j * 2 * NPAD + n0], vB);
+          st4(&sm.st.wst[warp][rl][j * 2 * NPAD + NPAD + n0], vC);
+        } else {
+          st4(&sm.blk[warp][k][n0], vB);
+          st4(&sm.blk[warp][k][NPAD + n0], vC);
         }
       }
-      gd = row_sum<NT>(gd);
-      gu = row_sum<NT>(gu);
-      if (lane == 0) {
-        s_gd[lr][k] = gd;
-        s_gu[lr][k] = gu;
+      int first = 0;
+      row_reduce_scatter<8, 0, Cfg::BITS, S>(sums, lane, first);
+      if ((nl >> 3) == 0) {
+        constexpr int kept = 8 >> (Cfg::BITS < 3 ? Cfg::BITS : 3);
+#pragma unroll
+        for (int i = 0; i < kept; ++i) {
+          const int idx = first + i;
+          if (idx < 4) sm.sumB[r][kb + idx] = sums[i];
+          else sm.sumA[r][kb + idx - 4] = sums[i];
+        }
+      }
+      if constexpr (Cfg::RW > 1) {
+        // Sum the warp's rows: each lane takes float4 groups of [4 steps][dB | dC].
+        __syncwarp();
+#pragma unroll
+        for (int gi = lane; gi < 2 * NPAD; gi += 32) {
+          const int off = gi * 4;
+          S acc[4], v[4];
+          ld4(&sm.st.wst[warp][0][off], acc);
+#pragma unroll
+          for (int rr = 1; rr < Cfg::RW; ++rr) {
+            ld4(&sm.st.wst[warp][rr][off], v);
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[q] += v[q];
+          }
+          st4(&sm.blk[warp][kb + off / (2 * NPAD)][off % (2 * NPAD)], acc);
+        }
+        __syncwarp();
       }
     }
-    __syncwarp();
-    for (int k = lane; k < kn; k += NT) {
-      const long long i = r.base + t0 + k;
-      S gd = s_gd[lr][k];
-      if (softplus) {
-        const S pre = Ty<T>::load(delta[i]) + biasD;
-        if (pre <= (S)20) gd *= scan_sigmoid(pre);
+    __syncthreads();
+
+    // dB, dC: the block's sum of four steps of one state, one vector atomic.
+    for (int un = tid; un < (K / 4) * 2 * NPAD; un += Cfg::THREADS) {
+      const int kq = un / (2 * NPAD);
+      const int qn = un % (2 * NPAD);
+      const int n = qn % NPAD;
+      S acc[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        acc[j] = (S)0;
+#pragma unroll
+        for (int ww = 0; ww < Cfg::W; ++ww) acc[j] += sm.blk[ww][kq * 4 + j][qn];
       }
-      accBias += gd;
-      if (r.valid) {
-        du[i] = Ty<T>::store(s_y[lr][k] * skip + s_gu[lr][k]);
-        ddelta[i] = Ty<T>::store(gd);
+      const long long tt = t0 + kq * 4;
+      if (n < nstate && tt < len) {
+        S* dst = (qn < NPAD ? dB : dC) + ((w.b * groups + w.g) * nstate + n) * len + tt;
+        if (vecBC) scan_red4(dst, acc);
+        else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) if (tt + j < len) atomicAdd(dst + j, acc[j]);
+        }
+      }
+    }
+    // Per (row, step) outputs.
+#pragma unroll
+    for (int i = 0; i < EPT; ++i) {
+      const int rr = mr0 + i * MSTEP, k = mk;
+      if (rr < Cfg::RB) {
+        const S g = sm.g[rr][k];
+        const S sbv = sm.sumB[rr][k];
+        const S skip = sm.skip[rr];
+        const S uv = sm.u[rr][k];
+        const S gd = (uv * sbv + sm.sumA[rr][k]) * sm.slope[rr][k];
+        accD[i] += g * uv;
+        accBias[i] += gd;
+        if (rr < w.rows && t0 + k < len) {
+          const long long o = (w.b * dim + w.d0 + rr) * len + t0 + k;
+          du[o] = Ty<T>::store(g * skip + sm.dt[rr][k] * sbv);
+          ddelta[o] = Ty<T>::store(gd);
+          if (z) dz[o] = Ty<T>::store(keepGz[i] * (sm.y[rr][k] + skip * uv));
+        }
       }
     }
   }
-  accD = row_sum<NT>(accD);
-  accBias = row_sum<NT>(accBias);
-  if (!r.valid) return;
+
+  // dA over the batch; dD and dbias over the batch and the K threads that shared each row.
+  if (rowOk) {
 #pragma unroll
-  for (int s = 0; s < SPL; ++s) if (on[s]) atomicAdd(&dA[r.d * nstate + lane + s * NT], accA[s]);
-  if (lane == 0) {
-    if (dD) atomicAdd(&dD[r.d], accD);
-    if (dbias) atomicAdd(&dbias[r.d], accBias);
+    for (int s = 0; s < SCAN_SPT; ++s) if (n0 + s < nstate) atomicAdd(&dA[d * nstate + n0 + s], accA[s]);
+  }
+#pragma unroll
+  for (int i = 0; i < EPT; ++i) {
+    S vd = accD[i], vb = accBias[i];
+#pragma unroll
+    for (int m = 1; m < K; m <<= 1) {
+      vd += __shfl_xor_sync(0xffffffffu, vd, m);
+      vb += __shfl_xor_sync(0xffffffffu, vb, m);
+    }
+    const int rr = mr0 + i * MSTEP;
+    if (mk == 0 && rr < w.rows) {
+      if (dD) atomicAdd(&dD[w.d0 + rr], vd);
+      if (dbias) atomicAdd(&dbias[w.d0 + rr], vb);
+    }
   }
 }
 
-#define DIMBA_SCAN(name, T, NT, SPL) \
-  extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_forward_##name##_##NT##x##SPL( \
-      const T* u, const T* delta, const Ty<T>::C* A, const T* Bm, const T* Cm, const Ty<T>::C* Dv, const T* z, \
-      const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long rows, long long dim, long long len, long long nstate, \
-      long long groups, int softplus) { \
-    scan_forward_body<T, NT, SPL>(u, delta, A, Bm, Cm, Dv, z, bias, out, last, rows, dim, len, nstate, groups, softplus); \
+#define DIMBA_SCAN(name, T, P) \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P>::THREADS, ScanCfg<Ty<T>::C, P>::MIN_BLOCKS_FWD) scan_fwd_##name##_##P( \
+      const T* u, const T* delta, const T* z, const T* Bm, const T* Cm, const Ty<T>::C* A, const Ty<T>::C* Dv, \
+      const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups, \
+      ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) { \
+    scan_forward_body<T, P>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, sC, \
+      softplus); \
   } \
-  extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_backward_##name##_##NT##x##SPL( \
-      const T* u, const T* delta, const Ty<T>::C* A, const T* Bm, const T* Cm, const Ty<T>::C* Dv, const T* z, \
-      const Ty<T>::C* bias, const T* gy, T* du, T* ddelta, T* dz, Ty<T>::C* dA, Ty<T>::C* dB, Ty<T>::C* dC, \
-      Ty<T>::C* dD, Ty<T>::C* dbias, Ty<T>::C* bounds, long long rows, long long dim, long long len, long long nstate, \
-      long long groups, int softplus) { \
-    scan_backward_body<T, NT, SPL>(u, delta, A, Bm, Cm, Dv, z, bias, gy, du, ddelta, dz, dA, dB, dC, dD, dbias, bounds, \
-      rows, dim, len, nstate, groups, softplus); \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P>::THREADS, ScanCfg<Ty<T>::C, P>::MIN_BLOCKS_BWD) scan_bwd_##name##_##P( \
+      const T* u, const T* delta, const T* z, const T* gy, const T* Bm, const T* Cm, const Ty<T>::C* A, \
+      const Ty<T>::C* Dv, const Ty<T>::C* bias, T* du, T* ddelta, T* dz, Ty<T>::C* dA, Ty<T>::C* dB, Ty<T>::C* dC, \
+      Ty<T>::C* dD, Ty<T>::C* dbias, Ty<T>::C* bounds, long long batch, long long dim, long long len, long long nstate, \
+      long long groups, ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg, ScanBcStrides sB, \
+      ScanBcStrides sC, int softplus) { \
+    scan_backward_body<T, P>(u, delta, z, gy, Bm, Cm, A, Dv, bias, du, ddelta, dz, dA, dB, dC, dD, dbias, bounds, \
+      batch, dim, len, nstate, groups, su, sdl, sz, sg, sB, sC, softplus); \
   }
-// States per row: up to 16 (NT 16), 32, 64 and 128 (NT 32 with 1, 2 or 4 states per lane).
-#define DIMBA_SCAN_TYPE(name, T) \
-  DIMBA_SCAN(name, T, 16, 1) DIMBA_SCAN(name, T, 32, 1) DIMBA_SCAN(name, T, 32, 2) DIMBA_SCAN(name, T, 32, 4)
+// Lanes per row: 4, 8, 16 or 32 (up to 16, 32, 64 or 128 states).
+#define DIMBA_SCAN_TYPE(name, T) DIMBA_SCAN(name, T, 4) DIMBA_SCAN(name, T, 8) DIMBA_SCAN(name, T, 16) DIMBA_SCAN(name, T, 32)
 DIMBA_SCAN_TYPE(f32, float)
 DIMBA_SCAN_TYPE(f64, double)
 DIMBA_SCAN_TYPE(bf16, bf16)

@@ -1,8 +1,10 @@
 /**
  * Launchers for scan.cu: the Mamba-1 selective scan, forward and backward. The kernels take one
  * storage type for u, delta, z, B, C and the gradient of the output (their shared dtype, or the
- * compute type when they differ) and the compute type (float32, or float64 when any input is
- * float64) for A, D, deltaBias, the final state and every gradient summed across rows.
+ * compute type when they differ, in which case they are cast first) and the compute type (float32,
+ * or float64 when any input is float64) for A, D, deltaBias, the final state and every gradient
+ * summed across rows. u, delta, z, B, C and gy go to the kernels as the views they are (element
+ * strides of any sign), so the Mamba mixer's transposed and flipped operands need no copies.
  */
 import type { Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
@@ -13,101 +15,153 @@ import { Scratch, computeType, sharedType } from './scratch.js';
 import { DTYPE_SUFFIX, SCAN_MODULE } from './source.js';
 import { CudaNotImplementedError } from './unimplemented.js';
 
-/** Threads per block and steps per chunk times states per lane (SCAN_THREADS, SCAN_STEPS in scan.cu). */
-const SCAN_THREADS = 128;
-const SCAN_STEPS = 32;
+/** Most states per row scan.cu serves (32 lanes of 4). */
+export const SCAN_MAX_STATES = 128;
 
-/** Lanes per row and states per lane for N states: the instantiations scan.cu provides. */
-function laneConfig(nState: number): { lanes: number; perLane: number } {
-  if (nState <= 16) return { lanes: 16, perLane: 1 };
-  if (nState <= 32) return { lanes: 32, perLane: 1 };
-  if (nState <= 64) return { lanes: 32, perLane: 2 };
-  if (nState <= 128) return { lanes: 32, perLane: 4 };
-  throw new CudaNotImplementedError(`selectiveScan with N = ${nState} states (the CUDA kernel takes at most 128)`);
-}
-
-interface Prepared {
+export interface ScanProblem {
   readonly batch: number;
   readonly dim: number;
   readonly len: number;
   readonly nState: number;
   readonly groups: number;
-  readonly rows: number;
+}
+
+/** How scan.cu splits one problem (mirrors ScanCfg there; pure, so the CPU tests check it). */
+export interface ScanGeometry {
+  /** Lanes of a warp per (batch, channel) row, each holding 4 of its states. */
+  readonly lanes: number;
+  /** States per row rounded up to lanes * 4 (the kernels' padded state count). */
+  readonly paddedStates: number;
+  readonly threads: number;
+  /** Time steps per chunk. */
+  readonly chunk: number;
+  readonly rowsPerBlock: number;
+  /** Blocks over the channels of one group (a block never spans groups or batch entries). */
+  readonly blocksPerGroup: number;
+  readonly blocks: number;
+  readonly chunks: number;
+  /** Elements of the backward's buffer of states entering chunks 1.. (0 when there is one chunk). */
+  readonly boundsElements: number;
+}
+
+export function scanGeometry(p: ScanProblem, compute: 'float32' | 'float64'): ScanGeometry {
+  const { batch, dim, len, nState, groups } = p;
+  if (!Number.isInteger(nState) || nState < 1) throw new RangeError(`selectiveScan: N = ${nState} states; need at least 1`);
+  if (nState > SCAN_MAX_STATES) {
+    throw new CudaNotImplementedError(`selectiveScan with N = ${nState} states (the CUDA kernel takes at most ${SCAN_MAX_STATES})`);
+  }
+  if (groups < 1 || dim % groups !== 0) throw new RangeError(`selectiveScan: ${groups} groups do not divide dim = ${dim}`);
+  const lanes = nState <= 16 ? 4 : nState <= 32 ? 8 : nState <= 64 ? 16 : 32;
+  const double = compute === 'float64';
+  const threads = double ? 64 : 128;
+  const chunk = double ? 4 : lanes <= 8 ? 16 : lanes === 16 ? 8 : 4;
+  const rowsPerBlock = threads / lanes;
+  const blocksPerGroup = Math.ceil(dim / groups / rowsPerBlock);
+  const chunks = Math.ceil(len / chunk);
+  const paddedStates = lanes * 4;
+  return {
+    lanes, paddedStates, threads, chunk, rowsPerBlock, blocksPerGroup,
+    blocks: batch * groups * blocksPerGroup,
+    chunks,
+    boundsElements: Math.max(0, chunks - 1) * batch * dim * paddedStates,
+  };
+}
+
+/** Kernel names of one instantiation in scan.cu. */
+export function scanKernelName(direction: 'fwd' | 'bwd', storage: DType, lanes: number): string {
+  return `scan_${direction}_${DTYPE_SUFFIX[storage]}_${lanes}`;
+}
+
+interface Prepared {
+  readonly problem: ScanProblem;
+  readonly geometry: ScanGeometry;
   readonly compute: 'float32' | 'float64';
   readonly storage: DType;
   readonly u: Tensor;
   readonly delta: Tensor;
-  readonly A: Tensor;
   readonly B: Tensor;
   readonly C: Tensor;
-  readonly D: Tensor | null;
   readonly z: Tensor | null;
+  readonly A: Tensor;
+  readonly D: Tensor | null;
   readonly deltaBias: Tensor | null;
-  readonly kernel: string;
-  readonly grid: number;
 }
 
-function prepare(s: Scratch, inputs: ScanInputs, direction: 'forward' | 'backward'): Prepared {
+function prepare(s: Scratch, inputs: ScanInputs): Prepared {
   const { u, delta, A, B, C, D, z, deltaBias } = inputs;
   const [batch, dim, len] = u.shape as [number, number, number];
-  const nState = A.shape[1]!;
+  const problem: ScanProblem = { batch, dim, len, nState: A.shape[1]!, groups: B.shape[1]! };
   const compute = computeType(u, delta, A, B, C, D, z, deltaBias);
   const storage = sharedType(compute, u, delta, B, C, z);
-  const { lanes, perLane } = laneConfig(nState);
-  const rows = batch * dim;
+  // Views of the storage type go as they are; others are cast (into contiguous scratch).
+  const operand = (t: Tensor) => (t.dtype === storage ? t : s.input(t, storage));
   const small = (t: Tensor | null) => (t ? s.input(t, compute) : null);
   return {
-    batch, dim, len, nState, groups: B.shape[1]!, rows, compute, storage,
-    u: s.input(u, storage), delta: s.input(delta, storage), B: s.input(B, storage), C: s.input(C, storage),
-    z: z ? s.input(z, storage) : null,
+    problem, geometry: scanGeometry(problem, compute), compute, storage,
+    u: operand(u), delta: operand(delta), B: operand(B), C: operand(C), z: z ? operand(z) : null,
     A: s.input(A, compute), D: small(D), deltaBias: small(deltaBias),
-    kernel: `scan_${direction}_${DTYPE_SUFFIX[storage]}_${lanes}x${perLane}`,
-    grid: Math.ceil(rows / (SCAN_THREADS / lanes)),
   };
 }
 
 const addr = (t: Tensor | null): number => (t ? addressOf(t) : 0);
 
+/** Element strides (batch, channel, time) of a [B, D, L] view, or zeros for an absent operand. */
+export function rowStrides(t: Tensor | null): [number, number, number] {
+  return t ? [t.strides[0]!, t.strides[1]!, t.strides[2]!] : [0, 0, 0];
+}
+
+/** Element strides (batch, group, state, time) of a [B, G, N, L] view. */
+export function bcStrides(t: Tensor): [number, number, number, number] {
+  return [t.strides[0]!, t.strides[1]!, t.strides[2]!, t.strides[3]!];
+}
+
 export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'> {
   return {
     selectiveScan(inputs, out0, lastState0) {
       const s = new Scratch(rt);
-      const p = prepare(s, inputs, 'forward');
+      const p = prepare(s, inputs);
+      const { batch, dim, len, nState, groups } = p.problem;
       const out = s.output(out0, p.storage);
       // An empty time axis leaves the state at its initial zero.
-      const last = lastState0 ? s.output(lastState0, p.compute, p.len === 0) : null;
-      if (p.rows > 0 && p.len > 0) {
-        rt.params.begin().ptr(addressOf(p.u)).ptr(addressOf(p.delta)).ptr(addressOf(p.A)).ptr(addressOf(p.B)).ptr(addressOf(p.C))
-          .ptr(addr(p.D)).ptr(addr(p.z)).ptr(addr(p.deltaBias)).ptr(addressOf(out)).ptr(addr(last))
-          .i64(p.rows).i64(p.dim).i64(p.len).i64(p.nState).i64(p.groups).i32(inputs.deltaSoftplus ? 1 : 0);
-        rt.launch(rt.fn(SCAN_MODULE, p.kernel), p.grid, SCAN_THREADS);
+      const last = lastState0 ? s.output(lastState0, p.compute, len === 0) : null;
+      if (batch * dim > 0 && len > 0) {
+        rt.params.begin().ptr(addressOf(p.u)).ptr(addressOf(p.delta)).ptr(addr(p.z)).ptr(addressOf(p.B)).ptr(addressOf(p.C))
+          .ptr(addressOf(p.A)).ptr(addr(p.D)).ptr(addr(p.deltaBias)).ptr(addressOf(out)).ptr(addr(last))
+          .i64(dim).i64(len).i64(nState).i64(groups)
+          .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z))
+          .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
+          .i32(inputs.deltaSoftplus ? 1 : 0);
+        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('fwd', p.storage, p.geometry.lanes)), p.geometry.blocks, p.geometry.threads);
       }
       s.finish();
     },
 
     selectiveScanBackward(inputs, gy0, grads: ScanGrads) {
       const s = new Scratch(rt);
-      const p = prepare(s, inputs, 'backward');
-      const gy = s.input(gy0, p.storage);
+      const p = prepare(s, inputs);
+      const { batch, dim, len, nState, groups } = p.problem;
+      const gy = gy0.dtype === p.storage ? gy0 : s.input(gy0, p.storage);
       const du = s.output(grads.du, p.storage);
       const ddelta = s.output(grads.ddelta, p.storage);
       const dz = grads.dz ? s.output(grads.dz, p.storage) : null;
-      // Summed across rows with atomicAdd: start from zero.
+      // Summed across rows with atomics: start from zero.
       const dA = s.output(grads.dA, p.compute, true);
       const dB = s.output(grads.dB, p.compute, true);
       const dC = s.output(grads.dC, p.compute, true);
       const dD = grads.dD ? s.output(grads.dD, p.compute, true) : null;
       const dBias = grads.ddeltaBias ? s.output(grads.ddeltaBias, p.compute, true) : null;
-      if (p.rows > 0 && p.len > 0) {
-        const chunkLen = SCAN_STEPS / laneConfig(p.nState).perLane;
-        const chunks = Math.ceil(p.len / chunkLen);
-        const bounds = s.buffer(p.u, [p.rows * chunks * p.nState], p.compute);
-        rt.params.begin().ptr(addressOf(p.u)).ptr(addressOf(p.delta)).ptr(addressOf(p.A)).ptr(addressOf(p.B)).ptr(addressOf(p.C))
-          .ptr(addr(p.D)).ptr(addr(p.z)).ptr(addr(p.deltaBias)).ptr(addressOf(gy))
+      if (batch * dim > 0 && len > 0) {
+        const g = p.geometry;
+        const bounds = g.boundsElements > 0 ? s.buffer(p.u, [g.boundsElements], p.compute) : null;
+        rt.params.begin().ptr(addressOf(p.u)).ptr(addressOf(p.delta)).ptr(addr(p.z)).ptr(addressOf(gy))
+          .ptr(addressOf(p.B)).ptr(addressOf(p.C)).ptr(addressOf(p.A)).ptr(addr(p.D)).ptr(addr(p.deltaBias))
           .ptr(addressOf(du)).ptr(addressOf(ddelta)).ptr(addr(dz))
-          .ptr(addressOf(dA)).ptr(addressOf(dB)).ptr(addressOf(dC)).ptr(addr(dD)).ptr(addr(dBias)).ptr(addressOf(bounds))
-          .i64(p.rows).i64(p.dim).i64(p.len).i64(p.nState).i64(p.groups).i32(inputs.deltaSoftplus ? 1 : 0);
-        rt.launch(rt.fn(SCAN_MODULE, p.kernel), p.grid, SCAN_THREADS);
+          .ptr(addressOf(dA)).ptr(addressOf(dB)).ptr(addressOf(dC)).ptr(addr(dD)).ptr(addr(dBias)).ptr(addr(bounds))
+          .i64(batch).i64(dim).i64(len).i64(nState).i64(groups)
+          .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z)).i64Struct(rowStrides(gy))
+          .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
+          .i32(inputs.deltaSoftplus ? 1 : 0);
+        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('bwd', p.storage, g.lanes)), g.blocks, g.threads);
       }
       s.finish();
     },

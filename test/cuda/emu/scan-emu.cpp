@@ -1,0 +1,173 @@
+// Runs scan.cu's forward and backward kernels under the host SIMT emulation (simt.h) on operands
+// written by test/cuda/scan-emulated.test.ts, and writes every output back, so the kernels'
+// indexing, staging, shuffles and reductions are checked against the CPU reference without a GPU.
+//
+//   scan-emu DIR         reads DIR/spec.txt and DIR/<operand>.bin (float64, little-endian),
+//                        writes DIR/<output>.bin and prints the geometry it used.
+// The build (see the test) compiles this file beside copies of scan.cu and common.cuh whose
+// inline PTX is replaced by host code.
+#include "simt.h"
+#include "scan.cu"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+std::string dir;
+
+std::vector<double> readBin(const std::string& name) {
+  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<double> v(bytes.size() / 8);
+  std::memcpy(v.data(), bytes.data(), v.size() * 8);
+  return v;
+}
+
+void writeBin(const std::string& name, const std::vector<double>& v) {
+  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
+}
+
+struct View {
+  long long offset = 0;
+  long long stride[4] = {0, 0, 0, 0};
+};
+
+struct Spec {
+  std::string type;
+  long long B = 0, D = 0, L = 0, N = 0, G = 0;
+  int softplus = 0, hasZ = 0, hasD = 0, hasBias = 0, wantLast = 0;
+  std::map<std::string, View> views;
+};
+
+Spec readSpec() {
+  std::ifstream f(dir + "/spec.txt");
+  if (!f) throw std::runtime_error("cannot read spec.txt");
+  Spec s;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string key;
+    in >> key;
+    if (key == "type") in >> s.type;
+    else if (key == "dims") in >> s.B >> s.D >> s.L >> s.N >> s.G;
+    else if (key == "flags") in >> s.softplus >> s.hasZ >> s.hasD >> s.hasBias >> s.wantLast;
+    else if (key == "view") {
+      std::string name;
+      View v;
+      in >> name >> v.offset >> v.stride[0] >> v.stride[1] >> v.stride[2] >> v.stride[3];
+      s.views[name] = v;
+    }
+  }
+  return s;
+}
+
+template <class T> std::vector<T> toStorage(const std::vector<double>& v) {
+  std::vector<T> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = Ty<T>::store((typename Ty<T>::C)v[i]);
+  return r;
+}
+
+template <class T> std::vector<double> fromStorage(const std::vector<T>& v) {
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = (double)Ty<T>::load(v[i]);
+  return r;
+}
+
+template <class S> std::vector<S> toCompute(const std::vector<double>& v) { return std::vector<S>(v.begin(), v.end()); }
+template <class S> std::vector<double> fromCompute(const std::vector<S>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+ScanRowStrides rowStrides(const View& v) { return {v.stride[0], v.stride[1], v.stride[2]}; }
+ScanBcStrides bcStrides(const View& v) { return {v.stride[0], v.stride[1], v.stride[2], v.stride[3]}; }
+
+template <class T, int P> void run(const Spec& s) {
+  typedef typename Ty<T>::C S;
+  typedef ScanCfg<S, P> Cfg;
+  const long long rows = s.B * s.D;
+  const long long cpg = s.D / s.G;
+  const long long blocks = s.B * s.G * ((cpg + Cfg::RB - 1) / Cfg::RB);
+  const long long chunks = (s.L + Cfg::K - 1) / Cfg::K;
+  std::printf("geometry lanes %d threads %d chunk %d rowsPerBlock %d blocks %lld chunks %lld\n", Cfg::P, Cfg::THREADS,
+      Cfg::K, Cfg::RB, blocks, chunks);
+
+  auto u = toStorage<T>(readBin("u"));
+  auto delta = toStorage<T>(readBin("delta"));
+  auto Bm = toStorage<T>(readBin("B"));
+  auto Cm = toStorage<T>(readBin("C"));
+  auto gy = toStorage<T>(readBin("gy"));
+  std::vector<T> z = s.hasZ ? toStorage<T>(readBin("z")) : std::vector<T>();
+  auto A = toCompute<S>(readBin("A"));
+  std::vector<S> Dv = s.hasD ? toCompute<S>(readBin("D")) : std::vector<S>();
+  std::vector<S> bias = s.hasBias ? toCompute<S>(readBin("bias")) : std::vector<S>();
+  const View vu = s.views.at("u"), vdl = s.views.at("delta"), vB = s.views.at("B"), vC = s.views.at("C"),
+      vg = s.views.at("gy");
+  const View vz = s.hasZ ? s.views.at("z") : View();
+  const T* pz = s.hasZ ? z.data() + vz.offset : nullptr;
+  const S* pD = s.hasD ? Dv.data() : nullptr;
+  const S* pbias = s.hasBias ? bias.data() : nullptr;
+
+  std::vector<T> out(rows * s.L);
+  std::vector<S> last(s.wantLast ? rows * s.N : 0);
+  emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
+    scan_forward_body<T, P>(u.data() + vu.offset, delta.data() + vdl.offset, pz, Bm.data() + vB.offset,
+        Cm.data() + vC.offset, A.data(), pD, pbias, out.data(), s.wantLast ? last.data() : nullptr, s.D, s.L, s.N, s.G,
+        rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), s.softplus);
+  });
+  writeBin("out", fromStorage(out));
+  if (s.wantLast) writeBin("last", fromCompute(last));
+
+  std::vector<T> du(rows * s.L), ddelta(rows * s.L), dz(s.hasZ ? rows * s.L : 0);
+  std::vector<S> dA(s.D * s.N, (S)0), dB(s.B * s.G * s.N * s.L, (S)0), dC(s.B * s.G * s.N * s.L, (S)0);
+  std::vector<S> dD(s.D, (S)0), dbias(s.D, (S)0);
+  std::vector<S> bounds(chunks > 1 ? (chunks - 1) * rows * Cfg::NPAD : 0);
+  emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
+    scan_backward_body<T, P>(u.data() + vu.offset, delta.data() + vdl.offset, pz, gy.data() + vg.offset,
+        Bm.data() + vB.offset, Cm.data() + vC.offset, A.data(), pD, pbias, du.data(), ddelta.data(),
+        s.hasZ ? dz.data() : nullptr, dA.data(), dB.data(), dC.data(), s.hasD ? dD.data() : nullptr,
+        s.hasBias ? dbias.data() : nullptr, bounds.empty() ? nullptr : bounds.data(), s.B, s.D, s.L, s.N, s.G,
+        rowStrides(vu), rowStrides(vdl), rowStrides(vz), rowStrides(vg), bcStrides(vB), bcStrides(vC), s.softplus);
+  });
+  writeBin("du", fromStorage(du));
+  writeBin("ddelta", fromStorage(ddelta));
+  if (s.hasZ) writeBin("dz", fromStorage(dz));
+  writeBin("dA", fromCompute(dA));
+  writeBin("dB", fromCompute(dB));
+  writeBin("dC", fromCompute(dC));
+  if (s.hasD) writeBin("dD", fromCompute(dD));
+  if (s.hasBias) writeBin("dbias", fromCompute(dbias));
+}
+
+template <class T> void runType(const Spec& s) {
+  if (s.N <= 16) run<T, 4>(s);
+  else if (s.N <= 32) run<T, 8>(s);
+  else if (s.N <= 64) run<T, 16>(s);
+  else run<T, 32>(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: scan-emu DIR\n");
+    return 2;
+  }
+  dir = argv[1];
+  try {
+    const Spec s = readSpec();
+    if (s.type == "f32") runType<float>(s);
+    else if (s.type == "f64") runType<double>(s);
+    else if (s.type == "bf16") runType<bf16>(s);
+    else if (s.type == "f16") runType<f16>(s);
+    else throw std::runtime_error("unknown type " + s.type);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "scan-emu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
