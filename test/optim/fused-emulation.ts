@@ -186,6 +186,9 @@ function scaleTensors(src: readonly Tensor[], out: readonly Tensor[], factor: nu
   });
 }
 
+/** The emulated kernels, to call directly on CPU tensors. */
+export const EMULATED = { adamwStep, cameStep, emaUpdate, sumSquares, scaleTensors };
+
 /** Installs the emulated kernels on the CPU backend for the duration of fn. */
 export function withEmulatedKernels<T>(fn: (log: EmulationLog) => T): T {
   const fused = getBackend('cpu').fused as FusedKernels;

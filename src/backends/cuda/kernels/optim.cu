@@ -214,7 +214,8 @@ extern "C" __global__ void sum_partials(const double* partials, int n, float* ou
 
 // ---------------------------------------------------------------------------------------------
 // Rescaling into new tensors: out <- src * factor in the tensors' dtype (the factor rounded to
-// it first, as a scalar operand is). Sources in `ptrs`, outputs in p0, dtype in flags.
+// it first, as a scalar operand is). `ptrs` holds (source, output) pairs (both new each call, so
+// the records stay the same); dtype in flags.
 
 extern "C" __global__ void scale_tensors(const long long* recs, const long long* ptrs, int n, long long items, double factor) {
   int t = 0;
@@ -223,8 +224,8 @@ extern "C" __global__ void scale_tensors(const long long* recs, const long long*
     const long long* r = record(recs, t);
     const long long start = (item - r[W_ITEM0]) * OPT_CHUNK;
     const long long end = lmin(start + OPT_CHUNK, r[W_NUMEL]);
-    const void* src = ptr_of<void>(ptrs[t]);
-    void* out = ptr_of<void>(r[W_P0]);
+    const void* src = ptr_of<void>(ptrs[2 * t]);
+    void* out = ptr_of<void>(ptrs[2 * t + 1]);
     const int dt = (int)r[W_FLAGS] & 15;
     const float c = round_to_code((float)factor, dt);
     for (long long i = start + threadIdx.x; i < end; i += blockDim.x) store_code(out, dt, i, __fmul_rn(load_code(src, dt, i), c));

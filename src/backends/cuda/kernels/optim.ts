@@ -7,7 +7,9 @@
  * in one slot per kernel. Each call rebuilds the records on the host (addresses can change: the
  * gradients every step) and uploads only the parts that differ from the cached copy, with an
  * asynchronous copy on the device's stream, which is ordered after every kernel that may still
- * read the old table. The gradients' addresses sit in their own small array for that reason.
+ * read the old table. The addresses that change every call (gradients; a rescale's sources and
+ * outputs) sit in their own small array for that reason: the records stay put. Small uploads from
+ * pageable memory are staged by the driver without waiting for the stream.
  * An unchanged table is not uploaded at all, so a call is then nothing but kernel launches.
  *
  * DIMBA_FUSED_OPTIM=0 in the environment leaves these kernels out (optimizers compose engine ops).
@@ -69,14 +71,21 @@ class Records {
   }
 }
 
-/** One address per tensor (the per-call list: gradients, sources), as 32-bit halves. */
-function addressWords(ts: readonly Tensor[]): Uint32Array {
-  const out = new Uint32Array(ts.length * 2);
-  ts.forEach((t, i) => {
-    const a = addressOf(t);
-    out[2 * i] = a % TWO_32;
-    out[2 * i + 1] = Math.floor(a / TWO_32);
-  });
+/**
+ * The per-call addresses (gradients; sources and outputs), as 32-bit halves of int64 words:
+ * entry i of each list in turn, so record t's addresses are words [t * lists.length, ...).
+ */
+function addressWords(...lists: (readonly Tensor[])[]): Uint32Array {
+  const k = lists.length;
+  const n = lists[0]!.length;
+  const out = new Uint32Array(n * k * 2);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < k; j++) {
+      const a = addressOf(lists[j]![i]!);
+      out[2 * (i * k + j)] = a % TWO_32;
+      out[2 * (i * k + j) + 1] = Math.floor(a / TWO_32);
+    }
+  }
   return out;
 }
 
@@ -443,11 +452,10 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
         checkTensor(kernel, rt, 'src', i, x, x.numel, FLOATS);
         checkTensor(kernel, rt, 'out', i, out[i]!, x.numel, [x.dtype]);
         recs.span(i, x.numel, chunks(x.numel), DTYPE_CODE[x.dtype]!);
-        recs.set(i, W.p0, addressOf(out[i]!));
       }
       const table = cache.get(kernel, options.cacheKey);
       const recAddr = table.recs.sync(recs.words, 'rescale');
-      const ptrs = table.dyn.sync(addressWords(src), 'rescale');
+      const ptrs = table.dyn.sync(addressWords(src, out), 'rescale');
       rt.params.begin().ptr(recAddr).ptr(ptrs).i32(n).i64(recs.items).f64(factor);
       rt.launch(fn('scale_tensors'), grid(recs.items), BLOCK);
     },
