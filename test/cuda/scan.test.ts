@@ -1,7 +1,8 @@
 /**
  * The CUDA selective scan against the CPU reference: output, final state and every gradient, for
  * each lane configuration of scan.cu (N up to 16, 32, 64, 128 states), several chunks of time
- * steps, grouped B/C, the optional inputs, and mixed dtypes as the Mamba mixer passes them.
+ * steps, grouped B/C, the optional inputs, mixed dtypes as the Mamba mixer passes them, long
+ * sequences, partly filled blocks, and the mixer's strided (transposed, narrowed, flipped) views.
  */
 import { test } from 'node:test';
 import * as ops from '../../src/ops/index.js';
@@ -103,5 +104,67 @@ test('selectiveScan of length 1 and of a single row', { skip }, () => {
     { batch: 1, dim: 1, len: 64, nState: 16, groups: 0, ...FULL },
   ]) {
     checkOp(`selectiveScan float32 ${describe(c)}`, inputs(c, 'float32'), scanFn(c, true), { gradRtol: 1e-4 });
+  }
+});
+
+test('selectiveScan: long sequences, partly filled blocks, N = 8 and 16, groups', { skip }, async (t) => {
+  const cases: Case[] = [
+    // 4096 steps: 256 chunks, with the chunk-entry states of the backward in a global buffer.
+    { batch: 1, dim: 5, len: 4096, nState: 16, groups: 0, ...FULL },
+    // 3 x 37 rows: blocks of 32 channels, the second of each batch entry partly filled; L % 4 != 0
+    // (dB/dC by scalar atomics) and L % 4 == 0 (vector atomics).
+    { batch: 3, dim: 37, len: 77, nState: 16, groups: 0, ...FULL },
+    { batch: 2, dim: 37, len: 64, nState: 16, groups: 0, ...FULL },
+    { batch: 2, dim: 40, len: 100, nState: 8, groups: 0, ...FULL },
+    // Groups of exactly one block, of several blocks, and of a partial block.
+    { batch: 2, dim: 64, len: 48, nState: 16, groups: 2, ...FULL },
+    { batch: 1, dim: 160, len: 40, nState: 16, groups: 2, ...FULL },
+    { batch: 2, dim: 12, len: 33, nState: 8, groups: 4, ...FULL },
+  ];
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    await t.test(dtype, () => {
+      for (const c of cases) {
+        checkOp(`selectiveScan ${dtype} ${describe(c)}`, inputs(c, dtype, 'float32'), scanFn(c, true), { gradRtol: gradRtol(dtype) });
+      }
+    });
+  }
+});
+
+/**
+ * The Mamba mixer passes views, not contiguous tensors: delta is dt_proj's [B, L, D] output
+ * transposed, z the second half of in_proj's [B, L, 2D] output transposed (and flipped for the
+ * backward direction), B and C slices of x_proj's [B, L, R + 2N] output transposed, and the
+ * gradient of the output arrives transposed and flipped. The kernels read all of them through
+ * their strides; this runs that layout at Dimba-L-2's widths cut down (D = 2304 / 8, L = 256).
+ */
+test('selectiveScan on the Mamba mixer\'s strided views (bf16 and float32, Dimba-like shape)', { skip }, async (t) => {
+  const R = 5;
+  for (const [dtype, batch, dim, len, flipped] of [
+    ['bfloat16', 2, 288, 256, false], ['bfloat16', 2, 288, 256, true], ['float32', 1, 72, 130, true],
+  ] as const) {
+    await t.test(`${dtype} B${batch} D${dim} L${len}${flipped ? ' flipped' : ''}`, () => {
+      const N = 16;
+      const bases = [
+        randomCpu([batch, dim, len], dtype),                                   // u (the conv output, contiguous)
+        randomCpu([batch, len, dim], dtype, (v) => 0.5 * v - 1),              // dt_proj output [B, L, D]
+        randomCpu([dim, N], 'float32', (v) => -Math.exp(0.5 * v)),             // A
+        randomCpu([batch, len, R + 2 * N], dtype),                            // x_proj output [B, L, R + 2N]
+        randomCpu([batch, len, 2 * dim], dtype),                              // in_proj output [B, L, 2D]
+        randomCpu([dim], 'float32'),                                          // D
+        randomCpu([dim], 'float32', (v) => 0.3 * v),                          // dt bias
+      ];
+      const f = (...xs: Tensor[]): Tensor => {
+        const [u, dBase, A, dbc, xz, D, bias] = xs as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+        const flip = (x: Tensor) => (flipped ? ops.flip(x, [2]) : x);
+        const delta = ops.transpose(dBase, 1, 2);
+        const z = flip(ops.narrow(ops.transpose(xz, 1, 2), 1, dim, dim));
+        const B = ops.transpose(ops.narrow(dbc, 2, R, N), 1, 2);
+        const C = ops.transpose(ops.narrow(dbc, 2, R + N, N), 1, 2);
+        const out = ops.selectiveScan(u, delta, A, B, C, { D, z, deltaBias: bias, deltaSoftplus: true });
+        // The loss reads the output transposed and flipped, so its gradient arrives as such a view.
+        return ops.transpose(ops.flip(out, [2]), 1, 2);
+      };
+      checkOp(`selectiveScan mixer views ${dtype}`, bases, f, { gradRtol: gradRtol(dtype) });
+    });
   }
 });
