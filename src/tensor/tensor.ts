@@ -189,6 +189,8 @@ export class Tensor implements Owned {
     this.#storage = null;
     this.#disposedBy = reason;
     this._scope = null;
+    // A disposed tensor's gradient is unreachable through it: let it go (a held-only one is released).
+    this.grad = null;
     finalizer.unregister(this);
     dropStorageRef(s);
   }
