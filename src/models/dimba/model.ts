@@ -173,7 +173,9 @@ export class Dimba extends Module {
         // The mask goes in as an input, not through the closure: checkpoint keeps its inputs for the
         // recomputation, and a closed-over tensor may be released (its scope ended) before backward.
         const run = (xi: Tensor, yi: Tensor, ti: Tensor, m?: Tensor) => block.forward(xi, yi, ti, m ?? null, hw);
-        if (!this.gradientCheckpointing) x = run(x, y, t0, mask ?? undefined);
+        // Each block in its own scope: its unsaved intermediates go when it returns, so the forward
+        // peak is what backward needs, not every temporary of every block.
+        if (!this.gradientCheckpointing) x = T.tidy(() => run(x, y, t0, mask ?? undefined));
         else x = mask ? T.checkpoint(run, x, y, t0, mask) : T.checkpoint(run, x, y, t0);
       } else {
         const block = this.mambaBlocks.get(mi++);
@@ -186,7 +188,7 @@ export class Dimba extends Module {
           x = outs[0]!;
           residual = outs[1]!;
         } else {
-          const o = block.forward(x, residual);
+          const o = T.tidy(() => block.forward(x, residual));
           x = o.hidden;
           residual = o.residual;
         }
