@@ -113,12 +113,12 @@ for (const s of SHAPES) {
 
   // Through the op and autograd.
   const leaves = [q, k, v].map((t) => t.detach().requiresGrad_(true)) as [Tensor, Tensor, Tensor];
-  const opFwd = () => T.noGrad(() => { T.scaledDotProductAttention(q, k, v, { keyPadding }); });
-  const opAll = () => {
+  const opFwd = () => T.tidy(() => T.noGrad(() => { T.scaledDotProductAttention(q, k, v, { keyPadding }); }));
+  const opAll = () => T.tidy(() => {
     const y = T.scaledDotProductAttention(leaves[0], leaves[1], leaves[2], { keyPadding });
     T.backward(y, dO);
     for (const l of leaves) l.grad = null;
-  };
+  });
   rows.push(row('flash op', time(opFwd), time(opAll)));
 
   if (!args['skip-composed']) {

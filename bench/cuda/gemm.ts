@@ -169,7 +169,8 @@ for (const s of SHAPES) {
   const x = T.randn([s.m, s.k], { dtype: 'bfloat16', device: 'cuda' });
   const w = T.randn(s.linear ? [s.n, s.k] : [s.k, s.n], { dtype: 'bfloat16', device: 'cuda' });
   const out = T.empty([s.m, s.n], { dtype: 'bfloat16', device: 'cuda' });
-  const engineCall = () => (s.linear ? T.linear(x, w) : T.matmul(x, w)).dispose();
+  // tidy: the op's internal result (of which the returned tensor is a view) goes with it.
+  const engineCall = () => T.tidy(() => { (s.linear ? T.linear(x, w) : T.matmul(x, w)).dispose(); });
   const tflops = (ms: number) => (2 * s.m * s.n * s.k) / ms / 1e9;
 
   setLtUse(rt, 'half');

@@ -50,14 +50,17 @@ const target = T.randn([batch, config.inChannels, latent, latent], { device: 'cu
 const caption = T.randn([batch, config.captionTokens, config.captionChannels], { device: 'cuda', generator: gen });
 const timestep = T.mul(T.rand([batch], { device: 'cuda', generator: gen }), 999);
 
+/** One training step in a tidy scope (as the trainer runs it): intermediates go when it ends. */
 function step(): number {
-  const out = model.forward({ x, timestep, caption });
-  const eps = T.narrow(T.cast(out, 'float32'), 1, 0, config.inChannels);
-  const loss = T.mean(T.square(T.sub(eps, target)));
-  loss.backward();
-  optimizer.step();
-  optimizer.zeroGrad();
-  return loss.item();
+  return T.tidy(() => {
+    const out = model.forward({ x, timestep, caption });
+    const eps = T.narrow(T.cast(out, 'float32'), 1, 0, config.inChannels);
+    const loss = T.mean(T.square(T.sub(eps, target)));
+    loss.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+    return loss.item();
+  });
 }
 
 /**
