@@ -96,7 +96,7 @@ export class CudaOutOfMemoryError extends Error {
         ? `${formatBytes(cached)} cached by the allocator could not be released (cuMemFree is not allowed during capture; call emptyCache() before capturing)`
         : `${formatBytes(cached)} was cached by the allocator (released and retried)`)
       + (deviceFree !== null && deviceTotal !== null ? `; the device has ${formatBytes(deviceFree)} free of ${formatBytes(deviceTotal)}` : '')
-      + '. Free tensors (dispose()), use smaller batches, or bfloat16.');
+      + '. Run loops inside T.tidy (outside a scope, dead intermediates wait for the garbage collector), free tensors with dispose(), use smaller batches, gradient checkpointing, or bfloat16.');
   }
 }
 
