@@ -19,7 +19,8 @@
 // are shuffle reduce-scatters among its P lanes: each lane ends with whole sums for some steps.
 //
 // Decays: for float compute exp(Δ A) is one MUFU ex2 of Δ·(A log2 e) (relative error ~2^-22;
-// the recurrence is the arithmetic the kernel is bound by); double uses exp.
+// the recurrence is the arithmetic the kernel is bound by), and softplus/sigmoid are built on the
+// same ex2; double uses exp, log1p.
 //
 // Backward (one kernel, two passes per block). Pass 1 runs the recurrence forward and stores the
 // state entering every chunk in `bounds` [chunks - 1, B·D, NPAD]. Pass 2 walks the chunks in
@@ -40,30 +41,70 @@
 struct ScanRowStrides { long long b, d, t; };
 struct ScanBcStrides { long long b, g, n, t; };
 
+// Exponentials. For float compute the decays exp(Δ A) are one MUFU ex2 of Δ (A log2 e)
+// (relative error ~2^-22 plus the argument's rounding); the per-step maps (softplus, sigmoid)
+// use the same ex2 and approximate divisions, about 1e-6 relative over |x| <= 20. double uses
+// the libm functions.
 template <class S> struct ScanExp;
 template <> struct ScanExp<float> {
   static __device__ __forceinline__ float scale(float a) { return a * 1.4426950408889634f; }
   static __device__ __forceinline__ float unscale(float a2) { return a2 * 0.6931471805599453f; }
-  static __device__ __forceinline__ float decay(float dt, float a2) {
+  static __device__ __forceinline__ float ex2(float x) {
 #ifdef __CUDA_ARCH__
     float r;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(dt * a2));
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
     return r;
 #else
-    return exp2f(dt * a2);  // the host emulation of test/cuda/emu
+    return exp2f(x);  // the host emulation of test/cuda/emu
 #endif
+  }
+  static __device__ __forceinline__ float div(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fdividef(a, b);
+#else
+    return a / b;
+#endif
+  }
+  static __device__ __forceinline__ float decay(float dt, float a2) { return ex2(dt * a2); }
+  // log1p(e^x) for x <= 20 and its slope σ(x): with y = e^-|x|, log1p(e^x) = max(x, 0) + log1p(y)
+  // and log1p(y) = 2 atanh(s), s = y / (2 + y) <= 1/3, whose series is below 2^-24 relative after
+  // the s^12 term.
+  static __device__ __forceinline__ float softplus(float x, float& slope) {
+    const float y = ex2(-fabsf(x) * 1.4426950408889634f);
+    const float s = div(y, 2.0f + y);
+    const float s2 = s * s;
+    float p = 1.0f / 13.0f;
+    p = p * s2 + 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    const float r = div(1.0f, 1.0f + y);
+    slope = x >= 0.0f ? r : y * r;
+    return fmaxf(x, 0.0f) + 2.0f * s * p;
+  }
+  static __device__ __forceinline__ float sigmoid(float x) {
+    const float y = ex2(-fabsf(x) * 1.4426950408889634f);
+    const float r = div(1.0f, 1.0f + y);
+    return x >= 0.0f ? r : y * r;
   }
 };
 template <> struct ScanExp<double> {
   static __device__ __forceinline__ double scale(double a) { return a; }
   static __device__ __forceinline__ double unscale(double a) { return a; }
   static __device__ __forceinline__ double decay(double dt, double a) { return exp(dt * a); }
+  static __device__ __forceinline__ double softplus(double x, double& slope) {
+    const double ex = exp(x);
+    slope = ex / (1.0 + ex);
+    return log1p(ex);
+  }
+  static __device__ __forceinline__ double sigmoid(double x) {
+    return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+  }
 };
 
-// PyTorch's softplus threshold (linear above 20), as the CPU reference uses.
-template <class S> __device__ __forceinline__ S scan_sigmoid(S x) {
-  return x >= (S)0 ? (S)1 / ((S)1 + m_exp(-x)) : m_exp(x) / ((S)1 + m_exp(x));
-}
+template <class S> __device__ __forceinline__ S scan_sigmoid(S x) { return ScanExp<S>::sigmoid(x); }
 
 // Launch geometry per compute type S and P lanes a row (mirrored by scanGeometry in scan.ts).
 template <class S, int P_> struct ScanCfg {
@@ -243,15 +284,13 @@ __device__ __forceinline__ void put_bc(S (*dst)[Cfg::NPAD + 4], const ScanBcStri
   }
 }
 
-// Δ_t for the pre-activation delta_t + bias (PyTorch's softplus: linear above 20), and the
-// derivative of that map (the softplus's sigmoid, or 1).
+// Δ_t for the pre-activation delta_t + bias (PyTorch's softplus: linear above 20, as the CPU
+// reference), and the derivative of that map (the softplus's sigmoid, or 1).
 template <class S>
 __device__ __forceinline__ S scan_step(S pre, int softplus, S& slope) {
   slope = (S)1;
   if (!softplus || pre > (S)20) return pre;
-  const S ex = m_exp(pre);
-  slope = ex / ((S)1 + ex);
-  return m_log1p(ex);
+  return ScanExp<S>::softplus(pre, slope);
 }
 
 // ---------------------------------------------------------------------------------------------
