@@ -160,7 +160,9 @@ interface Row {
 
 const results: Row[] = [];
 for (const s of SHAPES) {
-  const { inputs, gy, keep } = operands(s);
+  // Scoped so the float32 draws behind the bf16 operands go at once (the GPU's memory pressure
+  // never prompts the garbage collector); what operands() returns survives the scope.
+  const { inputs, gy, keep } = T.tidy(() => operands(s));
   const shape = [s.batch, DIM, s.len];
   const out = T.empty(shape, bf16);
   const grads: ScanGrads = {
@@ -172,7 +174,7 @@ for (const s of SHAPES) {
   const fwdMs = time(() => backend.kernels.selectiveScan(inputs, out, null));
   const bwdMs = time(() => backend.kernels.selectiveScanBackward(inputs, gy, grads));
   for (const [name, t] of [['out', out], ['du', grads.du], ['ddelta', grads.ddelta], ['dz', grads.dz!], ['dB', grads.dB]] as const) {
-    if (!finite(t)) throw new Error(`${s.name}: ${name} has non-finite or all-zero values: the timing would not be of real work`);
+    if (!T.tidy(() => finite(t))) throw new Error(`${s.name}: ${name} has non-finite or all-zero values: the timing would not be of real work`);
   }
   const bytes = scanBytes(s.batch, s.len);
   const frac = (b: number, ms: number) => b / (ms / 1000) / COPY_BYTES_PER_S;
