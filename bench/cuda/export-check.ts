@@ -21,7 +21,7 @@ import { Dimba } from '../../src/models/dimba/model.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { Generator } from '../../src/random/generator.js';
 import { saveStateDictSync } from '../../src/nn/serialize.js';
-import { captionMask, emit, intList, openDevice, positiveInt } from '../gpu/device.js';
+import { captionMask, emit, intList, latentSide, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,10 +37,9 @@ const dev = device.name;
 const res = intList('--res', args.res!)[0]!;
 const batch = intList('--batch', args.batch!)[0]!;
 const seed = positiveInt('--seed', args.seed, 0);
-const latent = res / 8;
+const latent = latentSide(res, presetConfig(args.preset!).patchSize);
 const overrides: { depth?: number } = args.depth === undefined ? {} : { depth: positiveInt('--depth', args.depth, 0) };
 const config = presetConfig(args.preset!, { inputSize: latent, ...overrides });
-if (!Number.isInteger(latent) || latent % config.patchSize !== 0) throw new Error(`--res ${res}: res / 8 must be a multiple of the patch size ${config.patchSize}`);
 
 const model = new Dimba(config, { seed });
 const gen = new Generator(seed + 100);

@@ -21,7 +21,7 @@ import { NoiseSchedule } from '../../src/diffusion/schedule.js';
 import { sampleDPMSolver } from '../../src/diffusion/samplers.js';
 import { dimbaDenoiser, type CaptionCondition } from '../../src/pipeline/conditioning.js';
 import { checkGraphSetting, graphedDenoiser } from '../../src/pipeline/graphed-denoiser.js';
-import { captionMask, emit, intList, median, openDevice, positiveInt } from '../gpu/device.js';
+import { captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,9 +47,8 @@ if (reps < 1 || sampleSteps < 1) throw new Error('--steps and --sample-steps mus
 
 const device = openDevice(args.device!);
 const dev = device.name;
-const latent = res / 8;
+const latent = latentSide(res, presetConfig(preset).patchSize);
 const config = presetConfig(preset, { inputSize: latent });
-if (!Number.isInteger(latent) || latent % config.patchSize !== 0) throw new Error(`--res ${res}: res / 8 must be a multiple of the patch size ${config.patchSize}`);
 const t0 = performance.now();
 const model = new Dimba(config, { seed: 0 });
 const buildMs = performance.now() - t0;

@@ -23,7 +23,7 @@ import { Generator } from '../../src/random/generator.js';
 import { NoiseSchedule } from '../../src/diffusion/schedule.js';
 import { sampleTimesteps } from '../../src/diffusion/timestep-sampling.js';
 import { dimbaFlops, mfu, H100_BF16_DENSE_TFLOPS } from '../gpu/flops.js';
-import { captionMask, emit, intList, median, openDevice, positiveInt } from '../gpu/device.js';
+import { captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,7 +46,9 @@ if (steps < 1) throw new Error('--steps must be at least 1');
 
 const device = openDevice(args.device!);
 const dev = device.name;
-const config = presetConfig(preset, { inputSize: resolutions[0]! / 8 });
+const patchSize = presetConfig(preset).patchSize;
+const latents = resolutions.map((r) => latentSide(r, patchSize));
+const config = presetConfig(preset, { inputSize: latents[0]! });
 const t0 = performance.now();
 const model = new Dimba(config, { seed: 0 });
 const buildMs = performance.now() - t0;
@@ -117,8 +119,7 @@ function findBatch(latent: number, list: number[]): number | null {
 }
 
 resolutions.forEach((res, i) => {
-  const latent = res / 8;
-  if (!Number.isInteger(latent) || latent % config.patchSize !== 0) throw new Error(`--res ${res}: res / 8 must be a multiple of the patch size ${config.patchSize}`);
+  const latent = latents[i]!;
   let batch = batches[Math.min(i, batches.length - 1)]!;
   if (candidates) {
     const found = findBatch(latent, candidates[Math.min(i, candidates.length - 1)]!);

@@ -126,6 +126,13 @@ export function positiveInt(flag: string, text: string | undefined, fallback: nu
   return v;
 }
 
+/** The latent side res / 8, checked to be a whole number of patches. */
+export function latentSide(res: number, patchSize: number): number {
+  const latent = res / 8;
+  if (!Number.isInteger(latent) || latent % patchSize !== 0) throw new Error(`--res ${res}: res / 8 must be a multiple of the patch size ${patchSize}`);
+  return latent;
+}
+
 /** Real tokens per caption (same rule as bench/reference/bench.py): tokens - (37 i mod 3/4 tokens). */
 export function captionLengths(batch: number, tokens: number): number[] {
   const span = Math.max(1, Math.floor((3 * tokens) / 4));

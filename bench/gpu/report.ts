@@ -2,8 +2,11 @@
  * Prints issue 7's comparison table from the JSON the GPU benchmarks wrote (bench/gpu/run.sh):
  *
  *   node dist/bench/gpu/report.js DIR_OR_FILES... [--json] [--summary FILE]
+ *   node dist/bench/gpu/report.js --records FILES...   (the records only, one JSON line each)
  *
  * Every *.json / *.jsonl file of a directory is read (one JSON document, or one object per line).
+ * Output of several runs (e.g. `run.sh --part ours` and `--part ref` in separate calls) can be
+ * merged by passing all their files.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { buildRows, evaluate, formatTable, parseRecords, summarize, type BenchRecord } from './table.js';
 
 const { values: args, positionals } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, summary: { type: 'string' } },
+  options: { json: { type: 'boolean', default: false }, summary: { type: 'string' }, records: { type: 'boolean', default: false } },
   allowPositionals: true,
 });
 if (positionals.length === 0) {
@@ -28,6 +31,10 @@ for (const p of positionals) {
   }
 }
 const records: BenchRecord[] = files.flatMap((f) => parseRecords(readFileSync(f, 'utf8')));
+if (args.records) {
+  for (const r of records) console.log(JSON.stringify(r));
+  process.exit(0);
+}
 const rows = buildRows(records).map(evaluate);
 const devices = [...new Set(records.map((r) => r['device_name'] ?? r['device']).filter((d): d is string => typeof d === 'string'))];
 const errors = records.filter((r) => typeof r.error === 'string');

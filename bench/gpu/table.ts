@@ -82,6 +82,7 @@ export function formatValue(v: number | null, unit: string): string {
   if (!finite(v)) return 'n/a';
   if (unit === '%') return `${(100 * v).toFixed(1)}%`;
   const abs = Math.abs(v);
+  if (abs !== 0 && abs < 1e-3) return `${v.toExponential(1)}${unit ? ` ${unit}` : ''}`;
   const digits = abs >= 100 ? 1 : abs >= 10 ? 2 : 3;
   return `${v.toFixed(digits)}${unit ? ` ${unit}` : ''}`;
 }
@@ -146,6 +147,12 @@ export interface BenchRecord {
 }
 
 const GIB = 2 ** 30;
+
+/** Decimal units, as bandwidths are quoted. */
+export function formatBytes(bytes: number): string {
+  for (const [unit, size] of [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]] as const) if (bytes >= size) return `${(bytes / size).toFixed(1)} ${unit}`;
+  return `${bytes} B`;
+}
 
 function last<T>(xs: T[]): T | undefined {
   return xs[xs.length - 1];
@@ -221,9 +228,11 @@ function sampleRows(records: BenchRecord[]): Row[] {
       const at = (rs: BenchRecord[]) => last(rs.filter((r) => r.res === res && r.batch === batch));
       const e = at(reference(records, 'sample', false));
       const c = at(reference(records, 'sample', true));
+      const o = at(ours(records, 'sample'));
+      const steps = [o, e, c].map((r) => r?.['sample_steps']).find((v) => typeof v === 'number') ?? '?';
       rows.push({
-        metric: `sample ${res} px B ${batch}, 20 DPM++ steps + CFG: s/image`, unit: 's', better: 'lower',
-        ours: at(ours(records, 'sample'))?.seconds_per_image ?? null,
+        metric: `sample ${res} px B ${batch}, ${String(steps)} DPM++ steps + CFG: s/image`, unit: 's', better: 'lower',
+        ours: o?.seconds_per_image ?? null,
         eager: e?.seconds_per_image ?? null, compiled: c?.seconds_per_image ?? null,
         substituted: minOf([e?.substituted_seconds_per_image, c?.substituted_seconds_per_image]),
         bar: { kind: 'ratio', max: 1.0 },
@@ -240,8 +249,9 @@ function attentionRows(records: BenchRecord[]): Row[] {
     const o = last(ours(records, 'attention').filter((r) => r.case === name));
     const refs = reference(records, 'attention').filter((r) => r.case === name && finite(r.fwd_bwd_tflops));
     const bestRef = refs.reduce<BenchRecord | undefined>((b, r) => (!b || r.fwd_bwd_tflops! > b.fwd_bwd_tflops! ? r : b), undefined);
+    const shape = [o, ...refs].find((r) => r && typeof r['heads'] === 'number' && typeof r['head_dim'] === 'number');
     rows.push({
-      metric: `attention ${name} H16 E72 fwd+bwd`, unit: 'TFLOP/s', better: 'higher',
+      metric: `attention ${name}${shape ? ` H${String(shape['heads'])} E${String(shape['head_dim'])}` : ''} fwd+bwd`, unit: 'TFLOP/s', better: 'higher',
       ours: o?.fwd_bwd_tflops ?? null, eager: bestRef?.fwd_bwd_tflops ?? null, compiled: null, substituted: null,
       bar: { kind: 'ratio', min: 0.9 },
       note: refs.length ? `ref: ${refs.map((r) => `${r.backend} ${r.fwd_bwd_tflops!.toFixed(0)}`).join(', ')}` : undefined,
@@ -282,7 +292,7 @@ function scanRows(records: BenchRecord[]): Row[] {
       const bytes = o.fwd_bytes + o.bwd_bytes;
       const measured = copy === null ? '' : `, ${(100 * bandwidthFraction(bytes, oursMs, copy)).toFixed(0)}% of our copy`;
       rows.push({
-        metric: `scan B${batch} L${length} fwd+bwd: share of 3.0 TB/s on ${(bytes / 1e6).toFixed(0)} MB`, unit: '%', better: 'higher',
+        metric: `scan B${batch} L${length} fwd+bwd: share of 3.0 TB/s on ${formatBytes(bytes)}`, unit: '%', better: 'higher',
         ours: bandwidthFraction(bytes, oursMs), eager: null, compiled: null, substituted: null,
         bar: { kind: 'absolute', min: 0.5 }, note: `fwd ${(100 * bandwidthFraction(o.fwd_bytes, o.fwd_ms!)).toFixed(0)}%, bwd ${(100 * bandwidthFraction(o.bwd_bytes, o.bwd_ms!)).toFixed(0)}%${measured}`,
       });
@@ -310,9 +320,20 @@ function launchRows(records: BenchRecord[]): Row[] {
   }];
 }
 
+function checkRows(records: BenchRecord[]): Row[] {
+  return reference(records, 'check').map((r) => ({
+    metric: `reference reproduces our forward (${String(r['preset'])}, float32): max |diff| / max |out|`, unit: '', better: 'lower' as const,
+    ours: typeof r['rel_diff'] === 'number' ? r['rel_diff'] : null, eager: null, compiled: null, substituted: null,
+    bar: typeof r['tol'] === 'number' ? { kind: 'absolute' as const, max: r['tol'] } : null,
+  }));
+}
+
 /** Every row the records support, in the table's order. */
 export function buildRows(records: BenchRecord[]): Row[] {
-  return [...trainRows(records), ...sampleRows(records), ...attentionRows(records), ...scanRows(records), ...gemmRows(records), ...launchRows(records)];
+  return [
+    ...trainRows(records), ...sampleRows(records), ...attentionRows(records), ...scanRows(records),
+    ...gemmRows(records), ...launchRows(records), ...checkRows(records),
+  ];
 }
 
 /** Records from benchmark output: whole-file JSON, or one JSON object per line (other lines skipped). */

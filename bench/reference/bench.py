@@ -439,7 +439,7 @@ def mode_attention(args) -> None:
 def attention_strict(q, k, v, mask, backend):
     """SDPA on exactly one backend (no fallback), so a timing names the kernel that ran."""
     if not hasattr(F, "scaled_dot_product_attention") or backend == "default":
-        return attention(q, k, v, mask, "default")
+        return attention(q, k, v, mask)
     from torch.nn.attention import SDPBackend, sdpa_kernel
     one = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
            "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[backend]

@@ -41,42 +41,40 @@ from selective_scan import DEFAULT_CHUNK, DEFAULT_SLICE_ELEMS, selective_scan
 SDPA_CHOICES = ("cudnn", "flash", "efficient", "math", "default")
 
 
-def _sdpa_backends(choice: str, masked: bool):
-    """The SDPBackend list for a call. Flash attention takes no mask: masked calls (the caption
-    cross-attention) go to the memory-efficient kernel, and cuDNN may fall back to it."""
+def _sdpa_backends(choice: str):
+    """The SDPBackend list for a model call, in priority order. Flash attention takes no mask, and
+    cuDNN's may not take ours: the memory-efficient kernel follows as the one fallback (the
+    caption cross-attention's key-padding mask), never the math path."""
     from torch.nn.attention import SDPBackend
     table = {
-        "cudnn": [SDPBackend.CUDNN_ATTENTION],
-        "flash": [SDPBackend.FLASH_ATTENTION],
+        "cudnn": [SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION],
+        "flash": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION],
         "efficient": [SDPBackend.EFFICIENT_ATTENTION],
         "math": [SDPBackend.MATH],
     }
-    backends = list(table[choice])
-    if masked and choice in ("cudnn", "flash"):
-        backends.append(SDPBackend.EFFICIENT_ATTENTION)
-    return backends
+    return table[choice]
 
 
-def sdpa_context(choice: str, masked: bool = False):
+def sdpa_context(choice: str):
+    """Selects the attention kernels for everything run inside it. Entered around whole model
+    calls (not per attention call) so that torch.compile traces under the same selection."""
     if choice == "default" or not hasattr(F, "scaled_dot_product_attention"):
         return contextlib.nullcontext()
     try:
         from torch.nn.attention import sdpa_kernel
     except ImportError:  # torch < 2.3
         return contextlib.nullcontext()
-    backends = _sdpa_backends(choice, masked)
     try:
-        return sdpa_kernel(backends, set_priority=True)
-    except TypeError:  # no set_priority before torch 2.6: the list order is the kernel's own
-        return sdpa_kernel(backends)
+        return sdpa_kernel(_sdpa_backends(choice), set_priority=True)
+    except TypeError:  # no set_priority before torch 2.6: PyTorch's own order among the listed
+        return sdpa_kernel(_sdpa_backends(choice))
 
 
-def attention(q, k, v, key_padding: Optional[torch.Tensor], choice: str) -> torch.Tensor:
+def attention(q, k, v, key_padding: Optional[torch.Tensor]) -> torch.Tensor:
     """q [B, H, Lq, E], k/v [B, H, Lk, E]; key_padding [B, Lk] bool (True = real token)."""
     mask = None if key_padding is None else key_padding[:, None, None, :]
     if hasattr(F, "scaled_dot_product_attention"):
-        with sdpa_context(choice, mask is not None):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     # torch < 2.0 (CPU checks only): the definition.
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     if mask is not None:
@@ -184,12 +182,11 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.sdpa = "default"
 
     def forward(self, x):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        return self.proj(_merge_heads(attention(q, k, v, None, self.sdpa)))
+        return self.proj(_merge_heads(attention(q, k, v, None)))
 
 
 class CrossAttention(nn.Module):
@@ -199,13 +196,12 @@ class CrossAttention(nn.Module):
         self.q_linear = nn.Linear(dim, dim)
         self.kv_linear = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.sdpa = "default"
 
     def forward(self, x, cond, mask):
         b, l, c = cond.shape
         q = _split_heads(self.q_linear(x), self.heads)
         k, v = self.kv_linear(cond).reshape(b, l, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        return self.proj(_merge_heads(attention(q, k, v, mask, self.sdpa)))
+        return self.proj(_merge_heads(attention(q, k, v, mask)))
 
 
 class TransformerBlock(nn.Module):
@@ -347,6 +343,7 @@ class Dimba(nn.Module):
         self.mamba_blocks = nn.ModuleList([MambaBlock(hidden, c.d_state, c.d_conv, c.expand)
                                            for _ in range(len(self.pattern) - n_attn)])
         self._pos_cache: Dict[Tuple[int, int, str, torch.dtype], torch.Tensor] = {}
+        self.sdpa = "default"
         self._init_like_typescript()
 
     def _init_like_typescript(self):
@@ -379,9 +376,7 @@ class Dimba(nn.Module):
     def set_sdpa(self, choice: str) -> "Dimba":
         if choice not in SDPA_CHOICES:
             raise ValueError(f"sdpa must be one of {', '.join(SDPA_CHOICES)}, got {choice!r}")
-        for m in self.modules():
-            if isinstance(m, (SelfAttention, CrossAttention)):
-                m.sdpa = choice
+        self.sdpa = choice
         return self
 
     def set_scan(self, impl: str, chunk: int = DEFAULT_CHUNK, slice_elems: int = DEFAULT_SLICE_ELEMS) -> "Dimba":
@@ -400,6 +395,10 @@ class Dimba(nn.Module):
         return pos
 
     def forward(self, x, timestep, caption, caption_mask=None, force_drop=None):
+        with sdpa_context(self.sdpa):
+            return self._forward(x, timestep, caption, caption_mask, force_drop)
+
+    def _forward(self, x, timestep, caption, caption_mask, force_drop):
         c = self.config
         dtype = self.x_embedder.proj.weight.dtype
         x = x.to(dtype)

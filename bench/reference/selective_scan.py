@@ -13,19 +13,23 @@ Why this formulation (the fastest we could write in PyTorch without a custom ker
 The recurrence is linear and diagonal, so with a_t = exp(delta'_t A) and x_t = delta'_t B_t u_t,
 h_t = a_t h_{t-1} + x_t has the closed form h_t = sum_{s<=t} exp(S_t - S_s) x_s with
 S_t = sum_{r<=t} log a_r. Over a whole sequence exp(-S_s) overflows float32 (S reaches -1000s),
-so the sequence is cut into chunks of T steps:
+so the sequence is cut into chunks of T <= 8 steps:
   * inside a chunk: S = cumsum(delta' A) (log space, no products of small numbers), then
     h = exp(S - m) * cumsum(exp(m - S) x) with m the chunk's middle value of S, which halves
-    the dynamic range (exact while T/2 * max|delta' A| < ~88, the float32 exp limit; T = 16
-    allows a mean |delta' A| of 11 per step: delta' <= 0.69 for A = -16);
-  * across chunks: the chunk-end states h_end and total log decays S_end form the same
-    recurrence over L/T steps, solved with a Hillis-Steele doubling scan in log space for the
-    decay (only sums of non-positive numbers and products by factors <= 1: never overflows);
+    the dynamic range;
+  * each step's log decay is floored at -20 (a_t >= 2e-9), so no exponent exceeds 4 * 20 = 80
+    (float32's exp overflows past 88) whatever the step sizes. A decay below e^-20 and one of
+    exactly e^-20 differ by at most 2e-9 of the previous state: below float32's resolution
+    (6e-8) of the new one, so the floor changes nothing a float32 scan could represent (its
+    gradient is dropped with it: at most 2e-9 relative too);
+  * across chunks: the chunk-end states and total log decays form the same recurrence over L/T
+    steps, solved with a Hillis-Steele doubling scan in log space for the decay (only sums of
+    non-positive numbers and products by factors <= 1: never overflows);
   * every chunk then adds exp(S) times the state carried in from the chunks before.
 Every step is a handful of large elementwise/cumsum kernels (no Python loop over L), which eager
 PyTorch runs at memory bandwidth and torch.compile fuses further. A sequential loop over L would
 be exact for any range but launches L kernels per scan (and unrolls L times under compile);
-the loop is kept as the reference (`impl='loop'`).
+the loop is kept as the reference (`impl='loop'`, and selective_scan_ref).
 
 Memory: like mamba_ssm, the autograd Function saves only its inputs and recomputes the states in
 backward; the [rows, L, N] float32 work tensors exist only inside one call, and the batch is cut
@@ -33,14 +37,16 @@ into slices so that they stay below `slice_elems` elements each.
 """
 from __future__ import annotations
 
-import math
 import torch
 import torch.nn.functional as F
 
 # Elements of one [batch slice, dim, L, N] float32 work tensor (about 9 are alive at once in
 # backward): 2^27 -> 512 MiB each.
 DEFAULT_SLICE_ELEMS = 1 << 27
-DEFAULT_CHUNK = 16
+# Chunk length and per-step log-decay floor: exponents stay within (T/2) * 20 <= 80 (see above).
+MAX_CHUNK = 8
+DEFAULT_CHUNK = 8
+LOG_DECAY_FLOOR = -20.0
 IMPLS = ("chunked", "assoc", "loop")
 
 
@@ -155,14 +161,15 @@ def _prepare(u, delta, A, B, C, delta_bias, softplus):
     d_eff = F.softplus(dt) if softplus else dt
     d5 = d_eff.reshape(b, groups, dg, length)
     a5 = A.to(work).reshape(groups, dg, 1, -1)
-    log_a = d5.unsqueeze(-1) * a5                          # [b, G, Dg, L, N]
+    raw = d5.unsqueeze(-1) * a5                            # [b, G, Dg, L, N]
+    log_a = raw.clamp(min=LOG_DECAY_FLOOR)
     du = (d_eff * u.to(work)).reshape(b, groups, dg, length)
-    return dt, d5, a5, log_a, du, _grouped(B, work), _grouped(C, work), groups, dg, work
+    return dt, d5, a5, log_a, raw > LOG_DECAY_FLOOR, du, _grouped(B, work), _grouped(C, work), groups, dg, work
 
 
 def _forward_slice(u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
     b, dim, length = u.shape
-    _, _, _, log_a, du, bg, cg, _, _, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
+    _, _, _, log_a, _, du, bg, cg, _, _, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
     h = linrec(log_a, du.unsqueeze(-1) * bg, impl, chunk)
     y = (h * cg).sum(-1).reshape(b, dim, length)
     if D is not None:
@@ -174,7 +181,7 @@ def _forward_slice(u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
 
 def _backward_slice(g, u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
     b, dim, length = u.shape
-    dt, d5, a5, log_a, du, bg, cg, groups, dg, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
+    dt, d5, a5, log_a, unfloored, du, bg, cg, groups, dg, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
     h = linrec(log_a, du.unsqueeze(-1) * bg, impl, chunk)
     uf = u.to(work)
     g = g.to(work)
@@ -200,7 +207,7 @@ def _backward_slice(g, u, delta, A, B, C, D, z, delta_bias, softplus, impl, chun
     # Adjoint state lam_t = dLoss/dh_t, and dLoss/dlog_a_t = lam_t h_{t-1} a_t.
     lam = linrec_reverse(log_a, gy5.unsqueeze(-1) * cg, impl, chunk)
     h_prev = F.pad(h[..., :-1, :], (0, 0, 1, 0))
-    g_log_a = lam * h_prev * torch.exp(log_a)
+    g_log_a = lam * h_prev * torch.exp(log_a) * unfloored
     del h, h_prev
     lam_b = (lam * bg).sum(-1)                             # sum_n lam B  [b, G, Dg, L]
     grads["B"] = (lam * du.unsqueeze(-1)).sum(2).transpose(-1, -2)
@@ -286,6 +293,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                    slice_elems: int = DEFAULT_SLICE_ELEMS) -> torch.Tensor:
     if impl not in IMPLS:
         raise ValueError(f"selective scan: unknown impl {impl!r}; use one of {', '.join(IMPLS)}")
+    if not 1 <= chunk <= MAX_CHUNK:
+        raise ValueError(f"selective scan: chunk must be in [1, {MAX_CHUNK}] (exponents stay in float32 range), got {chunk}")
     if impl == "loop":
         return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl, chunk, slice_elems)
@@ -338,7 +347,7 @@ def _selfcheck() -> None:  # pragma: no cover - quick manual check: python3 sele
     C = torch.randn(b, n, length, dtype=torch.float64)
     ref = selective_scan_ref(u, delta, A, B, C, delta_softplus=True)
     got = selective_scan(u, delta, A, B, C, delta_softplus=True, chunk=8)
-    print("max |chunked - ref|", float((ref - got.double()).abs().max()), math.inf)
+    print("max |chunked - ref|", float((ref - got.double()).abs().max()))
 
 
 if __name__ == "__main__":  # pragma: no cover
