@@ -127,20 +127,11 @@ fi
 if want ref-eager; then
   step ref-train-eager 60 "${ref[@]}" --mode train --compile 0 --res "$train_res" --batch "$train_batch" ${find_ref[@]+"${find_ref[@]}"} --steps "$t_steps" --warmup "$t_warm"
 fi
-if want ref-compiled && [ "$cpu" = 0 ]; then
-  step ref-train-compiled 120 "${ref[@]}" --mode train --compile 1 --res "$train_res" --batch "$train_batch" ${find_ref[@]+"${find_ref[@]}"} --steps "$t_steps" --warmup $(( t_warm + 1 ))
-fi
 if want ours; then
   step ours-sample 60 node "$dist/bench/cuda/sample.js" --json --res "$sample_res" --batch "$sample_batch" --steps "$s_steps" --warmup "$s_warm" ${node_dev[@]+"${node_dev[@]}"} ${sample_extra[@]+"${sample_extra[@]}"}
 fi
 if want ref-eager; then
   step ref-sample-eager 45 "${ref[@]}" --mode sample --compile 0 --res "$sample_res" --batch "$sample_batch" --steps "$s_steps" --warmup "$s_warm" ${sample_extra[@]+"${sample_extra[@]}"}
-fi
-if want ref-compiled && [ "$cpu" = 0 ]; then
-  step ref-sample-compiled 90 "${ref[@]}" --mode sample --compile 1 --res 512 --batch "$sample_batch" --steps "$s_steps" --warmup "$s_warm"
-  if [ "$quick" = 0 ]; then
-    step ref-scan-compiled 120 "${ref[@]}" --scan-only --compile 1 --steps "$k_steps" --warmup "$k_warm"
-  fi
 fi
 if want check; then
   # Equivalence: our CUDA float32 forward of a one-block Dimba-L-2 (full widths) against the reference's.
@@ -150,6 +141,18 @@ fi
 if want ours && [ "$cpu" = 0 ]; then
   step ours-gemm 30 node "$dist/bench/cuda/gemm.js" --json
   step ours-launch 20 node "$dist/bench/cuda/launch-overhead.js" --json
+fi
+
+# Compiling takes minutes (static shapes per resolution and batch): last, so that a budget cut
+# leaves everything else measured.
+if want ref-compiled && [ "$cpu" = 0 ]; then
+  step ref-train-compiled 120 "${ref[@]}" --mode train --compile 1 --res "$train_res" --batch "$train_batch" ${find_ref[@]+"${find_ref[@]}"} --steps "$t_steps" --warmup $(( t_warm + 1 ))
+fi
+if want ref-compiled && [ "$cpu" = 0 ]; then
+  step ref-sample-compiled 90 "${ref[@]}" --mode sample --compile 1 --res 512 --batch "$sample_batch" --steps "$s_steps" --warmup "$s_warm"
+  if [ "$quick" = 0 ]; then
+    step ref-scan-compiled 120 "${ref[@]}" --scan-only --compile 1 --steps "$k_steps" --warmup "$k_warm"
+  fi
 fi
 
 echo "== done in $(elapsed)s${skipped[*]+; skipped (budget): ${skipped[*]}}" | tee -a "$log"

@@ -94,13 +94,16 @@ def linrec_chunked(log_a: torch.Tensor, x: torch.Tensor, chunk: int = DEFAULT_CH
     xx = x.reshape(*lead, nc, chunk, n)
     s = torch.cumsum(la, dim=-2)
     mid = s[..., chunk // 2:chunk // 2 + 1, :]
-    h = torch.exp(s - mid) * torch.cumsum(torch.exp(mid - s) * xx, dim=-2)
+    # One exp per element: e = exp(S - m), and exp(m - S) x = x / e. (In place where a fresh
+    # tensor allows: eager PyTorch moves every operand through memory once per kernel.)
+    e = torch.sub(s, mid).exp_()
+    h = torch.cumsum(torch.div(xx, e), dim=-2).mul_(e)
     if nc > 1:
         # State at the end of each chunk including everything before it, then shifted by one chunk:
-        # the state each chunk starts from.
+        # the state each chunk starts from; it enters as exp(S) * start = e * (exp(m) * start).
         carried = linrec_doubling(s[..., -1, :], h[..., -1, :])
-        start = F.pad(carried[..., :-1, :], (0, 0, 1, 0))
-        h = h + torch.exp(s) * start.unsqueeze(-2)
+        start = F.pad(carried[..., :-1, :], (0, 0, 1, 0)).unsqueeze(-2)
+        h.addcmul_(e, torch.exp(mid) * start)
     h = h.reshape(*lead, nc * chunk, n)
     return h[..., :length, :] if pad else h
 
@@ -161,15 +164,14 @@ def _prepare(u, delta, A, B, C, delta_bias, softplus):
     d_eff = F.softplus(dt) if softplus else dt
     d5 = d_eff.reshape(b, groups, dg, length)
     a5 = A.to(work).reshape(groups, dg, 1, -1)
-    raw = d5.unsqueeze(-1) * a5                            # [b, G, Dg, L, N]
-    log_a = raw.clamp(min=LOG_DECAY_FLOOR)
+    log_a = (d5.unsqueeze(-1) * a5).clamp_(min=LOG_DECAY_FLOOR)   # [b, G, Dg, L, N]
     du = (d_eff * u.to(work)).reshape(b, groups, dg, length)
-    return dt, d5, a5, log_a, raw > LOG_DECAY_FLOOR, du, _grouped(B, work), _grouped(C, work), groups, dg, work
+    return dt, d5, a5, log_a, du, _grouped(B, work), _grouped(C, work), groups, dg, work
 
 
 def _forward_slice(u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
     b, dim, length = u.shape
-    _, _, _, log_a, _, du, bg, cg, _, _, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
+    _, _, _, log_a, du, bg, cg, _, _, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
     h = linrec(log_a, du.unsqueeze(-1) * bg, impl, chunk)
     y = (h * cg).sum(-1).reshape(b, dim, length)
     if D is not None:
@@ -181,7 +183,7 @@ def _forward_slice(u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
 
 def _backward_slice(g, u, delta, A, B, C, D, z, delta_bias, softplus, impl, chunk):
     b, dim, length = u.shape
-    dt, d5, a5, log_a, unfloored, du, bg, cg, groups, dg, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
+    dt, d5, a5, log_a, du, bg, cg, groups, dg, work = _prepare(u, delta, A, B, C, delta_bias, softplus)
     h = linrec(log_a, du.unsqueeze(-1) * bg, impl, chunk)
     uf = u.to(work)
     g = g.to(work)
@@ -206,9 +208,17 @@ def _backward_slice(g, u, delta, A, B, C, D, z, delta_bias, softplus, impl, chun
     grads["C"] = (h * gy5.unsqueeze(-1)).sum(2).transpose(-1, -2)
     # Adjoint state lam_t = dLoss/dh_t, and dLoss/dlog_a_t = lam_t h_{t-1} a_t.
     lam = linrec_reverse(log_a, gy5.unsqueeze(-1) * cg, impl, chunk)
-    h_prev = F.pad(h[..., :-1, :], (0, 0, 1, 0))
-    g_log_a = lam * h_prev * torch.exp(log_a) * unfloored
-    del h, h_prev
+    # exp(log_a), zero where the floor cut the decay (its gradient goes with it); the products
+    # with h_{t-1} are written for t >= 1 without materialising a shifted copy of h.
+    a = torch.exp(log_a).masked_fill_(log_a <= LOG_DECAY_FLOOR, 0.0)
+    if _compiling():
+        g_log_a = lam * F.pad(h[..., :-1, :], (0, 0, 1, 0)) * a      # Inductor fuses this anyway
+    else:
+        g_log_a = torch.empty_like(lam)
+        g_log_a[..., 0, :] = 0.0
+        torch.mul(lam[..., 1:, :], h[..., :-1, :], out=g_log_a[..., 1:, :])
+        g_log_a.mul_(a)
+    del h, a
     lam_b = (lam * bg).sum(-1)                             # sum_n lam B  [b, G, Dg, L]
     grads["B"] = (lam * du.unsqueeze(-1)).sum(2).transpose(-1, -2)
     del lam
@@ -225,6 +235,11 @@ def _backward_slice(g, u, delta, A, B, C, D, z, delta_bias, softplus, impl, chun
     if delta_bias is not None:
         grads["delta_bias"] = g_dt.sum((0, 2))
     return grads
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 def _slices(batch: int, per_sample: int, slice_elems: int):
@@ -275,8 +290,10 @@ class SelectiveScanFn(torch.autograd.Function):
                     if k in gr:
                         rows[k].append(gr[k])
 
+        # Every gradient is returned (autograd drops the unneeded ones): no ctx.needs_input_grad,
+        # which keeps the backward simple to trace for torch.compile.
         def cat(k, like):
-            if like is None or not ctx.needs_input_grad[["u", "delta", "A", "B", "C", "D", "z", "delta_bias"].index(k)]:
+            if like is None:
                 return None
             t = rows[k][0] if len(rows[k]) == 1 else torch.cat(rows[k], 0)
             return t.reshape(like.shape).to(like.dtype)
