@@ -95,7 +95,8 @@ step() {
   echo "== $name ($(elapsed)s in, up to ${left}s): $*" | tee -a "$log"
   timeout --signal=TERM --kill-after=10 "$left" "$@" > "$work/$name.out" 2> "$work/$name.err"
   local rc=$?
-  cat "$work/$name.out" "$work/$name.err" >> "$log"
+  # The end of each output (the records themselves go to results.jsonl; compile logs can be long).
+  { tail -n 300 "$work/$name.out"; tail -n 150 "$work/$name.err"; } >> "$log"
   node "$dist/bench/gpu/report.js" --records "$work/$name.out" >> "$results" 2>> "$log"
   echo "== $name: exit $rc after $(( $(date +%s) - t0 ))s" | tee -a "$log"
   if [ "$rc" -ne 0 ]; then

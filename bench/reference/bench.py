@@ -196,6 +196,8 @@ def scan_timing(args, batch: int, d_inner: int, length: int, n_state: int, impl:
     def run(u, delta, A, B, C, D, z, bias):
         return selective_scan(u, delta, A, B, C, D, z, bias, True, impl=impl, chunk=args.scan_chunk, slice_elems=args.scan_slice)
 
+    if compiled:
+        configure_compile()
     fn = torch.compile(run, mode=args.compile_mode) if compiled else run
     g = torch.randn(batch, d_inner, length, device=args.device, dtype=torch.bfloat16)
     with torch.no_grad():
