@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
+import { getBackend, withDefaultDevice } from '../../src/backends/registry.js';
 import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { Dimba } from '../../src/models/dimba/model.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
@@ -36,7 +36,8 @@ const batch = Number(args.batch);
 const latent = res / 8;
 
 let t0 = performance.now();
-const model = new Dimba({ ...config, inputSize: latent }, { seed: 0 });
+// Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
+const model = withDefaultDevice('cuda', () => new Dimba({ ...config, inputSize: latent }, { seed: 0 }));
 const buildMs = performance.now() - t0;
 model.to('cuda');
 if (args.dtype === 'bf16') model.cast('bfloat16');

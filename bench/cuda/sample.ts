@@ -15,6 +15,7 @@
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
 import { Dimba } from '../../src/models/dimba/model.js';
+import { withDefaultDevice } from '../../src/backends/registry.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { Generator } from '../../src/random/generator.js';
 import { NoiseSchedule } from '../../src/diffusion/schedule.js';
@@ -50,7 +51,8 @@ const dev = device.name;
 const latent = latentSide(res, presetConfig(preset).patchSize);
 const config = presetConfig(preset, { inputSize: latent });
 const t0 = performance.now();
-const model = new Dimba(config, { seed: 0 });
+// Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
+const model = withDefaultDevice(dev, () => new Dimba(config, { seed: 0 }));
 const buildMs = performance.now() - t0;
 model.to(dev);
 const dtype = dev === 'cuda' ? 'bfloat16' : 'float32';

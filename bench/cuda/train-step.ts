@@ -17,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
 import { Dimba } from '../../src/models/dimba/model.js';
+import { withDefaultDevice } from '../../src/backends/registry.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { Generator } from '../../src/random/generator.js';
@@ -50,7 +51,8 @@ const patchSize = presetConfig(preset).patchSize;
 const latents = resolutions.map((r) => latentSide(r, patchSize));
 const config = presetConfig(preset, { inputSize: latents[0]! });
 const t0 = performance.now();
-const model = new Dimba(config, { seed: 0 });
+// Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
+const model = withDefaultDevice(dev, () => new Dimba(config, { seed: 0 }));
 const buildMs = performance.now() - t0;
 model.to(dev);
 // bf16 on the GPU (the comparison's precision); the CPU smoke run stays float32.
