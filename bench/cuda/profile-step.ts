@@ -37,7 +37,7 @@ const latent = res / 8;
 
 let t0 = performance.now();
 // Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
-const model = withDefaultDevice('cuda', () => new Dimba({ ...config, inputSize: latent }, { seed: 0 }));
+const model = withDefaultDevice('cuda', () => T.tidy(() => new Dimba({ ...config, inputSize: latent }, { seed: 0 })));
 const buildMs = performance.now() - t0;
 model.to('cuda');
 if (args.dtype === 'bf16') model.cast('bfloat16');

@@ -52,7 +52,8 @@ const latent = latentSide(res, presetConfig(preset).patchSize);
 const config = presetConfig(preset, { inputSize: latent });
 const t0 = performance.now();
 // Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
-const model = withDefaultDevice(dev, () => new Dimba(config, { seed: 0 }));
+// In a tidy scope: construction temporaries go at once (cast() then frees the float32 originals).
+const model = withDefaultDevice(dev, () => T.tidy(() => new Dimba(config, { seed: 0 })));
 const buildMs = performance.now() - t0;
 model.to(dev);
 const dtype = dev === 'cuda' ? 'bfloat16' : 'float32';

@@ -52,7 +52,8 @@ const latents = resolutions.map((r) => latentSide(r, patchSize));
 const config = presetConfig(preset, { inputSize: latents[0]! });
 const t0 = performance.now();
 // Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
-const model = withDefaultDevice(dev, () => new Dimba(config, { seed: 0 }));
+// In a tidy scope: construction temporaries go at once (cast() then frees the float32 originals).
+const model = withDefaultDevice(dev, () => T.tidy(() => new Dimba(config, { seed: 0 })));
 const buildMs = performance.now() - t0;
 model.to(dev);
 // bf16 on the GPU (the comparison's precision); the CPU smoke run stays float32.

@@ -11,6 +11,7 @@ import { rand, randn } from '../ops/random.js';
 import { isFloating } from '../tensor/dtype.js';
 import { formatShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/lifetime.js';
 import type { Generator } from '../random/generator.js';
 import { erfinv, normalCdf } from './erf.js';
 
@@ -49,19 +50,22 @@ export function ones_(t: Tensor): Tensor {
 export function uniform_(t: Tensor, low = 0, high = 1, options: InitOptions = {}): Tensor {
   checkFloating('uniform_', t);
   if (!(high >= low)) throw new InitError(`uniform_: need low <= high, got [${low}, ${high})`);
-  return noGrad(() => {
+  // tidy: the draw and its scaled copy go as soon as t holds the values (no wait for the GC).
+  noGrad(() => tidy(() => {
     const u = rand(t.shape, { dtype: drawDType(t), device: t.device, generator: options.generator });
-    return assign_(t, add(mul(u, high - low), low));
-  });
+    assign_(t, add(mul(u, high - low), low));
+  }));
+  return t;
 }
 
 export function normal_(t: Tensor, mean = 0, std = 1, options: InitOptions = {}): Tensor {
   checkFloating('normal_', t);
   if (!(std >= 0)) throw new InitError(`normal_: std must be >= 0, got ${std}`);
-  return noGrad(() => {
+  noGrad(() => tidy(() => {
     const z = randn(t.shape, { dtype: drawDType(t), device: t.device, generator: options.generator });
-    return assign_(t, add(mul(z, std), mean));
-  });
+    assign_(t, add(mul(z, std), mean));
+  }));
+  return t;
 }
 
 export interface TruncNormalOptions extends InitOptions {
@@ -84,11 +88,12 @@ export function truncNormal_(t: Tensor, options: TruncNormalOptions = {}): Tenso
   if (!(std > 0) || !(b > a)) throw new InitError(`truncNormal_: need std > 0 and a < b, got std=${std}, [${a}, ${b}]`);
   const lo = 2 * normalCdf((a - mean) / std) - 1;
   const hi = 2 * normalCdf((b - mean) / std) - 1;
-  return noGrad(() => {
+  noGrad(() => tidy(() => {
     const u = rand(t.shape, { dtype: 'float64', device: 'cpu', generator: options.generator }).toFloat64Array();
     const values = u.map((v) => mean + std * Math.SQRT2 * erfinv(lo + (hi - lo) * v));
-    return assign_(t, clamp(tensor(values, { dtype: 'float64', shape: t.shape }), a, b));
-  });
+    assign_(t, clamp(tensor(values, { dtype: 'float64', shape: t.shape }), a, b));
+  }));
+  return t;
 }
 
 /**

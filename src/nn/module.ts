@@ -219,6 +219,7 @@ export class Module {
       const data = fn(p);
       next = data === p ? p : new Parameter(data, { requiresGrad: p.requiresGrad, noWeightDecay: p.noWeightDecay, keepFloat32: p.keepFloat32 });
       if (next !== p) {
+        data.dispose(); // the Parameter holds the same storage
         if (p.grad) next.grad = fn(p.grad);
         for (const hook of p.gradHooks) next.registerHook(hook);
       }
@@ -244,6 +245,11 @@ export class Module {
         }
       }
     });
+    // The replaced tensors are stale (the tree no longer uses them, and optimizers are built after
+    // to()/cast()): release their storage now rather than whenever the garbage collector finds the
+    // objects, which for a GPU model can be never. Storage shared with a live view survives.
+    for (const [old, next] of params) if (next !== old) old.dispose();
+    for (const [old, next] of buffers) if (next !== old) old.dispose();
     return this;
   }
 

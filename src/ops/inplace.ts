@@ -9,6 +9,7 @@
 import { noGrad } from '../autograd/grad-mode.js';
 import { ShapeError, broadcastStrides, formatShape, shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/lifetime.js';
 import { full } from './create.js';
 import { clone, to } from './layout.js';
 
@@ -32,7 +33,8 @@ function checkDestination(dst: Tensor): void {
 export function assign_(dst: Tensor, src: Tensor | number): Tensor {
   checkDestination(dst);
   if (dst.numel === 0) return dst;
-  noGrad(() => {
+  // In a scope: the temporaries (a filled scalar, a cross-device or anti-aliasing copy) go at once.
+  noGrad(() => tidy(() => {
     let s = typeof src === 'number' ? full([], src, { dtype: dst.dtype, device: dst.device }) : src;
     if (s.isDisposed) throw new Error(`assign_: source ${s.toString()} has been disposed`);
     if (s.deviceName !== dst.deviceName) s = to(s, dst.deviceName);
@@ -44,6 +46,6 @@ export function assign_(dst: Tensor, src: Tensor | number): Tensor {
       s = s.withLayout(dst.shape, broadcastStrides(s.shape, s.strides, dst.shape), s.offset);
     }
     dst.backend.kernels.copy(s, dst);
-  });
+  }));
   return dst;
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { Dimba } from '../models/dimba/model.js';
+import { tidy } from '../tensor/lifetime.js';
 import type { DimbaConfig } from '../models/dimba/config.js';
 import { smallTextEncoderFromMetadata } from '../models/text/checkpoint.js';
 import { SafetensorsFile } from '../io/safetensors/reader.js';
@@ -83,8 +84,9 @@ export async function loadTrainedModel(path: string, options: LoadModelOptions =
   } catch (error) {
     throw new CheckpointError(`cannot open the text encoder ${encoderFile}: ${messageOf(error)}`, { cause: error });
   }
-  const encoder = smallTextEncoderFromMetadata(encoderMetadata);
-  const model = new Dimba(config);
+  const encoder = tidy(() => smallTextEncoderFromMetadata(encoderMetadata));
+  // tidy: construction temporaries (initial draws, wrapped tensors) go now, not at some later GC.
+  const model = tidy(() => new Dimba(config));
   await loadWeights(model, modelFile, { describe: `the config in its own metadata, layers ${model.pattern.join('')}` });
   await loadWeights(encoder, encoderFile, { describe: 'the text encoder config in its own metadata' });
   if (options.device && options.device !== 'cpu') {

@@ -122,7 +122,8 @@ async function buildParts(ctx: StageContext, start: StageStart, captions: () => 
     encoder = buildTextEncoder(await buildTokenizer(stage.textEncoder, captions), stage.textEncoder, config.seed);
   }
   const dimba = 'resume' in start ? readModelMetadata(weightFiles(start.resume).model).config : dimbaConfigFor(stage, source);
-  const model = new Dimba(dimba, { seed: config.seed });
+  // tidy: construction temporaries go now (to()/cast() below then free the replaced originals).
+  const model = T.tidy(() => new Dimba(dimba, { seed: config.seed }));
   model.gradientCheckpointing = stage.model.gradientCheckpointing;
   if (weights !== null) {
     const files = weightFiles(weights);

@@ -34,3 +34,13 @@ test('bf16 Dimba keeps the scan parameters in float32 and trains', () => {
   const aGrad = model.namedParameters().find(([n]) => n.endsWith('mixer.A_log'))![1].grad!;
   assert.ok(Math.max(...Array.from(aGrad.toArray() as number[], Math.abs)) > 0, 'A_log receives a gradient');
 });
+
+test('a model built in T.tidy holds only its parameters and buffers; cast frees the replaced ones', () => {
+  const before = T.memoryStats('cpu').liveBytes;
+  const model = T.tidy(() => new Dimba({ ...presetConfig('Dimba-XS', { depth: 2 }), inputSize: 8 }, { seed: 1 }));
+  const bytes = (): number => [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]
+    .reduce((n, t) => n + t.numel * (t.dtype === 'bfloat16' ? 2 : t.dtype === 'float64' ? 8 : 4), 0);
+  assert.equal(T.memoryStats('cpu').liveBytes - before, bytes(), 'live bytes after construction = parameters + buffers');
+  model.cast('bfloat16');
+  assert.equal(T.memoryStats('cpu').liveBytes - before, bytes(), 'live bytes after cast = the cast parameters + buffers');
+});
