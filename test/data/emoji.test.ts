@@ -134,5 +134,5 @@ test('dimba data emoji --out DIR --size N --limit N builds and prints counts', a
     console.error = originalError;
   }
   assert.match(errors.join('\n'), /--out DIR is required/);
-  assert.match(errors.join('\n'), /unknown dataset 'pets'/);
+  assert.match(errors.join('\n'), /unknown command 'pets' \(known: emoji, score\)/);
 });
