@@ -15,13 +15,12 @@ import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { copyKernels } from './copy.js';
 import { Scratch } from './scratch.js';
-import type { KernelModule } from './source.js';
+import { ATTENTION_MODULE } from './source.js';
 import {
   DEFAULT_SHARED_BYTES, headStrides, maskKind, maskStrides, planAttention, unsupportedReason, MASK_NONE,
   type AttentionPlan, type AttentionShape, type FlashDType,
 } from './attention-plan.js';
 
-export const ATTENTION_MODULE: KernelModule = { name: 'attention' };
 
 const LOG2E = Math.LOG2E;
 /** CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (cuda.h). */

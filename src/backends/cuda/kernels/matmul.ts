@@ -10,9 +10,8 @@ import { addressOf } from '../storage.js';
 import { CudaNotImplementedError } from './unimplemented.js';
 import { copyKernels } from './copy.js';
 import { gemm } from './gemm.js';
-import { DTYPE_SUFFIX, type KernelModule } from './source.js';
+import { DTYPE_SUFFIX, INT_MATMUL_MODULE } from './source.js';
 
-export const INT_MATMUL_MODULE: KernelModule = { name: 'int-matmul' };
 
 const FLOAT: ReadonlySet<DType> = new Set(['float32', 'float64', 'bfloat16', 'float16']);
 const INTEGER: ReadonlySet<DType> = new Set(['int32', 'int64', 'bool']);

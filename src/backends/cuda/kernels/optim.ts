@@ -24,9 +24,8 @@ import { check, type DriverApi } from '../ffi/driver.js';
 import type { Block } from '../allocator.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
-import type { KernelModule } from './source.js';
+import { OPTIM_MODULE } from './source.js';
 
-export const OPTIM_MODULE: KernelModule = { name: 'optim' };
 
 /** optim.cu's OPT_REC, OPT_CHUNK and OPT_TILE_ROWS. */
 export const REC_WORDS = 20;
