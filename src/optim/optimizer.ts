@@ -13,7 +13,7 @@ import { formatShape, shapesEqual } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { cast, clone } from '../ops/layout.js';
-import { keep } from '../tensor/lifetime.js';
+import { keep, tidy } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, stateDType } from './inplace.js';
 import { resolveGroups, type BaseOptions, type ParamGroup, type ParamsArg } from './param-groups.js';
@@ -201,12 +201,14 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
     this.checkGrad(param, grad, where);
     if (param.numel === 0) return;
     const state = this.states.get(param) ?? this.createState(param);
-    const dtype = stateDType(param.dtype);
-    const g = cast(grad, dtype);
     state.step += 1;
-    this.updateParam(state.master ?? param, g, state, options);
-    if (state.master) param.backend.kernels.copy(state.master, param);
-    if (g !== grad) g.dispose();
+    // One scope per parameter: the composed update's temporaries go before the next parameter's
+    // are made, so the step's peak is one parameter's worth of them, not the whole model's.
+    tidy(() => {
+      const g = cast(grad, stateDType(param.dtype));
+      this.updateParam(state.master ?? param, g, state, options);
+      if (state.master) param.backend.kernels.copy(state.master, param);
+    });
   }
 
   private createState(param: Tensor): ParamState {
