@@ -5,6 +5,7 @@
  * old gradient's storage: the autograd engine may hand one gradient tensor (or a broadcast view
  * of one) to several leaves, and scaling it in place would scale those leaves twice.
  */
+import { tidy } from '../tensor/lifetime.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import { abs, mul, pow, square } from '../ops/elementwise.js';
 import { max, sum } from '../ops/reduce.js';
@@ -43,10 +44,13 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType
     const perDevice = [...byDevice.values()].map((grads) => {
       const fused = grads[0]!.backend.fused;
       if (normType === 2 && fused.sumSquares && grads.every((g) => isFusedDType(g.dtype))) return sumSquaresFused(grads);
-      const parts = grads.map((g) => partialNorm(g, normType));
-      const dtype = parts.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
-      const all = stack(parts.map((t) => cast(t, dtype)));
-      return (normType === Infinity ? max(all) : sum(all)).item();
+      // In a scope: the per-gradient partial norms are released once the number is read.
+      return tidy(() => {
+        const parts = grads.map((g) => partialNorm(g, normType));
+        const dtype = parts.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
+        const all = stack(parts.map((t) => cast(t, dtype)));
+        return (normType === Infinity ? max(all) : sum(all)).item();
+      });
     });
     if (normType === Infinity) return Math.max(...perDevice);
     const summed = perDevice.reduce((a, b) => a + b, 0);

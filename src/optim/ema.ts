@@ -7,6 +7,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { formatShape, shapesEqual } from '../tensor/shape.js';
 import { noGrad } from '../autograd/grad-mode.js';
+import { tidy } from '../tensor/lifetime.js';
 import { cast, clone } from '../ops/layout.js';
 import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
@@ -81,9 +82,8 @@ export class EMA {
           fused.set(p.deviceName, list);
           return;
         }
-        const value = cast(p, shadow.dtype);
-        emaInPlace(shadow, value, decay);
-        if (value !== p) value.dispose();
+        // One scope per parameter: the composed update's temporaries go at once.
+        tidy(() => emaInPlace(shadow, cast(p, shadow.dtype), decay));
       });
       for (const [device, list] of fused) {
         list.params[0]!.backend.fused.emaUpdate!(list.shadows, list.params, f32(decay), f32(1 - decay), { cacheKey: this.cacheKeys.get(device) });

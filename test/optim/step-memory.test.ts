@@ -10,6 +10,8 @@ import * as T from '../../src/index.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { CAME } from '../../src/optim/came.js';
 import { Parameter } from '../../src/nn/parameter.js';
+import { EMA } from '../../src/optim/ema.js';
+import { clipGradNorm } from '../../src/optim/clip-grad.js';
 
 for (const [name, make] of [
   ['AdamW', (ps: Parameter[]) => new AdamW(ps, { lr: 1e-3, weightDecay: 0.01 })],
@@ -28,3 +30,15 @@ for (const [name, make] of [
     assert.equal(after, before, `${name} step left ${after - before} bytes of temporaries live`);
   });
 }
+
+test('EMA.update and clipGradNorm outside a scope leave no temporaries live', () => {
+  const params = [[64, 32], [32], [7, 3]].map((s) => new Parameter(T.randn(s)));
+  for (const p of params) p.grad = T.randn(p.shape);
+  const ema = new EMA(params, { decay: 0.9 });
+  ema.update();
+  const before = T.memoryStats('cpu').liveBytes;
+  ema.update();
+  const norm = clipGradNorm(params, 1e9);
+  assert.ok(norm > 0);
+  assert.equal(T.memoryStats('cpu').liveBytes, before);
+});
