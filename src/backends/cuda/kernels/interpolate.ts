@@ -5,6 +5,7 @@
  * elements (any dtype); bilinear computes in float32 (float64 for float64). The backward pass
  * scatters into a float32 / float64 accumulator and rounds once.
  */
+import { keep } from '../../../tensor/lifetime.js';
 import type { InterpolateArgs, Kernels } from '../../backend.js';
 import { axisTaps, type AxisTaps } from '../../cpu/kernels/interpolate.js';
 import { isFloating, itemSize } from '../../../tensor/dtype.js';
@@ -50,6 +51,8 @@ export function interpolateKernels(rt: CudaRuntime): Pick<Kernels, 'interpolate2
         cache.delete(oldest);
       }
       t = upload(axisTaps(inSize, outSize, ratio, args), compute);
+      // keep(): the cache outlives the T.tidy scope of the call that fills it.
+      Object.values(t).forEach((v) => keep(v));
       cache.set(key, t);
     }
     return t;
