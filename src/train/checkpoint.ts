@@ -15,6 +15,8 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors/reader.js';
+import { smallTextEncoderFromMetadata } from '../models/text/checkpoint.js';
+import type { SmallTextEncoder, SmallTextEncoderOptions } from '../models/text/small-encoder.js';
 import { loadStateDictFile, saveStateDict } from '../nn/serialize.js';
 import type { Module } from '../nn/module.js';
 import { StateDictError } from '../nn/state-dict.js';
@@ -133,16 +135,26 @@ export function readTrainerState(dir: string): TrainerState {
   return s as TrainerState;
 }
 
-/** The Dimba config and objective recorded in a model.safetensors file's metadata. */
-export function readModelMetadata(file: string): { config: DimbaConfig; objective: Objective; metadata: Readonly<Record<string, string>> } {
-  let metadata: Readonly<Record<string, string>>;
+/** A safetensors file's header metadata; `what` names the file in the error ("the text encoder"). */
+function readMetadata(file: string, what?: string): Readonly<Record<string, string>> {
   try {
     const f = SafetensorsFile.openSync(file);
-    metadata = f.metadata;
+    const metadata = f.metadata;
     f.close();
+    return metadata;
   } catch (error) {
-    throw new CheckpointError(`cannot open ${file}: ${messageOf(error)}`, { cause: error });
+    throw new CheckpointError(`cannot open ${what ? `${what} ` : ''}${file}: ${messageOf(error)}`, { cause: error });
   }
+}
+
+/** The small text encoder a checkpoint's text-encoder file describes (built from its metadata, weights not loaded). */
+export function textEncoderFromCheckpoint(file: string, options: SmallTextEncoderOptions = {}): SmallTextEncoder {
+  return smallTextEncoderFromMetadata(readMetadata(file, 'the text encoder'), options);
+}
+
+/** The Dimba config and objective recorded in a model.safetensors file's metadata. */
+export function readModelMetadata(file: string): { config: DimbaConfig; objective: Objective; metadata: Readonly<Record<string, string>> } {
+  const metadata = readMetadata(file);
   const text = metadata[DIMBA_CONFIG_KEY];
   if (text === undefined) throw new CheckpointError(`${file} has no '${DIMBA_CONFIG_KEY}' metadata: it was not written by dimba train, so its architecture is unknown`);
   let config: DimbaConfig;

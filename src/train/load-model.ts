@@ -9,11 +9,9 @@ import { join } from 'node:path';
 import { Dimba } from '../models/dimba/model.js';
 import { tidy } from '../tensor/lifetime.js';
 import type { DimbaConfig } from '../models/dimba/config.js';
-import { smallTextEncoderFromMetadata } from '../models/text/checkpoint.js';
-import { SafetensorsFile } from '../io/safetensors/reader.js';
 import { TextToImage, type Objective } from '../pipeline/text-to-image.js';
 import { listCheckpoints, TRAINER_STATE_FILE } from './checkpoint-store.js';
-import { MODEL_EMA_FILE, MODEL_FILE, TEXT_ENCODER_EMA_FILE, TEXT_ENCODER_FILE, loadWeights, readModelMetadata } from './checkpoint.js';
+import { MODEL_EMA_FILE, MODEL_FILE, TEXT_ENCODER_EMA_FILE, TEXT_ENCODER_FILE, loadWeights, readModelMetadata, textEncoderFromCheckpoint } from './checkpoint.js';
 import { CheckpointError, messageOf } from './errors.js';
 
 export interface LoadedModel {
@@ -76,15 +74,7 @@ export async function loadTrainedModel(path: string, options: LoadModelOptions =
   const modelFile = join(dir, useEma ? MODEL_EMA_FILE : MODEL_FILE);
   const encoderFile = join(dir, useEma ? TEXT_ENCODER_EMA_FILE : TEXT_ENCODER_FILE);
   const { config, objective } = readModelMetadata(modelFile);
-  let encoderMetadata: Readonly<Record<string, string>>;
-  try {
-    const f = SafetensorsFile.openSync(encoderFile);
-    encoderMetadata = f.metadata;
-    f.close();
-  } catch (error) {
-    throw new CheckpointError(`cannot open the text encoder ${encoderFile}: ${messageOf(error)}`, { cause: error });
-  }
-  const encoder = tidy(() => smallTextEncoderFromMetadata(encoderMetadata));
+  const encoder = tidy(() => textEncoderFromCheckpoint(encoderFile));
   // tidy: construction temporaries (initial draws, wrapped tensors) go now, not at some later GC.
   const model = tidy(() => new Dimba(config));
   await loadWeights(model, modelFile, { describe: `the config in its own metadata, layers ${model.pattern.join('')}` });

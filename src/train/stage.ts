@@ -14,7 +14,7 @@ import { defaultGenerator, Generator } from '../random/generator.js';
 import { Dimba } from '../models/dimba/model.js';
 import type { DimbaConfig } from '../models/dimba/config.js';
 import { SmallTextEncoder } from '../models/text/small-encoder.js';
-import { smallTextEncoderFromMetadata, textEncoderMetadata } from '../models/text/checkpoint.js';
+import { textEncoderMetadata } from '../models/text/checkpoint.js';
 import { TextToImage } from '../pipeline/text-to-image.js';
 import { AdamW } from '../optim/adamw.js';
 import { CAME } from '../optim/came.js';
@@ -23,7 +23,6 @@ import { EMA } from '../optim/ema.js';
 import { clipGradNorm } from '../optim/clip-grad.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Batch, DataLoader } from '../data/loader.js';
-import { SafetensorsFile } from '../io/safetensors/reader.js';
 import { loadStateDictFile } from '../nn/serialize.js';
 import type { StageConfig, TrainConfig } from './config.js';
 import { digestOf, trajectoryOf, changedFields } from './config.js';
@@ -31,7 +30,7 @@ import { buildTextEncoder, buildTokenizer, dimbaConfigFor, type PositionalSource
 import { makeLoader, openData } from './data.js';
 import {
   CONFIG_FILE, MODEL_EMA_FILE, MODEL_FILE, TEXT_ENCODER_EMA_FILE, TEXT_ENCODER_FILE, TOKENIZER_FILE,
-  emaStateDict, loadWeights, modelMetadata, optimizerFiles, readModelMetadata, readOptimizerState, readTrainerState,
+  emaStateDict, loadWeights, modelMetadata, optimizerFiles, readModelMetadata, readOptimizerState, readTrainerState, textEncoderFromCheckpoint,
   safetensorsFile, type TrainerState,
 } from './checkpoint.js';
 import { TRAINER_STATE_FILE, jsonFile, pruneCheckpoints, writeCheckpoint, type WriteHooks } from './checkpoint-store.js';
@@ -97,18 +96,6 @@ export function weightFiles(path: string): { model: string; encoder: string; dir
   return { dir, model: join(dir, MODEL_FILE), encoder: join(dir, TEXT_ENCODER_FILE) };
 }
 
-function encoderFromCheckpoint(file: string, seed: number): SmallTextEncoder {
-  let metadata: Readonly<Record<string, string>>;
-  try {
-    const f = SafetensorsFile.openSync(file);
-    metadata = f.metadata;
-    f.close();
-  } catch (error) {
-    throw new CheckpointError(`cannot open the text encoder ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-  return smallTextEncoderFromMetadata(metadata, { seed });
-}
-
 async function buildParts(ctx: StageContext, start: StageStart, captions: () => AsyncIterable<string>): Promise<Parts> {
   const { stage, config } = ctx;
   const weights = 'resume' in start ? start.resume : start.from;
@@ -117,7 +104,7 @@ async function buildParts(ctx: StageContext, start: StageStart, captions: () => 
   if (weights !== null) {
     const files = weightFiles(weights);
     source = readModelMetadata(files.model).config;
-    encoder = encoderFromCheckpoint(files.encoder, config.seed);
+    encoder = textEncoderFromCheckpoint(files.encoder, { seed: config.seed });
   } else {
     encoder = buildTextEncoder(await buildTokenizer(stage.textEncoder, captions), stage.textEncoder, config.seed);
   }
