@@ -20,24 +20,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { kernelSourceDir } from '../../src/backends/cuda/kernels/source.js';
 import { planAttention, type FlashDType } from '../../src/backends/cuda/kernels/attention-plan.js';
-
-function findCxx(): string | null {
-  for (const c of [process.env.CXX, '/usr/bin/g++']) if (c && existsSync(c)) return c;
-  const which = spawnSync('which', ['g++'], { encoding: 'utf8' });
-  return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : null;
-}
+import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
 
 const cxx = findCxx();
-const skip = cxx ? false : 'g++ not found (checked $CXX, /usr/bin/g++ and PATH)';
+const skip = cxx ? false : NO_CXX;
 if (skip) console.log(`# attention emulation skipped: ${skip}`);
 
-const emuDir = fileURLToPath(new URL('../../../test/cuda/emu/', import.meta.url));
+const emuDir = EMU_DIR;
 
 interface Case {
   dtype: FlashDType;

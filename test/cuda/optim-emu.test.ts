@@ -14,10 +14,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Tensor, tensor, zeros } from '../../src/index.js';
 import type { Backend, FusedKernels } from '../../src/backends/backend.js';
 import type { Block, CachingAllocator } from '../../src/backends/cuda/allocator.js';
@@ -30,18 +29,13 @@ import { numelOf } from '../../src/tensor/shape.js';
 import { adamwCoefficients, type AdamWOptions } from '../../src/optim/adamw.js';
 import { cameCoefficients, type CAMEOptions } from '../../src/optim/came.js';
 import { EMULATED } from '../optim/fused-emulation.js';
-
-function findCxx(): string | null {
-  for (const c of [process.env.CXX, '/usr/bin/g++']) if (c && existsSync(c)) return c;
-  const which = spawnSync('which', ['g++'], { encoding: 'utf8' });
-  return which.status === 0 && which.stdout.trim() ? which.stdout.trim() : null;
-}
+import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
 
 const cxx = findCxx();
-const skip = cxx ? false : 'g++ not found (checked $CXX, /usr/bin/g++ and PATH)';
+const skip = cxx ? false : NO_CXX;
 if (skip) console.log(`# optimizer kernel emulation skipped: ${skip}`);
 
-const emuDir = fileURLToPath(new URL('../../../test/cuda/emu/', import.meta.url));
+const emuDir = EMU_DIR;
 
 // ---------------------------------------------------------------------------------------------
 // The fake device: a bump allocator over a fixed address range (the harness maps it at the same

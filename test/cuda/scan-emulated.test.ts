@@ -13,7 +13,6 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
@@ -22,16 +21,10 @@ import { getBackend } from '../../src/backends/registry.js';
 import type { ScanGrads, ScanInputs } from '../../src/backends/backend.js';
 import { kernelSourceDir } from '../../src/backends/cuda/kernels/source.js';
 import { scanGeometry } from '../../src/backends/cuda/kernels/scan.js';
+import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
 
-const EMU_DIR = fileURLToPath(new URL('../../../test/cuda/emu/', import.meta.url));
-
-function findCompiler(): string | false {
-  const probe = spawnSync('g++', ['--version'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'g++ not found on PATH';
-  return false;
-}
-
-let skip: string | false = findCompiler();
+const cxx = findCxx();
+let skip: string | false = cxx ? false : NO_CXX;
 let binary = '';
 let work = '';
 
@@ -46,7 +39,7 @@ function build(): void {
   assert.ok(!/\basm\b/.test(common), 'common.cuh has inline PTX the host emulation does not replace: extend scan-emulated.test.ts');
   writeFileSync(join(work, 'common.cuh'), common);
   binary = join(work, 'scan-emu');
-  const r = spawnSync('g++', ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary, join(EMU_DIR, 'scan-emu.cpp')],
+  const r = spawnSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary, join(EMU_DIR, 'scan-emu.cpp')],
     { encoding: 'utf8' });
   if (r.status !== 0 && /barrier|atomic_ref|c\+\+20|std=c\+\+20/.test(r.stderr)) {
     skip = `g++ lacks C++20 (<barrier>, std::atomic_ref): ${r.stderr.split('\n')[0]}`;
