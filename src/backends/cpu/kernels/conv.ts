@@ -9,6 +9,7 @@
  * 1x1 convolutions with stride 1 and no padding use the input itself as cols.
  */
 import type { Conv2dArgs, Kernels } from '../../backend.js';
+import { convGeometry, type ConvGeometry } from '../../conv-geometry.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { computeArray, readNumbers, withOutput, type NumArray } from '../access.js';
 import { dgemmReference, sgemm } from '../gemm/index.js';
@@ -16,45 +17,25 @@ import { dgemmReference, sgemm } from '../gemm/index.js';
 /** Most elements of one column block (16 MiB of float32). */
 const COLS_BUDGET = 1 << 22;
 
-interface Geometry {
-  n: number; c: number; h: number; w: number;
-  co: number; kh: number; kw: number;
-  ho: number; wo: number;
-  sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
-  groups: number;
-  /** Input and output channels per group, patch length, output pixels per channel. */
-  cg: number; cog: number; k: number; p: number;
+interface Geometry extends ConvGeometry {
   /** Output rows per column block. */
   rows: number;
   /** Per kernel column j, the output columns [lo, hi) whose tap lands inside the input. */
   colLo: Int32Array; colHi: Int32Array;
-  pointwise: boolean;
 }
 
 function geometry(xShape: readonly number[], wShape: readonly number[], oShape: readonly number[], args: Conv2dArgs): Geometry {
-  const [n, c, h, w] = xShape as [number, number, number, number];
-  const [co, cg, kh, kw] = wShape as [number, number, number, number];
-  const [ho, wo] = [oShape[2]!, oShape[3]!];
-  const [sh, sw] = args.stride;
-  const [ph, pw] = args.padding;
-  const [dh, dw] = args.dilation;
-  const k = cg * kh * kw;
-  const colLo = new Int32Array(kw);
-  const colHi = new Int32Array(kw);
-  for (let j = 0; j < kw; j++) {
-    const shift = j * dw - pw;
-    const lo = Math.max(0, Math.ceil(-shift / sw));
-    const hi = Math.min(wo, Math.floor((w - 1 - shift) / sw) + 1);
-    colLo[j] = Math.min(lo, wo);
+  const g = convGeometry(xShape, wShape, oShape, args);
+  const colLo = new Int32Array(g.kw);
+  const colHi = new Int32Array(g.kw);
+  for (let j = 0; j < g.kw; j++) {
+    const shift = j * g.dw - g.pw;
+    const lo = Math.max(0, Math.ceil(-shift / g.sw));
+    const hi = Math.min(g.wo, Math.floor((g.w - 1 - shift) / g.sw) + 1);
+    colLo[j] = Math.min(lo, g.wo);
     colHi[j] = Math.max(hi, colLo[j]!);
   }
-  const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0 && ho === h && wo === w;
-  return {
-    n, c, h, w, co, kh, kw, ho, wo, sh, sw, ph, pw, dh, dw, groups: args.groups,
-    cg, cog: co / args.groups, k, p: ho * wo,
-    rows: Math.max(1, Math.min(ho, Math.floor(COLS_BUDGET / Math.max(1, k * wo)))),
-    colLo, colHi, pointwise,
-  };
+  return { ...g, rows: Math.max(1, Math.min(g.ho, Math.floor(COLS_BUDGET / Math.max(1, g.k * g.wo)))), colLo, colHi };
 }
 
 /**

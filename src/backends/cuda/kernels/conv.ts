@@ -9,7 +9,8 @@
  * 1x1 convolutions with stride 1 and no padding multiply the input itself. gcols and gW accumulate
  * in float32 for half types (float64 for float64) and are rounded once, as on the CPU.
  */
-import type { Conv2dArgs, Kernels } from '../../backend.js';
+import type { Kernels } from '../../backend.js';
+import { convGeometry as geometry, type ConvGeometry as Geometry } from '../../conv-geometry.js';
 import { itemSize, type DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { CudaRuntime } from '../runtime.js';
@@ -35,30 +36,6 @@ export function withConvColumnBudget<T>(elements: number, fn: () => T): T {
   } finally {
     colsBudget = previous;
   }
-}
-
-interface Geometry {
-  n: number; c: number; h: number; w: number;
-  co: number; ho: number; wo: number;
-  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
-  groups: number;
-  /** Input and output channels per group, patch length, output pixels per channel. */
-  cg: number; cog: number; k: number; p: number;
-  pointwise: boolean;
-}
-
-function geometry(xShape: readonly number[], wShape: readonly number[], oShape: readonly number[], args: Conv2dArgs): Geometry {
-  const [n, c, h, w] = xShape as [number, number, number, number];
-  const [co, cg, kh, kw] = wShape as [number, number, number, number];
-  const [ho, wo] = [oShape[2]!, oShape[3]!];
-  const [sh, sw] = args.stride;
-  const [ph, pw] = args.padding;
-  const [dh, dw] = args.dilation;
-  return {
-    n, c, h, w, co, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups: args.groups,
-    cg, cog: co / args.groups, k: cg * kh * kw, p: ho * wo,
-    pointwise: kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0 && ho === h && wo === w,
-  };
 }
 
 /** Samples [s0, s0 + ns) and output rows [r0, r1) whose columns are unrolled together. */
