@@ -14,15 +14,13 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { Dimba } from '../../src/models/dimba/model.js';
-import { withDefaultDevice } from '../../src/backends/registry.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { Generator } from '../../src/random/generator.js';
 import { NoiseSchedule } from '../../src/diffusion/schedule.js';
 import { sampleDPMSolver } from '../../src/diffusion/samplers.js';
 import { dimbaDenoiser, type CaptionCondition } from '../../src/pipeline/conditioning.js';
 import { checkGraphSetting, graphedDenoiser } from '../../src/pipeline/graphed-denoiser.js';
-import { captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
+import { buildBenchModel, captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,14 +48,7 @@ const device = openDevice(args.device!);
 const dev = device.name;
 const latent = latentSide(res, presetConfig(preset).patchSize);
 const config = presetConfig(preset, { inputSize: latent });
-const t0 = performance.now();
-// Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
-// In a tidy scope: construction temporaries go at once (cast() then frees the float32 originals).
-const model = withDefaultDevice(dev, () => T.tidy(() => new Dimba(config, { seed: 0 })));
-const buildMs = performance.now() - t0;
-model.to(dev);
-const dtype = dev === 'cuda' ? 'bfloat16' : 'float32';
-if (dtype === 'bfloat16') model.cast('bfloat16');
+const { model, buildMs, dtype } = buildBenchModel(config, device);
 model.eval();
 const schedule = NoiseSchedule.linear();
 

@@ -16,15 +16,13 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { Dimba } from '../../src/models/dimba/model.js';
-import { withDefaultDevice } from '../../src/backends/registry.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { Generator } from '../../src/random/generator.js';
 import { NoiseSchedule } from '../../src/diffusion/schedule.js';
 import { sampleTimesteps } from '../../src/diffusion/timestep-sampling.js';
 import { dimbaFlops, mfu, H100_BF16_DENSE_TFLOPS } from '../gpu/flops.js';
-import { captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
+import { buildBenchModel, captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,15 +48,7 @@ const dev = device.name;
 const patchSize = presetConfig(preset).patchSize;
 const latents = resolutions.map((r) => latentSide(r, patchSize));
 const config = presetConfig(preset, { inputSize: latents[0]! });
-const t0 = performance.now();
-// Built on the device itself (initialisers draw there): an L-2 built on the CPU takes minutes.
-// In a tidy scope: construction temporaries go at once (cast() then frees the float32 originals).
-const model = withDefaultDevice(dev, () => T.tidy(() => new Dimba(config, { seed: 0 })));
-const buildMs = performance.now() - t0;
-model.to(dev);
-// bf16 on the GPU (the comparison's precision); the CPU smoke run stays float32.
-const dtype = dev === 'cuda' ? 'bfloat16' : 'float32';
-if (dtype === 'bfloat16') model.cast('bfloat16');
+const { model, buildMs, dtype } = buildBenchModel(config, device);
 model.gradientCheckpointing = args.checkpointing!;
 model.train();
 const optimizer = new AdamW(model.parameters(), { lr: 2e-5, weightDecay: 0.03 });

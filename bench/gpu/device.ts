@@ -5,7 +5,9 @@
  * out-of-memory, and the device's name.
  */
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
+import { getBackend, withDefaultDevice } from '../../src/backends/registry.js';
+import { Dimba } from '../../src/models/dimba/model.js';
+import type { DimbaConfig } from '../../src/models/dimba/config.js';
 import { CudaBackend, CudaEvent, CudaOutOfMemoryError, loadCuda } from '../../src/backends/cuda/index.js';
 
 export interface BenchDevice {
@@ -145,4 +147,19 @@ export function captionMask(batch: number, tokens: number, device: string): T.Te
   const values = new Uint8Array(batch * tokens);
   lengths.forEach((n, b) => values.fill(1, b * tokens, b * tokens + n));
   return T.cast(T.tensor(Array.from(values), { shape: [batch, tokens] }), 'bool').to(device);
+}
+
+/**
+ * The benchmarked model: built on the device itself (initialisers draw there; an L-2 built on the
+ * CPU takes minutes) inside a tidy scope (construction temporaries go at once), then cast to bf16
+ * on the GPU (the comparison's precision; cast() frees the float32 originals). CPU smoke runs stay
+ * float32.
+ */
+export function buildBenchModel(config: DimbaConfig, device: BenchDevice): { model: Dimba; buildMs: number; dtype: 'bfloat16' | 'float32' } {
+  const t0 = performance.now();
+  const model = withDefaultDevice(device.name, () => T.tidy(() => new Dimba(config, { seed: 0 })));
+  const buildMs = performance.now() - t0;
+  const dtype = device.name === 'cuda' ? 'bfloat16' : 'float32';
+  if (dtype === 'bfloat16') model.cast('bfloat16');
+  return { model, buildMs, dtype };
 }
