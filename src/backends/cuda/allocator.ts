@@ -203,23 +203,25 @@ export class CachingAllocator {
   }
 
   private fresh(size: number, requested: number): number {
-    try {
-      const address = this.raw.malloc(size);
-      this.deviceAllocs++;
-      return address;
-    } catch (e) {
-      if (!(e instanceof RawOutOfMemory)) throw e;
-    }
+    const first = this.tryMalloc(size);
+    if (first !== null) return first;
     const cachedBefore = this.cached;
     this.emptyCache();
+    const second = this.tryMalloc(size);
+    if (second !== null) return second;
+    const info = this.raw.memInfo?.() ?? null;
+    throw new CudaOutOfMemoryError(this.device, requested, this.allocated, cachedBefore, info?.free ?? null, info?.total ?? null);
+  }
+
+  /** A device block, or null when the device is out of memory (other errors pass through). */
+  private tryMalloc(size: number): number | null {
     try {
       const address = this.raw.malloc(size);
       this.deviceAllocs++;
       return address;
     } catch (e) {
       if (!(e instanceof RawOutOfMemory)) throw e;
-      const info = this.raw.memInfo?.() ?? null;
-      throw new CudaOutOfMemoryError(this.device, requested, this.allocated, cachedBefore, info?.free ?? null, info?.total ?? null);
+      return null;
     }
   }
 
