@@ -64,20 +64,9 @@ function step(): number {
   });
 }
 
-/**
- * Until the engine releases intermediates deterministically, dead tensors are freed only when V8
- * collects them: force that between steps (run node with --expose-gc) so steps do not pile up.
- */
-async function settle(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) gc();
-  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
-}
-
 // Warm-up (compiles and loads every kernel), then wall-clock steps.
 t0 = performance.now();
 step();
-await settle();
 const warmMs = performance.now() - t0;
 rt.allocator.resetPeakStats();
 const wall: number[] = [];
@@ -86,7 +75,6 @@ for (let i = 0; i < Number(args.steps); i++) {
   step();
   backend.synchronize();
   wall.push(performance.now() - a);
-  await settle();
 }
 const peak = rt.allocator.stats();
 
