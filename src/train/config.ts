@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 // commas, and syntax errors with an offset we turn into line:column.
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { PRESETS } from '../models/dimba/config.js';
+import type { SmallTextEncoderConfig } from '../models/text/small-encoder.js';
 import { OBJECTIVES, SAMPLERS, SAMPLERS_FOR, type Objective, type SamplerName } from '../pipeline/text-to-image.js';
 import { Section, isPlainObject, type KeyLocator } from './config-reader.js';
 import { TrainConfigError, messageOf } from './errors.js';
@@ -49,15 +50,10 @@ export interface ModelSection {
   gradientCheckpointing: boolean;
 }
 
-export interface TextEncoderSection {
+/** The small text encoder's own sizes (width, depth, heads, MLP ratio, tokens, channels), plus the tokenizer. */
+export interface TextEncoderSection extends SmallTextEncoderConfig {
   kind: 'small';
   tokenizer: 'bytes' | 'words';
-  width: number;
-  depth: number;
-  numHeads: number;
-  mlpRatio: number;
-  maxTokens: number;
-  channels: number;
   /** Word tokenizer: keep words seen at least this often in the training captions. */
   vocabMinCount: number;
 }
