@@ -5,7 +5,10 @@
  * without them. Depth can be cut (per-layer cost is what matters; totals scale with depth).
  *
  *   node dist/bench/cuda/profile-step.js [--preset Dimba-L-2] [--depth 4] [--res 256] [--batch 8]
- *        [--dtype bf16|float32] [--checkpointing] [--steps 3] [--json]
+ *        [--dtype bf16|float32] [--checkpointing] [--steps 3] [--json] [--forward]
+ *
+ * --forward profiles one inference forward pass (no gradients, eval mode) instead of a training
+ * step: the sampler's per-step work (pass --batch 2x the image batch for classifier-free guidance).
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
@@ -15,13 +18,14 @@ import { Dimba } from '../../src/models/dimba/model.js';
 import { presetConfig } from '../../src/models/dimba/config.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { Generator } from '../../src/random/generator.js';
+import { noGrad } from '../../src/autograd/grad-mode.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 const { values: args } = parseArgs({
   options: {
     preset: { type: 'string', default: 'Dimba-L-2' }, depth: { type: 'string' }, res: { type: 'string', default: '256' },
     batch: { type: 'string', default: '8' }, dtype: { type: 'string', default: 'bf16' }, checkpointing: { type: 'boolean', default: false },
-    steps: { type: 'string', default: '3' }, json: { type: 'boolean', default: false },
+    steps: { type: 'string', default: '3' }, json: { type: 'boolean', default: false }, forward: { type: 'boolean', default: false },
   },
 });
 
@@ -42,7 +46,7 @@ const buildMs = performance.now() - t0;
 model.to('cuda');
 if (args.dtype === 'bf16') model.cast('bfloat16');
 model.gradientCheckpointing = args.checkpointing!;
-model.train();
+if (args.forward) model.eval(); else model.train();
 const params = model.parameters();
 const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
 const gen = new Generator(1);
@@ -51,8 +55,9 @@ const target = T.randn([batch, config.inChannels, latent, latent], { device: 'cu
 const caption = T.randn([batch, config.captionTokens, config.captionChannels], { device: 'cuda', generator: gen });
 const timestep = T.mul(T.rand([batch], { device: 'cuda', generator: gen }), 999);
 
-/** One training step in a tidy scope (as the trainer runs it): intermediates go when it ends. */
+/** One training step (or forward pass) in a tidy scope (as the trainer runs it): intermediates go when it ends. */
 function step(): number {
+  if (args.forward) return T.tidy(() => noGrad(() => { model.forward({ x, timestep, caption }); return 0; }));
   return T.tidy(() => {
     const out = model.forward({ x, timestep, caption });
     const eps = T.narrow(T.cast(out, 'float32'), 1, 0, config.inChannels);
@@ -87,6 +92,10 @@ function shapeKey(name: string, callArgs: unknown[]): string {
   if (name === 'matmul') {
     const [a, b] = callArgs as [Tensor, Tensor];
     return `matmul ${a.shape.join('x')} @ ${b.shape.join('x')} ${a.dtype}`;
+  }
+  if (name === 'copy') {
+    const [src, dst] = callArgs as [Tensor, Tensor];
+    return `copy ${src.shape.join('x')} strides ${src.strides.join(',')} ${src.dtype}->${dst.dtype}`;
   }
   if (name === 'unary' || name === 'binary' || name === 'unaryBackward' || name === 'reduceRows') return `${name}:${String(callArgs[0])}`;
   return name;
@@ -126,7 +135,7 @@ const kernelSum = [...totals.values()].reduce((n, e) => n + e.ms, 0);
 const sorted = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
 const median = [...wall].sort((a, b) => a - b)[Math.floor(wall.length / 2)]!;
 const summary = {
-  preset: args.preset, depth: config.depth, res, batch, dtype: args.dtype, checkpointing: args.checkpointing,
+  preset: args.preset, depth: config.depth, res, batch, dtype: args.dtype, checkpointing: args.checkpointing, mode: args.forward ? 'forward' : 'train',
   buildMs: Math.round(buildMs), warmupMs: Math.round(warmMs), stepMs: median, imagesPerSec: (batch * 1000) / median,
   peakAllocatedGiB: peak.peakAllocatedBytes / 2 ** 30, peakReservedGiB: peak.peakReservedBytes / 2 ** 30,
   profiledStepMs: profiledTotal, kernelMs: kernelSum, kernelCalls: slots.length,
@@ -134,7 +143,7 @@ const summary = {
 };
 if (args.json) console.log(JSON.stringify(summary));
 else {
-  console.log(`${summary.preset} depth ${summary.depth} ${res}px batch ${batch} ${args.dtype}${args.checkpointing ? ' checkpointing' : ''}`);
+  console.log(`${summary.preset} depth ${summary.depth} ${res}px batch ${batch} ${args.dtype}${args.checkpointing ? ' checkpointing' : ''}${args.forward ? ' forward only' : ''}`);
   console.log(`build ${summary.buildMs} ms, warm-up ${summary.warmupMs} ms, step ${median.toFixed(1)} ms (${summary.imagesPerSec.toFixed(1)} img/s), peak ${summary.peakAllocatedGiB.toFixed(2)} GiB allocated / ${summary.peakReservedGiB.toFixed(2)} GiB reserved`);
   console.log(`profiled step ${profiledTotal.toFixed(1)} ms, in kernels ${kernelSum.toFixed(1)} ms over ${slots.length} calls`);
   for (const t of summary.top) console.log(`${t.ms.toFixed(3).padStart(10)} ms ${String(t.calls).padStart(6)}  ${t.name}`);

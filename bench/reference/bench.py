@@ -161,7 +161,7 @@ def build(args, input_size: int) -> Dimba:
     else:
         model = Dimba(cfg)
     model = model.to(args.device)
-    model.set_sdpa(args.sdpa).set_scan(args.scan_impl, args.scan_chunk, args.scan_slice)
+    model.set_sdpa(args.sdpa).set_scan(args.scan_impl, args.scan_chunk, args.scan_slice, bool(args.compile_scan))
     if args.compile:
         configure_compile()
         model.compile_blocks(mode=args.compile_mode)
@@ -269,7 +269,7 @@ def mode_train(args) -> None:
         step_ms = median(times)
         flops = dimba_forward_flops(c, res)
         rec = {
-            "kind": "train", "preset": args.preset, "res": res, "batch": b, "compile": int(args.compile),
+            "kind": "train", "preset": args.preset, "res": res, "batch": b, "compile": int(args.compile), "compile_scan": int(args.compile_scan),
             "sdpa": args.sdpa, "scan_impl": args.scan_impl, "step_ms": step_ms, "steps_ms": times,
             "images_per_s": b * 1000.0 / step_ms, "peak_bytes": peak_bytes(args.device),
             "train_flops_per_image": flops["train"], "mfu": mfu(flops["train"], b * 1000.0 / step_ms, args.peak_tflops),
@@ -309,7 +309,7 @@ def substitute_scan(args, model: Dimba, batch: int, tokens: int, total_ms: float
         return {}
     mixer = model.mamba_blocks[0].mixer
     n_scans = 2 * len(model.mamba_blocks) * calls
-    ours = scan_timing(args, batch, mixer.d_inner, tokens, mixer.d_state, args.scan_impl, bool(args.compile), 2, max(3, args.steps), backward)
+    ours = scan_timing(args, batch, mixer.d_inner, tokens, mixer.d_state, args.scan_impl, bool(args.compile and args.compile_scan), 2, max(3, args.steps), backward)
     theirs = mamba_ssm_ms(batch, tokens, mixer.d_inner, mixer.d_state)
     per_call = ours[0] + (ours[1] if backward else 0.0)
     out = {"scan_fwd_ms": ours[0], "scan_bwd_ms": ours[1] if backward else None, "scan_calls": n_scans,
@@ -353,7 +353,7 @@ def mode_sample(args) -> None:
         reset_peak(args.device)
         times = time_ms(run, args.device, args.warmup, args.steps)
         run_ms = median(times)
-        rec = {"kind": "sample", "preset": args.preset, "res": res, "batch": b, "compile": int(args.compile), "sdpa": args.sdpa,
+        rec = {"kind": "sample", "preset": args.preset, "res": res, "batch": b, "compile": int(args.compile), "compile_scan": int(args.compile_scan), "sdpa": args.sdpa,
                "scan_impl": args.scan_impl, "sample_steps": args.sample_steps, "guidance": args.guidance,
                "run_ms": run_ms, "runs_ms": times, "seconds_per_image": run_ms / 1000.0 / b, "peak_bytes": peak_bytes(args.device)}
         sub = substitute_scan(args, model, 2 * b, tokens, run_ms, backward=False, calls=args.sample_steps)
@@ -468,7 +468,7 @@ def mode_check(args) -> None:
     missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
     if missing or unexpected:
         raise SystemExit(f"--check: state dict mismatch: missing {missing}, unexpected {unexpected}")
-    model = model.to(args.device).eval().set_scan(args.scan_impl, args.scan_chunk, args.scan_slice).set_sdpa(args.sdpa)
+    model = model.to(args.device).eval().set_scan(args.scan_impl, args.scan_chunk, args.scan_slice, bool(args.compile_scan)).set_sdpa(args.sdpa)
     ins = {k: v.to(args.device) for k, v in load_safetensors(args.inputs).items()}
     with torch.no_grad():
         out = model(ins["x"].float(), ins["timestep"].float(), ins["caption"].float(),
@@ -504,6 +504,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                     help="train: candidate batches per resolution, e.g. '32,48,64;8,12,16' (largest that fits wins)")
     ap.add_argument("--mode", choices=("train", "sample"), default="train")
     ap.add_argument("--compile", type=int, choices=(0, 1), default=0)
+    ap.add_argument("--compile-scan", type=int, choices=(0, 1), default=0,
+                    help="with --compile 1: compile the selective scan too (default 0: it runs eager; its time is substituted anyway)")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune-no-cudagraphs)")
     ap.add_argument("--sdpa", choices=SDPA_CHOICES, default="cudnn")
     ap.add_argument("--sdpa-list", type=lambda s: s.split(","), default=["cudnn", "flash", "efficient"], help="--attention: backends")
