@@ -151,9 +151,19 @@ export interface Kernels {
   conv2dBackwardInput(gy: Tensor, weight: Tensor, gx: Tensor, args: Conv2dArgs): void;
   /** Overwrites gw [Co, C/groups, kh, kw] with the gradient of conv2d's weight; gy, x contiguous. */
   conv2dBackwardWeight(gy: Tensor, x: Tensor, gw: Tensor, args: Conv2dArgs): void;
-  /** Depthwise causal conv1d: x [B, D, L], weight [D, K]; out[b,d,t] = sum_k w[d,k] x[b,d,t-K+1+k]. */
-  causalConv1d(x: Tensor, weight: Tensor, out: Tensor): void;
-  causalConv1dBackward(x: Tensor, weight: Tensor, gy: Tensor, gx: Tensor, gw: Tensor): void;
+  /**
+   * Depthwise causal conv1d with fused bias and SiLU: x, out [B, D, L] with any strides (a
+   * channel-last or time-flipped view is read and written in place), weight [D, K] and bias [D]
+   * contiguous; v[b,d,t] = bias[d] + sum_k w[d,k] x[b,d,t-K+1+k] (x = 0 before t = 0), out = silu ? silu(v) : v.
+   */
+  causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null, silu: boolean, out: Tensor): void;
+  /**
+   * Overwrites gx (any strides, like x and gy), gw [D, K] and gbias [D] (when given) from gy = d loss / d out;
+   * v is recomputed from x, gv = gy silu'(v) (gy without silu), gx[t] = sum_k w[k] gv[t+K-1-k],
+   * gw[d,k] = sum_{b,t} gv x[t-K+1+k], gbias[d] = sum_{b,t} gv. Reductions are deterministic.
+   */
+  causalConv1dBackward(x: Tensor, weight: Tensor, bias: Tensor | null, silu: boolean, gy: Tensor, gx: Tensor, gw: Tensor,
+    gbias: Tensor | null): void;
   /** Resamples contiguous x [N, C, H, W] into out [N, C, Ho, Wo] (torch.nn.functional.interpolate). */
   interpolate2d(x: Tensor, out: Tensor, args: InterpolateArgs): void;
   /** Overwrites gx [N, C, H, W] with the gradient of interpolate2d; gy contiguous. */
@@ -178,6 +188,22 @@ export interface FusedKernels {
     gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs): void;
   /** Whether attention / attentionBackward take this call (absent: every call); otherwise the op composes. */
   attentionSupports?(q: Tensor, k: Tensor, v: Tensor, args: AttentionArgs): boolean;
+
+  // adaLN modulation (src/ops/modulate.ts). x, y, gy and outputs are contiguous [G, M, C] (G
+  // groups of M rows); a modulation tensor (shift, scale, gate) is a [G, C] view of x's dtype
+  // with column stride 1 and any group stride (0: one row shared by every group). Statistics
+  // are float32 [G * M]; gradients of modulation tensors are contiguous [G, C] (overwritten).
+  /** out = norm(x) * (1 + scale) + shift, norm as normRows. */
+  normModulate?(kind: 'layer' | 'rms', x: Tensor, shift: Tensor, scale: Tensor, eps: number, out: Tensor, mean: Tensor, rstd: Tensor): void;
+  /** gx from gy through the modulation and the norm; gshift = sum over M of gy, gscale = sum over M of gy * xhat. */
+  normModulateBackward?(kind: 'layer' | 'rms', x: Tensor, scale: Tensor, mean: Tensor, rstd: Tensor, gy: Tensor,
+    gx: Tensor, gshift: Tensor, gscale: Tensor): void;
+  /** out = x + gate * y. */
+  gatedResidual?(x: Tensor, gate: Tensor, y: Tensor, out: Tensor): void;
+  /** gy = g * gate, ggate = sum over M of g * y (x's gradient is g itself). */
+  gatedResidualBackward?(gate: Tensor, y: Tensor, g: Tensor, gy: Tensor, ggate: Tensor): void;
+  /** Whether the modulation kernels take rows of x [G, M, C] (absent: every x); otherwise the ops compose. */
+  modulateSupports?(x: Tensor): boolean;
 
   // Multi-tensor optimizer kernels (src/optim uses them per device when present; see MultiTensor).
   adamwStep?(t: AdamWTensors, c: AdamWCoefficients, options?: MultiTensorOptions): void;

@@ -1,16 +1,21 @@
 /**
  * Depthwise causal conv1d as in Mamba's mixer (nn.Conv1d with groups = channels, padding K-1,
- * output cut to the first L steps), with the optional bias and SiLU of causal_conv1d_fn.
+ * output cut to the first L steps), with the optional bias and SiLU of causal_conv1d_fn fused
+ * into one kernel (and one backward kernel giving the x, weight and bias gradients).
  * x [batch, dim, L]; weight [dim, K] or nn.Conv1d's depthwise [dim, 1, K]; bias [dim].
- * The kernel does the convolution; bias and activation are ordinary ops (their gradients come
- * from those ops), so a backend only supplies the two convolution kernels.
+ *
+ * x is read through its strides, never copied: the mixer passes a [B, D, L] view of in_proj's
+ * [B, L, 2D] output (channel-last, and time-flipped for the backward direction). The output is
+ * allocated in x's memory order with time running forward: for a channel-last x, [B, L, D]
+ * storage returned as its [B, D, L] view, so the mixer's transpose(u, 1, 2) is contiguous. The
+ * gradient of x is laid out like x including the time direction, so that the view ops x came
+ * from (flip, transpose) hand back a plain contiguous gradient.
  */
 import { isFloating } from '../tensor/dtype.js';
 import { ShapeError, formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { record } from './record.js';
-import { cast, contiguous, reshape } from './layout.js';
-import { add, silu } from './elementwise.js';
+import { contiguous, reshape } from './layout.js';
 
 export type CausalConv1dActivation = 'silu' | null;
 
@@ -30,29 +35,53 @@ function weightRows(weight: Tensor, dim: number): Tensor {
   return weight.ndim === 2 ? weight : reshape(weight, [dim, weight.shape[2]!]);
 }
 
-export function causalConv1d(x0: Tensor, weight0: Tensor, bias?: Tensor | null, activation: CausalConv1dActivation = null): Tensor {
-  if (x0.ndim !== 3) throw new ShapeError(`${OP}: x must be [batch, dim, L], got ${formatShape(x0.shape)}`);
-  const dim = x0.shape[1]!;
-  checkFloating('x', x0, x0.deviceName);
-  checkFloating('weight', weight0, x0.deviceName);
+/**
+ * An uninitialised [B, D, L] tensor laid out like x: channel-last storage [B, L, D] when x's
+ * channel stride is the smaller one, otherwise [B, D, L]; time reversed only when `followFlip`
+ * and x's time stride is negative.
+ */
+function allocLike(x: Tensor, followFlip: boolean): Tensor {
+  const [batch, dim, len] = x.shape as [number, number, number];
+  // A size-1 dim's stride is arbitrary; rank it so that it never decides the order.
+  const sd = dim === 1 ? Infinity : Math.abs(x.strides[1]!);
+  const st = len === 1 ? Infinity : Math.abs(x.strides[2]!);
+  const flip = followFlip && len > 1 && x.strides[2]! < 0;
+  if (!(sd < st) && !flip) return Tensor.empty([batch, dim, len], x.dtype, x.backend);
+  const base = Tensor.empty(sd < st ? [batch, len, dim] : [batch, dim, len], x.dtype, x.backend);
+  const [strideD, strideT] = sd < st ? [1, dim] : [len, 1];
+  const view = flip ? base.withLayout([batch, dim, len], [len * dim, strideD, -strideT], (len - 1) * strideT)
+    : base.withLayout([batch, dim, len], [len * dim, strideD, strideT], 0);
+  // The view holds the storage; the base would otherwise keep it until collected.
+  base.dispose();
+  return view;
+}
+
+export function causalConv1d(x: Tensor, weight0: Tensor, bias0?: Tensor | null, activation: CausalConv1dActivation = null): Tensor {
+  if (x.ndim !== 3) throw new ShapeError(`${OP}: x must be [batch, dim, L], got ${formatShape(x.shape)}`);
+  const dim = x.shape[1]!;
+  checkFloating('x', x, x.deviceName);
+  checkFloating('weight', weight0, x.deviceName);
+  const bias = bias0 ?? null;
   if (bias) {
-    checkFloating('bias', bias, x0.deviceName);
+    checkFloating('bias', bias, x.deviceName);
     if (bias.ndim !== 1 || bias.shape[0] !== dim) throw new ShapeError(`${OP}: bias must be [dim] = [${dim}], got ${formatShape(bias.shape)}`);
   }
   if (activation !== null && activation !== 'silu') {
     throw new TypeError(`${OP}: activation must be 'silu' or null, got ${JSON.stringify(activation)}`);
   }
-  const x = contiguous(x0);
+  const silu = activation === 'silu';
   const weight = contiguous(weightRows(weight0, dim));
-  const out = Tensor.empty(x.shape, x.dtype, x.backend);
-  x.backend.kernels.causalConv1d(x, weight, out);
-  record(OP, [x, weight], [out], ([g]) => {
-    const gx = Tensor.empty(x.shape, x.dtype, x.backend);
+  const b = bias ? contiguous(bias) : null;
+  // The output keeps x's dtype, as causal_conv1d_fn's does; weight and bias join in the compute type.
+  const out = allocLike(x, false);
+  if (out.numel > 0) x.backend.kernels.causalConv1d(x, weight, b, silu, out);
+  const inputs = b ? [x, weight, b] : [x, weight];
+  record(OP, inputs, [out], ([g]) => {
+    const gx = allocLike(x, true);
     const gw = Tensor.empty(weight.shape, weight.dtype, weight.backend);
-    x.backend.kernels.causalConv1dBackward(x, weight, contiguous(g!), gx, gw);
-    return [gx, gw];
-  }, { onceDifferentiable: true, saved: [x, weight] });
-  // The bias joins in x's dtype, so the output keeps x's dtype as causal_conv1d_fn's does.
-  const biased = bias ? add(out, cast(reshape(bias, [dim, 1]), out.dtype)) : out;
-  return activation === 'silu' ? silu(biased) : biased;
+    const gb = b ? Tensor.empty(b.shape, b.dtype, b.backend) : null;
+    x.backend.kernels.causalConv1dBackward(x, weight, b, silu, g!, gx, gw, gb);
+    return gb ? [gx, gw, gb] : [gx, gw];
+  }, { onceDifferentiable: true, saved: [x, weight, b] });
+  return out;
 }

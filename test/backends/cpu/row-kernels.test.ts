@@ -170,8 +170,8 @@ describe('causal conv1d kernel', () => {
         const gx = T.empty([batch, dim, len], { dtype: 'float64' });
         const gw = T.empty([dim, taps], { dtype: 'float64' });
         const [xt, wt, gt] = [fromData(x, [batch, dim, len], 'float64'), fromData(w, [dim, taps], 'float64'), fromData(gy, [batch, dim, len], 'float64')];
-        causalConv1dKernels.causalConv1d(xt, wt, out);
-        causalConv1dKernels.causalConv1dBackward(xt, wt, gt, gx, gw);
+        causalConv1dKernels.causalConv1d(xt, wt, null, false, out);
+        causalConv1dKernels.causalConv1dBackward(xt, wt, null, false, gt, gx, gw, null);
         assertSame(`K=${taps} L=${len} out`, out.toFloat64Array(), want.out);
         assertSame(`K=${taps} L=${len} gx`, gx.toFloat64Array(), want.gx);
         assertSame(`K=${taps} L=${len} gw`, gw.toFloat64Array(), want.gw);
@@ -184,7 +184,7 @@ describe('causal conv1d kernel', () => {
     const x = fromData(randomData(len, 7), [1, 1, len], 'float64');
     const w = T.tensor([[Infinity, 0.5, 0.25, 1]], { dtype: 'float64' });
     const out = T.empty([1, 1, len], { dtype: 'float64' });
-    causalConv1dKernels.causalConv1d(x, w, out);
+    causalConv1dKernels.causalConv1d(x, w, null, false, out);
     const o = out.toFloat64Array();
     assert.ok([0, 1, 2].every((t) => Number.isFinite(o[t])), `first outputs ${Array.from(o.subarray(0, 3))}`);
     assert.ok(!Number.isFinite(o[3]!), 'the infinite tap reaches t = 3');

@@ -1,85 +1,434 @@
-// Depthwise causal conv1d (Mamba's conv1d, padding K-1 cut back to L outputs; reference:
-// src/backends/cpu/kernels/causal-conv1d.ts):
-//   out[b, d, t] = Σ_k w[d, k] x[b, d, t - (K-1) + k],  x taken as 0 before t = 0.
-// x, gy, out, gx [B, D, L] contiguous in storage type T; w [D, K] and gw in the compute type S
-// (float, or double for float64), cast by the launcher.
-//   causal_conv1d_<T>           one thread per output element, taps summed in S
-//   causal_conv1d_gx_<T>        gx[s] = Σ_k w[k] gy[s + K-1-k], one thread per element
-//   causal_conv1d_gw_<T>        one block per channel d: gw[d, k] = Σ_{b,t} gy[b,d,t] x[b,d,t-(K-1-k)],
-//                               a block reduction per tap
+// Depthwise causal conv1d with fused bias and SiLU (Mamba's conv1d, padding K-1 cut back to L
+// outputs, as causal_conv1d_fn; reference: src/backends/cpu/kernels/causal-conv1d.ts):
+//   v[b, d, t]   = Σ_k w[d, k] x[b, d, t - (K-1) + k] + bias[d],  x taken as 0 before t = 0
+//   out[b, d, t] = silu ? v σ(v) : v
+// x, out, gy, gx are [B, D, L] views with any element strides (sb, sd, st), negative included,
+// in storage type T; w [D, K], bias [D], gw, gbias contiguous in the compute type S (float, or
+// double for float64). Taps whose x lies before t = 0 (forward) or whose gv lies past L - 1
+// (backward) are skipped, not multiplied by zero, as on the CPU.
+//
+// Two thread layouts, both correct for any strides; the launcher picks by x's memory order:
+//   walk    (channel-last x: |sd| < |st|, K <= 4) threads along d, V channels each (V = 2 or 4: one
+//           vector load per step, where sd = 1 and everything is aligned), each walking a chunk
+//           of time steps with the last K-1 inputs in registers. Block = bx channel groups by
+//           `by` time chunks; grid = groupBlocks x chunkBlocks x B, flattened into blockIdx.x.
+//   direct  (time-contiguous x, or any K) one thread per time step, taps read directly.
+// Backward: v is recomputed from x (K taps) rather than saved; gv = gy silu'(v) (gy without
+// silu); gx[s] = Σ_k w[k] gv[s + K-1-k]; each block writes its partial sums of
+// gw[d, k] = Σ gv[t] x[t - (K-1-k)] and gbias[d] = Σ gv[t] to partial[p, d, 0..K] (fixed-order
+// reductions in S); cc1d_reduce_* then sums the P rows in order: deterministic, no atomics.
+// Block and element coordinates are 32-bit (one division per thread, not per element);
+// memory offsets are 64-bit products of them.
 #include "common.cuh"
 
-template <class T>
-__device__ void causal_conv1d_body(const T* x, const typename Ty<T>::C* w, T* out, long long n, long long dim,
-    long long len, int taps) {
-  typedef typename Ty<T>::C S;
-  DIMBA_FOR_EACH(i, n) {
-    const long long row = i / len;
-    const long long t = i - row * len;
-    const S* wd = w + (row % dim) * taps;
-    S acc = (S)0;
-    for (int k = 0; k < taps; ++k) {
-      const long long shift = taps - 1 - k;
-      if (t >= shift) acc += wd[k] * Ty<T>::load(x[i - shift]);
-    }
-    out[i] = Ty<T>::store(acc);
+#define CC1D_MAX_THREADS 256
+
+template <class T, int V> struct alignas(sizeof(T) * V) Cc1dVec { T v[V]; };
+
+__device__ __forceinline__ float cc1d_exp(float v) { return expf(v); }
+__device__ __forceinline__ double cc1d_exp(double v) { return exp(v); }
+
+// σ(v) with exp(-|v|), which never overflows (as the CPU's math.ts sigmoid).
+template <class S> __device__ __forceinline__ S cc1d_sigmoid(S v) {
+  const S e = cc1d_exp(v < (S)0 ? v : -v);
+  return v >= (S)0 ? (S)1 / ((S)1 + e) : e / ((S)1 + e);
+}
+
+template <class S> __device__ __forceinline__ S cc1d_silu(S v) { return v * cc1d_sigmoid(v); }
+
+template <class S> __device__ __forceinline__ S cc1d_silu_grad(S v) {
+  const S s = cc1d_sigmoid(v);
+  return s * ((S)1 + v * ((S)1 - s));
+}
+
+// V channels at p (V > 1 only where the channel stride is 1 and p is V-aligned).
+template <class T, int V> __device__ __forceinline__ void cc1d_load(const T* p, typename Ty<T>::C (&r)[V]) {
+  if (V == 1) {
+    r[0] = Ty<T>::load(p[0]);
+  } else {
+    const Cc1dVec<T, V> q = *reinterpret_cast<const Cc1dVec<T, V>*>(p);
+#pragma unroll
+    for (int v = 0; v < V; ++v) r[v] = Ty<T>::load(q.v[v]);
   }
 }
 
-template <class T>
-__device__ void causal_conv1d_gx_body(const typename Ty<T>::C* w, const T* gy, T* gx, long long n, long long dim,
-    long long len, int taps) {
-  typedef typename Ty<T>::C S;
-  DIMBA_FOR_EACH(i, n) {
-    const long long row = i / len;
-    const long long t = i - row * len;
-    const S* wd = w + (row % dim) * taps;
-    S acc = (S)0;
-    for (int k = 0; k < taps; ++k) {
-      const long long shift = taps - 1 - k;
-      if (t + shift < len) acc += wd[k] * Ty<T>::load(gy[i + shift]);
-    }
-    gx[i] = Ty<T>::store(acc);
+template <class T, int V> __device__ __forceinline__ void cc1d_store(T* p, const typename Ty<T>::C (&r)[V]) {
+  if (V == 1) {
+    p[0] = Ty<T>::store(r[0]);
+  } else {
+    Cc1dVec<T, V> q;
+#pragma unroll
+    for (int v = 0; v < V; ++v) q.v[v] = Ty<T>::store(r[v]);
+    *reinterpret_cast<Cc1dVec<T, V>*>(p) = q;
   }
 }
 
-template <class T>
-__device__ void causal_conv1d_gw_body(const T* x, const T* gy, typename Ty<T>::C* gw, long long batch, long long dim,
-    long long len, int taps) {
+// Σ_k w[k] win[k] over the taps inside the sequence at step t (win[K-1] is x[t]), k increasing.
+template <class S, int K> __device__ __forceinline__ S cc1d_dot(const S (&w)[K], const S (&win)[K], int t) {
+  S acc = (S)0;
+  if (t >= K - 1) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) acc += w[k] * win[k];
+  } else {
+#pragma unroll
+    for (int k = 0; k < K; ++k) if (k >= K - 1 - t) acc += w[k] * win[k];
+  }
+  return acc;
+}
+
+// Which channel group, time chunk and batch row this thread of a walk block serves.
+struct Cc1dWalkPos { int b, cb, tx, ty, by, d0, t0; };
+
+template <int V> __device__ __forceinline__ Cc1dWalkPos cc1d_walk_pos(int bx, int group_blocks, int chunk_blocks, int chunk) {
+  Cc1dWalkPos p;
+  int blk = blockIdx.x;
+  const int gb = blk % group_blocks;
+  blk /= group_blocks;
+  p.cb = blk % chunk_blocks;
+  p.b = blk / chunk_blocks;
+  p.tx = threadIdx.x % bx;
+  p.ty = threadIdx.x / bx;
+  p.by = blockDim.x / bx;
+  p.d0 = (gb * bx + p.tx) * V;
+  p.t0 = (p.cb * p.by + p.ty) * chunk;
+  return p;
+}
+
+// Steps whose loads are issued together before any of them is computed (memory parallelism).
+#define CC1D_UNROLL 4
+
+template <class T, int K, int V>
+__device__ void cc1d_fwd_walk(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
+    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, T* __restrict__ out,
+    long long osb, long long osd, long long ost, int dim, int len, int chunk, int bx, int group_blocks,
+    int chunk_blocks, int silu) {
   typedef typename Ty<T>::C S;
-  __shared__ S shm[32];
-  const long long d = blockIdx.x;
-  const long long count = batch * len;
-  for (int k = 0; k < taps; ++k) {
-    const long long shift = taps - 1 - k;
-    S acc = (S)0;
-    for (long long j = threadIdx.x; j < count; j += blockDim.x) {
-      const long long b = j / len;
-      const long long t = j - b * len;
-      if (t >= shift) {
-        const long long i = (b * dim + d) * len + t;
-        acc += Ty<T>::load(gy[i]) * Ty<T>::load(x[i - shift]);
+  const Cc1dWalkPos p = cc1d_walk_pos<V>(bx, group_blocks, chunk_blocks, chunk);
+  if (p.d0 >= dim || p.t0 >= len) return;
+  const int t1 = min(p.t0 + chunk, len);
+  S wr[V][K];
+  S br[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) wr[v][k] = w[(p.d0 + v) * K + k];
+    br[v] = bias != nullptr ? bias[p.d0 + v] : (S)0;
+  }
+  const T* xp = x + (long long)p.b * xsb + (long long)p.d0 * xsd;
+  T* op = out + (long long)p.b * osb + (long long)p.d0 * osd;
+  // win[v][j] = x[t - (K-1) + j] once step t has loaded x[t] into win[v][K-1].
+  S win[V][K];
+#pragma unroll
+  for (int j = 0; j < K - 1; ++j) {
+    const int t = p.t0 - (K - 1) + j;
+    S r[V];
+    if (t >= 0) cc1d_load<T, V>(xp + (long long)t * xst, r);
+#pragma unroll
+    for (int v = 0; v < V; ++v) win[v][j + 1] = t >= 0 ? r[v] : (S)0;
+  }
+  int t = p.t0;
+  for (; t < t1; t += CC1D_UNROLL) {
+    S xv[CC1D_UNROLL][V];
+#pragma unroll
+    for (int u = 0; u < CC1D_UNROLL; ++u) {
+      if (t + u < t1) cc1d_load<T, V>(xp + (long long)(t + u) * xst, xv[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < CC1D_UNROLL; ++u) {
+      if (t + u < t1) {
+        S o[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+#pragma unroll
+          for (int j = 0; j < K - 1; ++j) win[v][j] = win[v][j + 1];
+          win[v][K - 1] = xv[u][v];
+          S acc = cc1d_dot<S, K>(wr[v], win[v], t + u);
+          if (bias != nullptr) acc += br[v];
+          o[v] = silu ? cc1d_silu(acc) : acc;
+        }
+        cc1d_store<T, V>(op + (long long)(t + u) * ost, o);
       }
     }
-    acc = block_reduce(acc, SumOp(), (S)0, shm);
-    if (threadIdx.x == 0) gw[d * taps + k] = acc;
   }
 }
 
-#define DIMBA_CAUSAL_CONV1D(name, T) \
-  extern "C" __global__ void causal_conv1d_##name(const T* x, const Ty<T>::C* w, T* out, long long n, long long dim, \
-      long long len, int taps) { \
-    causal_conv1d_body<T>(x, w, out, n, dim, len, taps); \
-  } \
-  extern "C" __global__ void causal_conv1d_gx_##name(const Ty<T>::C* w, const T* gy, T* gx, long long n, long long dim, \
-      long long len, int taps) { \
-    causal_conv1d_gx_body<T>(w, gy, gx, n, dim, len, taps); \
-  } \
-  extern "C" __global__ void causal_conv1d_gw_##name(const T* x, const T* gy, Ty<T>::C* gw, long long batch, \
-      long long dim, long long len, int taps) { \
-    causal_conv1d_gw_body<T>(x, gy, gw, batch, dim, len, taps); \
+template <class T, int K, int V>
+__device__ void cc1d_bwd_walk(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
+    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, const T* __restrict__ gy,
+    long long gsb, long long gsd, long long gst, T* __restrict__ gx, long long hsb, long long hsd, long long hst,
+    typename Ty<T>::C* __restrict__ partial, int dim, int len, int chunk, int bx, int group_blocks, int chunk_blocks,
+    int silu) {
+  typedef typename Ty<T>::C S;
+  __shared__ S shm[CC1D_MAX_THREADS * V * (K + 1)];
+  const Cc1dWalkPos p = cc1d_walk_pos<V>(bx, group_blocks, chunk_blocks, chunk);
+  // This thread's sums over its chunk: pw[v][k] for gw, pb[v] for gbias.
+  S pw[V][K];
+  S pb[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    pb[v] = (S)0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) pw[v][k] = (S)0;
   }
-DIMBA_CAUSAL_CONV1D(f32, float)
-DIMBA_CAUSAL_CONV1D(f64, double)
-DIMBA_CAUSAL_CONV1D(bf16, bf16)
-DIMBA_CAUSAL_CONV1D(f16, f16)
+  if (p.d0 < dim && p.t0 < len) {
+    const int t1 = min(p.t0 + chunk, len);
+    S wr[V][K];
+    S br[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+#pragma unroll
+      for (int k = 0; k < K; ++k) wr[v][k] = w[(p.d0 + v) * K + k];
+      br[v] = bias != nullptr ? bias[p.d0 + v] : (S)0;
+    }
+    const T* xp = x + (long long)p.b * xsb + (long long)p.d0 * xsd;
+    const T* gp = gy + (long long)p.b * gsb + (long long)p.d0 * gsd;
+    T* hp = gx + (long long)p.b * hsb + (long long)p.d0 * hsd;
+    // win: x[t - (K-1) + j]; gwin: gv[t - (K-1) + j] (zero before the chunk: never used there).
+    S win[V][K];
+    S gwin[V][K];
+#pragma unroll
+    for (int j = 0; j < K - 1; ++j) {
+      const int t = p.t0 - (K - 1) + j;
+      S r[V];
+      if (t >= 0) cc1d_load<T, V>(xp + (long long)t * xst, r);
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        win[v][j + 1] = t >= 0 ? r[v] : (S)0;
+        gwin[v][j + 1] = (S)0;
+      }
+    }
+    // gx for s in [t0, t1) needs gv up to s + K-1: steps run to t1 + K-2, those past the chunk
+    // only recompute gv (the next chunk counts them in its sums), those past L add nothing.
+    const int tend = t1 + K - 1;
+    const int tload = min(tend, len);
+    for (int t = p.t0; t < tend; t += CC1D_UNROLL) {
+      S xv[CC1D_UNROLL][V];
+      S gv[CC1D_UNROLL][V];
+#pragma unroll
+      for (int u = 0; u < CC1D_UNROLL; ++u) {
+        if (t + u < tload) {
+          cc1d_load<T, V>(xp + (long long)(t + u) * xst, xv[u]);
+          cc1d_load<T, V>(gp + (long long)(t + u) * gst, gv[u]);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < CC1D_UNROLL; ++u) {
+        const int tt = t + u;
+        if (tt < tend) {
+          S o[V];
+#pragma unroll
+          for (int v = 0; v < V; ++v) {
+            S g = (S)0;
+            if (tt < len) {
+#pragma unroll
+              for (int j = 0; j < K - 1; ++j) win[v][j] = win[v][j + 1];
+              win[v][K - 1] = xv[u][v];
+              g = gv[u][v];
+              if (silu) {
+                S acc = cc1d_dot<S, K>(wr[v], win[v], tt);
+                if (bias != nullptr) acc += br[v];
+                g *= cc1d_silu_grad(acc);
+              }
+              if (tt < t1) {
+                pb[v] += g;
+#pragma unroll
+                for (int k = 0; k < K; ++k) if (tt - (K - 1) + k >= 0) pw[v][k] += g * win[v][k];
+              }
+            }
+#pragma unroll
+            for (int j = 0; j < K - 1; ++j) gwin[v][j] = gwin[v][j + 1];
+            gwin[v][K - 1] = g;
+            // gx[tt - (K-1)] = Σ_k w[k] gv[tt - k] over gv inside the sequence (tt - k < len).
+            S acc = (S)0;
+#pragma unroll
+            for (int k = 0; k < K; ++k) if (tt - k < len) acc += wr[v][k] * gwin[v][K - 1 - k];
+            o[v] = acc;
+          }
+          if (tt - (K - 1) >= p.t0) cc1d_store<T, V>(hp + (long long)(tt - (K - 1)) * hst, o);
+        }
+      }
+    }
+  }
+  // Partial sums over the block's time chunks, in chunk order, by the threads of row ty = 0.
+  const int slot = threadIdx.x * V * (K + 1);
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) shm[slot + v * (K + 1) + k] = pw[v][k];
+    shm[slot + v * (K + 1) + K] = pb[v];
+  }
+  __syncthreads();
+  if (p.ty == 0 && p.d0 < dim) {
+    S* dst = partial + ((long long)(p.b * chunk_blocks + p.cb) * dim + p.d0) * (K + 1);
+    for (int i = 0; i < V * (K + 1); ++i) {
+      S acc = (S)0;
+      for (int y = 0; y < p.by; ++y) acc += shm[(y * bx + p.tx) * V * (K + 1) + i];
+      dst[i] = acc;
+    }
+  }
+}
+
+// One block per (row = b * D + d, tile of blockDim.x time steps).
+struct Cc1dDirectPos { int b, d, tile, t; };
+
+__device__ __forceinline__ Cc1dDirectPos cc1d_direct_pos(int dim, int tiles) {
+  Cc1dDirectPos p;
+  p.tile = blockIdx.x % tiles;
+  const int row = blockIdx.x / tiles;
+  p.b = row / dim;
+  p.d = row - p.b * dim;
+  p.t = p.tile * blockDim.x + threadIdx.x;
+  return p;
+}
+
+// Σ_k w[k] x[t - (K-1) + k] over taps inside the sequence, k increasing.
+template <class T>
+__device__ __forceinline__ typename Ty<T>::C cc1d_direct_dot(const T* xp, long long xst, const typename Ty<T>::C* wd,
+    int taps, int t) {
+  typedef typename Ty<T>::C S;
+  S acc = (S)0;
+  for (int k = taps - 1 - t > 0 ? taps - 1 - t : 0; k < taps; ++k) acc += wd[k] * Ty<T>::load(xp[(long long)(t - (taps - 1) + k) * xst]);
+  return acc;
+}
+
+template <class T>
+__device__ void cc1d_fwd_direct(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
+    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, T* __restrict__ out,
+    long long osb, long long osd, long long ost, int dim, int len, int taps, int tiles, int silu) {
+  typedef typename Ty<T>::C S;
+  const Cc1dDirectPos p = cc1d_direct_pos(dim, tiles);
+  if (p.t >= len) return;
+  const T* xp = x + (long long)p.b * xsb + (long long)p.d * xsd;
+  S acc = cc1d_direct_dot(xp, xst, w + (long long)p.d * taps, taps, p.t);
+  if (bias != nullptr) acc += bias[p.d];
+  out[(long long)p.b * osb + (long long)p.d * osd + (long long)p.t * ost] = Ty<T>::store(silu ? cc1d_silu(acc) : acc);
+}
+
+// Sum over the block in a fixed order (warp butterflies, then the warps' sums by warp 0); the
+// result is valid in thread 0.
+template <class S> __device__ __forceinline__ S cc1d_block_sum(S v, S* shm) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  __syncthreads();  // shm may still be read by the previous call
+  if (lane == 0) shm[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < (int)(blockDim.x >> 5) ? shm[lane] : (S)0;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  }
+  return v;
+}
+
+template <class T>
+__device__ void cc1d_bwd_direct(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
+    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, const T* __restrict__ gy,
+    long long gsb, long long gsd, long long gst, T* __restrict__ gx, long long hsb, long long hsd, long long hst,
+    typename Ty<T>::C* __restrict__ partial, int dim, int len, int taps, int tiles, int silu) {
+  typedef typename Ty<T>::C S;
+  __shared__ S shm[32];
+  const Cc1dDirectPos p = cc1d_direct_pos(dim, tiles);
+  const T* xp = x + (long long)p.b * xsb + (long long)p.d * xsd;
+  const T* gp = gy + (long long)p.b * gsb + (long long)p.d * gsd;
+  const S* wd = w + (long long)p.d * taps;
+  const S bd = bias != nullptr ? bias[p.d] : (S)0;
+  const bool active = p.t < len;
+  // gv at this thread's own step (0 past the sequence, so it adds nothing to the sums).
+  S g = (S)0;
+  if (active) {
+    g = Ty<T>::load(gp[(long long)p.t * gst]);
+    if (silu) g *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, wd, taps, p.t) + bd);
+    S acc = (S)0;
+    for (int k = 0; k < taps; ++k) {
+      const int s = p.t + taps - 1 - k;
+      if (s >= len) continue;
+      S gs = g;
+      if (s != p.t) {
+        gs = Ty<T>::load(gp[(long long)s * gst]);
+        if (silu) gs *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, wd, taps, s) + bd);
+      }
+      acc += wd[k] * gs;
+    }
+    gx[(long long)p.b * hsb + (long long)p.d * hsd + (long long)p.t * hst] = Ty<T>::store(acc);
+  }
+  S* dst = partial + ((long long)(p.b * tiles + p.tile) * dim + p.d) * (taps + 1);
+  for (int k = 0; k <= taps; ++k) {
+    S term = (S)0;
+    if (k == taps) term = g;
+    else if (active && p.t - (taps - 1 - k) >= 0) term = g * Ty<T>::load(xp[(long long)(p.t - (taps - 1 - k)) * xst]);
+    const S sum = cc1d_block_sum(term, shm);
+    if (threadIdx.x == 0) dst[k] = sum;
+  }
+}
+
+// gw[d, k] (j = k < K) and gbias[d] (j = K) from partial[p, d, j], summed over p in order.
+template <class S>
+__device__ void cc1d_reduce(const S* __restrict__ partial, int rows, int dim, int taps, S* __restrict__ gw,
+    S* __restrict__ gbias) {
+  const int n = dim * (taps + 1);
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  S acc = (S)0;
+  for (int r = 0; r < rows; ++r) acc += partial[(long long)r * n + i];
+  const int d = i / (taps + 1);
+  const int j = i - d * (taps + 1);
+  if (j < taps) gw[d * taps + j] = acc;
+  else if (gbias != nullptr) gbias[d] = acc;
+}
+
+#define CC1D_WALK(name, T, K, V) \
+  extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_fwd_walk_##name##_k##K##_v##V( \
+      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, T* out, \
+      long long osb, long long osd, long long ost, int dim, int len, int chunk, int bx, int group_blocks, \
+      int chunk_blocks, int silu) { \
+    cc1d_fwd_walk<T, K, V>(x, xsb, xsd, xst, w, bias, out, osb, osd, ost, dim, len, chunk, bx, group_blocks, \
+        chunk_blocks, silu); \
+  } \
+  extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_bwd_walk_##name##_k##K##_v##V( \
+      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, const T* gy, \
+      long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
+      Ty<T>::C* partial, int dim, int len, int chunk, int bx, int group_blocks, int chunk_blocks, int silu) { \
+    cc1d_bwd_walk<T, K, V>(x, xsb, xsd, xst, w, bias, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, \
+        chunk, bx, group_blocks, chunk_blocks, silu); \
+  }
+
+#define CC1D_DIRECT(name, T) \
+  extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_fwd_direct_##name( \
+      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, T* out, \
+      long long osb, long long osd, long long ost, int dim, int len, int taps, int tiles, int silu) { \
+    cc1d_fwd_direct<T>(x, xsb, xsd, xst, w, bias, out, osb, osd, ost, dim, len, taps, tiles, silu); \
+  } \
+  extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_bwd_direct_##name( \
+      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, const T* gy, \
+      long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
+      Ty<T>::C* partial, int dim, int len, int taps, int tiles, int silu) { \
+    cc1d_bwd_direct<T>(x, xsb, xsd, xst, w, bias, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, taps, \
+        tiles, silu); \
+  }
+
+#define CC1D_WALK_K(name, T, V) CC1D_WALK(name, T, 1, V) CC1D_WALK(name, T, 2, V) CC1D_WALK(name, T, 3, V) \
+  CC1D_WALK(name, T, 4, V)
+
+CC1D_DIRECT(f32, float)
+CC1D_DIRECT(f64, double)
+CC1D_DIRECT(bf16, bf16)
+CC1D_DIRECT(f16, f16)
+CC1D_WALK_K(f32, float, 1)
+CC1D_WALK_K(f32, float, 2)
+CC1D_WALK_K(f32, float, 4)
+CC1D_WALK_K(f64, double, 1)
+CC1D_WALK_K(bf16, bf16, 1)
+CC1D_WALK_K(bf16, bf16, 2)
+CC1D_WALK_K(bf16, bf16, 4)
+CC1D_WALK_K(f16, f16, 1)
+CC1D_WALK_K(f16, f16, 2)
+CC1D_WALK_K(f16, f16, 4)
+
+extern "C" __global__ void cc1d_reduce_f32(const float* partial, int rows, int dim, int taps, float* gw, float* gbias) {
+  cc1d_reduce<float>(partial, rows, dim, taps, gw, gbias);
+}
+extern "C" __global__ void cc1d_reduce_f64(const double* partial, int rows, int dim, int taps, double* gw, double* gbias) {
+  cc1d_reduce<double>(partial, rows, dim, taps, gw, gbias);
+}
