@@ -6,6 +6,7 @@ export * from './reduce.js';
 export * from './matmul.js';
 export * from './softmax.js';
 export * from './norm.js';
+export { layerNormModulate, gatedResidual, type ModulateNorm } from './modulate.js';
 export * from './indexing.js';
 export * from './attention.js';
 export * from './random.js';

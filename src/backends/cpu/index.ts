@@ -15,6 +15,7 @@ import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
 import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { scanKernels } from './kernels/scan.js';
+import { modulateKernels } from './kernels/modulate.js';
 
 const kernels: Kernels = {
   ...elementwiseKernels,
@@ -30,7 +31,8 @@ const kernels: Kernels = {
 
 export class CpuBackend implements Backend {
   readonly kernels = kernels;
-  readonly fused: FusedKernels = {};
+  /** The adaLN modulation kernels (the reference for other backends'); attention and the optimizers compose. */
+  readonly fused: FusedKernels = { ...modulateKernels };
 
   constructor(readonly device: Device) {}
 

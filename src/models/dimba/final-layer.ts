@@ -4,7 +4,6 @@ import { Module, Linear, LayerNorm, type Parameter } from '../../nn/index.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Generator } from '../../random/generator.js';
 import { scaleShiftTable } from './embedders.js';
-import { modulate } from './transformer-block.js';
 
 export class FinalLayer extends Module {
   readonly normFinal: LayerNorm;
@@ -22,6 +21,6 @@ export class FinalLayer extends Module {
   forward(x: Tensor, t: Tensor): Tensor {
     const mods = T.add(T.unsqueeze(this.scaleShiftTable, 0), T.unsqueeze(t, 1));
     const [shift, scale] = T.chunk(mods, 2, 1) as [Tensor, Tensor];
-    return this.linear.forward(modulate(this.normFinal.forward(x), shift, scale));
+    return this.linear.forward(T.layerNormModulate(x, shift, scale, this.normFinal.eps));
   }
 }

@@ -14,11 +14,6 @@ import { SelfAttention, CrossAttention, type SelfAttentionOptions } from './atte
 import { Mlp, geluTanh, scaleShiftTable } from './embedders.js';
 import { dropPath } from './drop-path.js';
 
-/** x * (1 + scale) + shift (t2i_modulate). */
-export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-  return T.add(T.mul(x, T.add(scale, 1)), shift);
-}
-
 export class TransformerBlock extends Module {
   readonly norm1: LayerNorm;
   readonly attn: SelfAttention;
@@ -43,10 +38,19 @@ export class TransformerBlock extends Module {
     const [b, , c] = x.shape as [number, number, number];
     const mods = T.add(T.unsqueeze(this.scaleShiftTable, 0), T.reshape(t0, [b, 6, c]));
     const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = T.chunk(mods, 6, 1) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-    const attnOut = this.attn.forward(modulate(this.norm1.forward(x), shiftMsa, scaleMsa), hw);
-    let h = T.add(x, dropPath(T.mul(gateMsa, attnOut), this.dropPathProb, this.training));
+    const attnOut = this.attn.forward(T.layerNormModulate(x, shiftMsa, scaleMsa, this.norm1.eps), hw);
+    let h = T.gatedResidual(x, this.droppedGate(gateMsa), attnOut);
     h = T.add(h, this.crossAttn.forward(h, y, captionMask));
-    const mlpOut = this.mlp.forward(modulate(this.norm2.forward(h), shiftMlp, scaleMlp));
-    return T.add(h, dropPath(T.mul(gateMlp, mlpOut), this.dropPathProb, this.training));
+    const mlpOut = this.mlp.forward(T.layerNormModulate(h, shiftMlp, scaleMlp, this.norm2.eps));
+    return T.gatedResidual(h, this.droppedGate(gateMlp), mlpOut);
+  }
+
+  /**
+   * Drop-path of the gated branch, applied to the gate: dropPath(gate * branch) equals
+   * dropPath(gate) * branch, since the per-sample mask is [B, 1, 1] either way (the same random
+   * draw, the same samples dropped and the same 1 / (1 - p) scale).
+   */
+  private droppedGate(gate: Tensor): Tensor {
+    return dropPath(gate, this.dropPathProb, this.training);
   }
 }
