@@ -23,6 +23,8 @@ export const CAPTURE_HINTS = {
   emptyCache: 'returning memory to the device (cuMemFree) synchronises the device',
   replay: 'a graph cannot be launched or destroyed inside another capture; capture the combined work as one graph',
   blas: 'creating the cuBLAS handle allocates device memory outside the stream; run the function once before capture',
+  cudnn: 'building a cuDNN plan (handle, operation graph, runtime-compiled engine) and its first execution (which loads the engine\'s '
+    + 'kernels) are not stream work; run the function once before capture (captureReplayable does a warm-up run)',
 } as const;
 
 export type CaptureHint = keyof typeof CAPTURE_HINTS;

@@ -6,6 +6,11 @@
  * written in place (no copy for the [B, L, H, E] views that splitting heads produces).
  *
  * DIMBA_FLASH=0 in the environment leaves the fused kernels out (the composed path runs).
+ *
+ * cuDNN's fused attention (cudnn-attention/) takes the calls it applies to first: unmasked
+ * bfloat16 / float16 with cuDNN >= 9.13 (DIMBA_ATTENTION=auto, the default). DIMBA_ATTENTION=ours
+ * keeps every call on our kernel; DIMBA_ATTENTION=cudnn makes a call cuDNN cannot take an error
+ * naming the reason. The environment is read per call, so tests can switch it.
  */
 import type { AttentionArgs, FusedKernels } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
@@ -16,6 +21,8 @@ import { addressOf } from '../storage.js';
 import { copyKernels } from './copy.js';
 import { Scratch } from './scratch.js';
 import { ATTENTION_MODULE } from './source.js';
+import { cudnnBackward, cudnnForward } from '../cudnn-attention/run.js';
+import { attentionMode } from '../cudnn-attention/spec.js';
 import {
   DEFAULT_SHARED_BYTES, headStrides, maskKind, maskStrides, planAttention, unsupportedReason, MASK_NONE,
   type AttentionPlan, type AttentionShape, type FlashDType,
@@ -120,6 +127,7 @@ export function attentionKernels(runtime: () => CudaRuntime, env: NodeJS.Process
     attention(q0, k0, v0, out0, lse0, args) {
       const rt = runtime();
       rt.activate();
+      if (cudnnForward(rt, q0, k0, v0, out0, lse0, args, attentionMode(env))) return;
       const { shape, plan } = prepare(rt, q0, k0, v0, args);
       const { heads, lq, lk, e } = shape;
       if (plan.forward.grid === 0) return;
@@ -141,6 +149,7 @@ export function attentionKernels(runtime: () => CudaRuntime, env: NodeJS.Process
     attentionBackward(q0, k0, v0, out0, lse0, gy0, gq0, gk0, gv0, args) {
       const rt = runtime();
       rt.activate();
+      if (cudnnBackward(rt, q0, k0, v0, out0, lse0, gy0, gq0, gk0, gv0, args, attentionMode(env))) return;
       const { shape, plan } = prepare(rt, q0, k0, v0, args);
       const { batch, heads, lq, lk, e } = shape;
       const fill = copyKernels(rt).fill;

@@ -1,0 +1,342 @@
+/**
+ * The cuDNN attention graphs as plain data, before any FFI: which calls cuDNN may take, the
+ * tensors (uid, type, dims, strides, virtual or not) and operations of the forward and backward
+ * operation graphs, and the workspace layout. plan.ts turns a GraphSpec into backend descriptors;
+ * keeping the spec separate lets the CPU tests check it against what NVIDIA's frontend builds.
+ *
+ * Forward: one CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR node (cuDNN >= 9.13), O and the row
+ * statistics Stats = logsumexp(scale * q k^T) (natural log, float32 [B, H, Lq, 1]) — the same
+ * quantity our kernel stores as lse, so either backward can follow either forward.
+ *
+ * Backward: the dedicated SDPA backward operation does not build on cuDNN 9.19, so this is the
+ * composite graph cudnn-frontend (1.18, CompositeSDPABackwardNode) lowers to, with the same uids,
+ * dims, strides and order (checked against an API log in test/cuda/cudnn-attention-spec.test.ts):
+ *   softmax_sum = rowsum(dO * O)                       (non-virtual, in the workspace)
+ *   P   = exp(scale * Q K^T - Stats)                   (K declared transposed: [B, H, E, Lk])
+ *   dV  = P^T dO
+ *   dS  = scale * P * (dO V^T - softmax_sum)           (V declared transposed)
+ *   dK  = dS^T Q
+ *   dQ  = dS K, accumulated in float32 (dQ_accum, in the workspace; zeroed by cuDNN >= 9.6) then
+ *         converted by an identity pointwise op.
+ * Masks, dropout, bias, causal and grouped heads are not in these graphs: such calls use our kernel.
+ */
+import type { DType } from '../../../tensor/dtype.js';
+
+export type IoDType = 'bfloat16' | 'float16';
+export type SpecDType = IoDType | 'float32';
+export type Dims4 = readonly [number, number, number, number];
+export type Direction = 'forward' | 'backward';
+
+/** Oldest cuDNN with the SDPA forward operation in the backend API. */
+export const MIN_CUDNN_VERSION = 91300;
+/** Largest head dim this path takes (cuDNN goes to 256 on Hopper; our kernel and tests stop at 128). */
+export const CUDNN_MAX_HEAD_DIM = 128;
+/** Byte alignment declared for every tensor (and required of every operand address). */
+export const CUDNN_ALIGNMENT = 16;
+/** Placement of the workspace-held tensors (and cuDNN's own workspace after them). */
+export const WORKSPACE_ALIGNMENT = 256;
+
+/** Tensor uids, as cudnn-frontend numbers them for these graphs. */
+export const UID = {
+  q: 0, k: 1, v: 2, o: 3, dOxO: 4, scale: 5, rowsum: 6, one: 7, stats: 8, dO: 9, dQ: 10, dK: 11, dV: 12,
+  softmaxSum: 13, s: 14, sScaled: 15, sCentered: 16, p: 17, pT: 18, dP: 19, dPCentered: 20, dSUnscaled: 21, dS: 22,
+  dST: 23, kRows: 24, dQAccum: 25,
+} as const;
+
+export interface TensorSpec {
+  readonly uid: number;
+  readonly name: string;
+  readonly dtype: SpecDType;
+  readonly dims: Dims4;
+  readonly strides: Dims4;
+  readonly virtual: boolean;
+  /** A host scalar passed in the variant pack (the scale, the constant 1). */
+  readonly byValue: boolean;
+}
+
+export type PointwiseMode = 'mul' | 'sub' | 'exp' | 'identity';
+
+export type OpSpec =
+  | { readonly kind: 'sdpaForward'; readonly name: string; readonly q: number; readonly k: number; readonly v: number;
+    readonly o: number; readonly stats: number; readonly scale: number }
+  | { readonly kind: 'pointwise'; readonly name: string; readonly mode: PointwiseMode; readonly x: number; readonly b: number | null; readonly y: number }
+  | { readonly kind: 'reduction'; readonly name: string; readonly x: number; readonly y: number }
+  | { readonly kind: 'matmul'; readonly name: string; readonly a: number; readonly b: number; readonly c: number }
+  | { readonly kind: 'reshape'; readonly name: string; readonly x: number; readonly y: number };
+
+/** A non-virtual intermediate the caller provides (in the workspace, ahead of cuDNN's own). */
+export interface ScratchSpec {
+  readonly uid: number;
+  readonly bytes: number;
+}
+
+export interface GraphSpec {
+  readonly direction: Direction;
+  /** Plan cache key: direction, dtype, sizes and every operand's strides. */
+  readonly key: string;
+  readonly tensors: readonly TensorSpec[];
+  readonly ops: readonly OpSpec[];
+  readonly scratch: readonly ScratchSpec[];
+  /** Host scalars by uid: the scale is filled in per call, the rest are constants. */
+  readonly byValue: readonly number[];
+}
+
+export interface SdpaShape {
+  readonly batch: number;
+  readonly heads: number;
+  readonly lq: number;
+  readonly lk: number;
+  /** Head dim of q, k and v (equal here). */
+  readonly e: number;
+}
+
+/** Element strides of a [B, H, L, E] operand (E stride 1). */
+export type Strides4 = Dims4;
+
+export interface ForwardProblem {
+  readonly dtype: IoDType;
+  readonly shape: SdpaShape;
+  readonly q: Strides4;
+  readonly k: Strides4;
+  readonly v: Strides4;
+  readonly o: Strides4;
+}
+
+export interface BackwardProblem extends ForwardProblem {
+  readonly dO: Strides4;
+  readonly dQ: Strides4;
+  readonly dK: Strides4;
+  readonly dV: Strides4;
+}
+
+const contiguous = (d: Dims4): Dims4 => [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];
+
+function statsDims(s: SdpaShape): { dims: Dims4; strides: Dims4 } {
+  return { dims: [s.batch, s.heads, s.lq, 1], strides: [s.heads * s.lq, s.lq, 1, 1] };
+}
+
+function scalar(uid: number, name: string): TensorSpec {
+  return { uid, name, dtype: 'float32', dims: [1, 1, 1, 1], strides: [1, 1, 1, 1], virtual: false, byValue: true };
+}
+
+function io(uid: number, name: string, dtype: IoDType, dims: Dims4, strides: Strides4): TensorSpec {
+  return { uid, name, dtype, dims, strides, virtual: false, byValue: false };
+}
+
+/** [B, H, L, E] -> the transposed [B, H, E, L] declaration of the same memory (cuDNN's K^T, V^T). */
+function transposed(dims: Dims4, strides: Strides4): { dims: Dims4; strides: Dims4 } {
+  return { dims: [dims[0], dims[1], dims[3], dims[2]], strides: [strides[0], strides[1], strides[3], strides[2]] };
+}
+
+function stridesKey(name: string, s: Strides4): string {
+  return `${name}${s.join(',')}`;
+}
+
+function problemKey(direction: Direction, p: ForwardProblem, extra: [string, Strides4][] = []): string {
+  const { batch, heads, lq, lk, e } = p.shape;
+  const operands: [string, Strides4][] = [['q', p.q], ['k', p.k], ['v', p.v], ['o', p.o], ...extra];
+  return `${direction}:${p.dtype}:${batch}x${heads}x${lq}x${lk}x${e}:${operands.map(([n, s]) => stridesKey(n, s)).join(':')}`;
+}
+
+export function forwardGraph(p: ForwardProblem): GraphSpec {
+  const s = p.shape;
+  const qDims: Dims4 = [s.batch, s.heads, s.lq, s.e];
+  const kDims: Dims4 = [s.batch, s.heads, s.lk, s.e];
+  const stats = statsDims(s);
+  const tensors: TensorSpec[] = [
+    io(UID.v, 'V', p.dtype, kDims, p.v),
+    io(UID.k, 'K', p.dtype, kDims, p.k),
+    io(UID.q, 'Q', p.dtype, qDims, p.q),
+    scalar(UID.scale, 'Attn_scale'),
+    { uid: UID.stats, name: 'Stats', dtype: 'float32', ...stats, virtual: false, byValue: false },
+    io(UID.o, 'O', p.dtype, qDims, p.o),
+  ];
+  const ops: OpSpec[] = [
+    { kind: 'sdpaForward', name: 'sdpa_fwd', q: UID.q, k: UID.k, v: UID.v, o: UID.o, stats: UID.stats, scale: UID.scale },
+  ];
+  return { direction: 'forward', key: problemKey('forward', p), tensors, ops, scratch: [], byValue: [UID.scale] };
+}
+
+export function backwardGraph(p: BackwardProblem): GraphSpec {
+  const s = p.shape;
+  const { batch: b, heads: h, lq, lk, e } = s;
+  const f32 = 'float32';
+  const qDims: Dims4 = [b, h, lq, e];
+  const kDims: Dims4 = [b, h, lk, e];
+  const scores: Dims4 = [b, h, lq, lk];
+  const scoreStrides = contiguous(scores);
+  // P^T and dS^T: [B, H, Lk, Lq] views of the row-major [B, H, Lq, Lk] scores.
+  const scoresT: Dims4 = [b, h, lk, lq];
+  const scoresTStrides: Dims4 = [h * lq * lk, lq * lk, 1, lk];
+  const stats = statsDims(s);
+  const kT = transposed(kDims, p.k);
+  const vT = transposed(kDims, p.v);
+  const virt = (uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec =>
+    ({ uid, name, dtype, dims, strides, virtual: true, byValue: false });
+
+  const tensors: TensorSpec[] = [
+    // The frontend's creation order: the node's own inputs and outputs, then each sub-node's new tensors.
+    { uid: UID.stats, name: 'Stats', dtype: f32, ...stats, virtual: false, byValue: false },
+    io(UID.dO, 'dO', p.dtype, qDims, p.dO),
+    io(UID.o, 'O', p.dtype, qDims, p.o),
+    io(UID.v, 'V^T', p.dtype, vT.dims, vT.strides),
+    io(UID.k, 'K^T', p.dtype, kT.dims, kT.strides),
+    io(UID.q, 'Q', p.dtype, qDims, p.q),
+    scalar(UID.scale, 'Attn_scale'),
+    io(UID.dV, 'dV', p.dtype, kDims, p.dV),
+    io(UID.dK, 'dK', p.dtype, kDims, p.dK),
+    io(UID.dQ, 'dQ', p.dtype, qDims, p.dQ),
+    // dO * O: the frontend sets these strides (batch and row steps of a [B, L, H, E] layout, head step L*E).
+    virt(UID.dOxO, 'dO*O', f32, qDims, [h * lq * e, lq * e, h * e, 1]),
+    virt(UID.rowsum, 'rowsum(dO*O)', f32, stats.dims, stats.strides),
+    scalar(UID.one, 'one'),
+    { uid: UID.softmaxSum, name: 'softmax_sum', dtype: f32, ...stats, virtual: false, byValue: false },
+    virt(UID.s, 'S', f32, scores, scoreStrides),
+    virt(UID.sScaled, 'S*scale', f32, scores, scoreStrides),
+    virt(UID.sCentered, 'S*scale-Stats', f32, scores, scoreStrides),
+    virt(UID.p, 'P', f32, scores, scoreStrides),
+    virt(UID.pT, 'P^T', p.dtype, scoresT, scoresTStrides),
+    virt(UID.dP, 'dP', f32, scores, scoreStrides),
+    virt(UID.dPCentered, 'dP-softmax_sum', f32, scores, scoreStrides),
+    virt(UID.dSUnscaled, 'P*(dP-softmax_sum)', f32, scores, scoreStrides),
+    virt(UID.dS, 'dS', f32, scores, scoreStrides),
+    virt(UID.dST, 'dS^T', p.dtype, scoresT, scoresTStrides),
+    virt(UID.kRows, 'K', f32, kDims, p.k),
+    { uid: UID.dQAccum, name: 'dQ_accum', dtype: f32, dims: qDims, strides: contiguous(qDims), virtual: false, byValue: false },
+  ];
+  const pw = (name: string, mode: PointwiseMode, x: number, bIn: number | null, y: number): OpSpec =>
+    ({ kind: 'pointwise', name, mode, x, b: bIn, y });
+  const ops: OpSpec[] = [
+    pw('mul_dO_O', 'mul', UID.dO, UID.o, UID.dOxO),
+    { kind: 'reduction', name: 'reduce_dO_o', x: UID.dOxO, y: UID.rowsum },
+    pw('scale_dropout_inv', 'mul', UID.rowsum, UID.one, UID.softmaxSum),
+    { kind: 'matmul', name: 'matmul_Q_KT', a: UID.q, b: UID.k, c: UID.s },
+    pw('mul_s_attn_scale', 'mul', UID.s, UID.scale, UID.sScaled),
+    pw('sub_s_m', 'sub', UID.sScaled, UID.stats, UID.sCentered),
+    pw('exp_s', 'exp', UID.sCentered, null, UID.p),
+    { kind: 'reshape', name: 'reshape_p', x: UID.p, y: UID.pT },
+    { kind: 'matmul', name: 'matmul_pT_dO', a: UID.pT, b: UID.dO, c: UID.dV },
+    { kind: 'matmul', name: 'matmul_dO_VT', a: UID.dO, b: UID.v, c: UID.dP },
+    pw('sub_dP_softmax_sum', 'sub', UID.dP, UID.softmaxSum, UID.dPCentered),
+    pw('mul_dP_exp_s', 'mul', UID.dPCentered, UID.p, UID.dSUnscaled),
+    pw('mul_dS_attn_scale', 'mul', UID.dSUnscaled, UID.scale, UID.dS),
+    { kind: 'reshape', name: 'reshape_dS', x: UID.dS, y: UID.dST },
+    { kind: 'matmul', name: 'matmul_dST_Q', a: UID.dST, b: UID.q, c: UID.dK },
+    { kind: 'reshape', name: 'reshape_k', x: UID.k, y: UID.kRows },
+    { kind: 'matmul', name: 'matmul_dS_K', a: UID.dS, b: UID.kRows, c: UID.dQAccum },
+    pw('identity_dQ', 'identity', UID.dQAccum, null, UID.dQ),
+  ];
+  const scratch: ScratchSpec[] = [
+    { uid: UID.dQAccum, bytes: b * h * lq * e * 4 },
+    { uid: UID.softmaxSum, bytes: b * h * lq * 4 },
+  ];
+  const key = problemKey('backward', p, [['dO', p.dO], ['dQ', p.dQ], ['dK', p.dK], ['dV', p.dV]]);
+  return { direction: 'backward', key, tensors, ops, scratch, byValue: [UID.scale, UID.one] };
+}
+
+export interface WorkspaceLayout {
+  /** Byte offset of each scratch tensor. */
+  readonly offsets: ReadonlyMap<number, number>;
+  /** Where cuDNN's own workspace starts. */
+  readonly planOffset: number;
+  readonly total: number;
+}
+
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+
+/** Scratch tensors first (in spec order), then cuDNN's workspace, each on a 256-byte boundary. */
+export function workspaceLayout(spec: GraphSpec, planBytes: number): WorkspaceLayout {
+  const offsets = new Map<number, number>();
+  let at = 0;
+  for (const t of spec.scratch) {
+    offsets.set(t.uid, at);
+    at = alignUp(at + t.bytes, WORKSPACE_ALIGNMENT);
+  }
+  return { offsets, planOffset: at, total: at + planBytes };
+}
+
+/** Every uid a tensor of the spec declares; throws on duplicates and on ops naming unknown uids. */
+export function validateSpec(spec: GraphSpec): void {
+  const uids = new Set<number>();
+  for (const t of spec.tensors) {
+    if (uids.has(t.uid)) throw new Error(`cuDNN attention ${spec.direction} graph: uid ${t.uid} (${t.name}) declared twice`);
+    uids.add(t.uid);
+  }
+  for (const op of spec.ops) {
+    const refs = op.kind === 'sdpaForward' ? [op.q, op.k, op.v, op.o, op.stats, op.scale]
+      : op.kind === 'pointwise' ? [op.x, op.y, ...(op.b === null ? [] : [op.b])]
+        : op.kind === 'matmul' ? [op.a, op.b, op.c] : [op.x, op.y];
+    for (const r of refs) if (!uids.has(r)) throw new Error(`cuDNN attention ${spec.direction} graph: ${op.name} uses undeclared uid ${r}`);
+  }
+}
+
+// ---- Which calls the cuDNN path takes ----
+
+export type AttentionMode = 'auto' | 'cudnn' | 'ours';
+
+/** DIMBA_ATTENTION: auto (cuDNN where it applies, else our kernel), cudnn (error where it does not), ours. */
+export function attentionMode(env: NodeJS.ProcessEnv = process.env): AttentionMode {
+  const v = env.DIMBA_ATTENTION;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'cudnn' || v === 'ours') return v;
+  throw new RangeError(`DIMBA_ATTENTION=${JSON.stringify(v)}: expected auto, cudnn or ours`);
+}
+
+export interface DecisionInput {
+  readonly direction: Direction;
+  /** q's dtype, and the dtypes of the other operands (k, v, out, ...). */
+  readonly dtype: DType;
+  readonly otherDTypes: readonly DType[];
+  readonly shape: SdpaShape & { readonly ev: number };
+  readonly masked: boolean;
+  /** cudnnGetVersion(). */
+  readonly version: number;
+  /** Compute capability, major * 10 + minor. */
+  readonly arch: number;
+}
+
+/**
+ * Why the cuDNN graphs cannot take this call (the caller then runs our kernel), or null. Layouts
+ * are not a reason: operands cuDNN cannot address are copied (see cudnnOperand).
+ */
+export function cudnnUnsupportedReason(c: DecisionInput): string | null {
+  const { batch, heads, lq, lk, e, ev } = c.shape;
+  if (c.masked) return 'a mask or key padding (the cuDNN graphs here are unmasked)';
+  if (c.dtype !== 'bfloat16' && c.dtype !== 'float16') return `dtype ${c.dtype} (cuDNN attention takes bfloat16 and float16)`;
+  const other = c.otherDTypes.find((d) => d !== c.dtype);
+  if (other !== undefined) return `mixed dtypes (${c.dtype} and ${other})`;
+  if (e !== ev) return `head dims differ (q/k ${e}, v ${ev})`;
+  if (e % 8 !== 0 || e < 8 || e > CUDNN_MAX_HEAD_DIM) return `head dim ${e} (cuDNN attention here takes multiples of 8 up to ${CUDNN_MAX_HEAD_DIM})`;
+  if (batch * heads * lq === 0 || lk === 0) return 'an empty problem';
+  if (c.arch < 80) return `compute capability ${c.arch / 10} (cuDNN fused attention needs 8.0)`;
+  if (c.version < MIN_CUDNN_VERSION) return `cuDNN ${versionText(c.version)} (the SDPA forward operation needs 9.13)`;
+  if (c.direction === 'backward') {
+    if (lq === 1 && lk === 1) return 'Lq = Lk = 1 (cuDNN\'s backward does not take it)';
+    // cudnn-frontend adds a padding mask for these on cuDNN <= 9.15 to avoid a known bug; this graph has none.
+    if (c.version <= 91500 && lk % 128 !== 0) return `Lk ${lk} not a multiple of 128 on cuDNN ${versionText(c.version)} (needs 9.15.1 or newer)`;
+  }
+  return null;
+}
+
+function versionText(v: number): string {
+  return `${Math.floor(v / 10000)}.${Math.floor((v % 10000) / 100)}.${v % 100}`;
+}
+
+/**
+ * The [B, H, L, E] strides cuDNN is given for an operand, or null when it must be copied first:
+ * the E stride 1 and every other step a multiple of 8 elements (16 bytes), from a 16-byte-aligned
+ * address. A size-1 dim is never stepped along (an expand may leave 0 there); it gets the span
+ * of the other dims, so no declared stride is 0.
+ */
+export function cudnnOperand(shape: readonly number[], strides: readonly number[], address: number, itemBytes: number): Strides4 | null {
+  if (shape.length !== 4) return null;
+  if (address % CUDNN_ALIGNMENT !== 0) return null;
+  if (shape[3]! > 1 && strides[3] !== 1) return null;
+  const s = strides.map((st, i) => (shape[i] === 1 ? 0 : st));
+  const step = CUDNN_ALIGNMENT / itemBytes;
+  for (let i = 0; i < 3; i++) if (s[i]! < 0 || s[i]! % step !== 0) return null;
+  let span = 1;
+  for (let i = 0; i < 4; i++) if (shape[i]! > 1) span = Math.max(span, shape[i]! * s[i]!);
+  const out = s.map((st, i) => (i === 3 ? 1 : shape[i] === 1 ? span : st));
+  return [out[0]!, out[1]!, out[2]!, out[3]!];
+}
