@@ -96,7 +96,8 @@ export function causalConv1dGeometry(shape: readonly number[], taps: number, ops
   while (chunk > causalConv1dTuning.minChunk && batch * Math.ceil(len / chunk) * groups < sms * 2048) chunk /= 2;
   chunk = Math.min(chunk, len);
   const chunks = Math.ceil(len / chunk);
-  const bx = Math.min(64, groups);
+  // Whole warps (idle lanes past D are cheap); 64 groups x 4 chunks for the mixer's widths.
+  const bx = Math.min(64, Math.ceil(groups / 32) * 32);
   const by = Math.min(Math.max(1, Math.floor(MAX_THREADS / bx)), chunks);
   const groupBlocks = Math.ceil(groups / bx);
   const chunkBlocks = Math.ceil(chunks / by);

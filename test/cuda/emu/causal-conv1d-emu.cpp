@@ -1,0 +1,188 @@
+// Runs causal-conv1d.cu's kernels under the host SIMT emulation (simt.h) on operands written by
+// test/cuda/causal-conv1d-emu.test.ts, with the launch geometry the TypeScript launcher computed,
+// and writes every output back, so the kernels' indexing over strided views, time chunks, vector
+// loads and partial-sum reductions are checked against the CPU backend without a GPU.
+//
+//   causal-conv1d-emu DIR   reads DIR/spec.txt and DIR/<operand>.bin (float64, little-endian),
+//                           writes DIR/out.bin, gx.bin (whole base buffers), gw.bin, gbias.bin.
+#include <algorithm>
+using std::min;
+#include "simt.h"
+#include "causal-conv1d.cu"
+
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+std::string dir;
+
+std::vector<double> readBin(const std::string& name) {
+  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<double> v(bytes.size() / 8);
+  std::memcpy(v.data(), bytes.data(), v.size() * 8);
+  return v;
+}
+
+void writeBin(const std::string& name, const std::vector<double>& v) {
+  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
+}
+
+struct View { long long size = 0, offset = 0, s[3] = {0, 0, 0}; };
+struct Geo { int kind = 0, vec = 1, chunk = 0, bx = 0, groupBlocks = 0, chunkBlocks = 0, tiles = 0, blocks = 0, threads = 0, rows = 0; };
+
+struct Spec {
+  std::string type;
+  int B = 0, D = 0, L = 0, K = 0, silu = 0, hasBias = 0;
+  std::map<std::string, View> views;
+  Geo fwd, bwd;
+};
+
+Geo readGeo(std::istringstream& in) {
+  Geo g;
+  in >> g.kind >> g.vec >> g.chunk >> g.bx >> g.groupBlocks >> g.chunkBlocks >> g.tiles >> g.blocks >> g.threads >> g.rows;
+  return g;
+}
+
+Spec readSpec() {
+  std::ifstream f(dir + "/spec.txt");
+  if (!f) throw std::runtime_error("cannot read spec.txt");
+  Spec s;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string key;
+    in >> key;
+    if (key == "type") in >> s.type;
+    else if (key == "dims") in >> s.B >> s.D >> s.L >> s.K >> s.silu >> s.hasBias;
+    else if (key == "view") {
+      std::string name;
+      View v;
+      in >> name >> v.size >> v.offset >> v.s[0] >> v.s[1] >> v.s[2];
+      s.views[name] = v;
+    } else if (key == "fwd") s.fwd = readGeo(in);
+    else if (key == "bwd") s.bwd = readGeo(in);
+  }
+  return s;
+}
+
+template <class T> std::vector<T> toStorage(const std::vector<double>& v) {
+  std::vector<T> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = Ty<T>::store((typename Ty<T>::C)v[i]);
+  return r;
+}
+
+template <class T> std::vector<double> fromStorage(const std::vector<T>& v) {
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = (double)Ty<T>::load(v[i]);
+  return r;
+}
+
+template <class T, int K, int V> void walk(const Spec& s, const T* x, const View& vx, const typename Ty<T>::C* w,
+    const typename Ty<T>::C* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
+    typename Ty<T>::C* partial, bool backward) {
+  const Geo& g = backward ? s.bwd : s.fwd;
+  emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
+    if (!backward) {
+      cc1d_fwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w, bias, out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, g.chunk,
+          g.bx, g.groupBlocks, g.chunkBlocks, s.silu);
+    } else {
+      cc1d_bwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w, bias, gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0], vh.s[1],
+          vh.s[2], partial, s.D, s.L, g.chunk, g.bx, g.groupBlocks, g.chunkBlocks, s.silu);
+    }
+  });
+}
+
+template <class T, int V> void walkK(const Spec& s, const T* x, const View& vx, const typename Ty<T>::C* w,
+    const typename Ty<T>::C* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
+    typename Ty<T>::C* partial, bool backward) {
+  switch (s.K) {
+    case 1: walk<T, 1, V>(s, x, vx, w, bias, gy, vg, out, vo, gx, vh, partial, backward); break;
+    case 2: walk<T, 2, V>(s, x, vx, w, bias, gy, vg, out, vo, gx, vh, partial, backward); break;
+    case 3: walk<T, 3, V>(s, x, vx, w, bias, gy, vg, out, vo, gx, vh, partial, backward); break;
+    case 4: walk<T, 4, V>(s, x, vx, w, bias, gy, vg, out, vo, gx, vh, partial, backward); break;
+    default: throw std::runtime_error("walk with K > 4");
+  }
+}
+
+template <class T> void run(const Spec& s) {
+  typedef typename Ty<T>::C S;
+  const View vx = s.views.at("x"), vo = s.views.at("out"), vg = s.views.at("gy"), vh = s.views.at("gx");
+  auto xb = toStorage<T>(readBin("x"));
+  auto gyb = toStorage<T>(readBin("gy"));
+  auto wv = readBin("w");
+  std::vector<S> w(wv.begin(), wv.end());
+  std::vector<S> bias;
+  if (s.hasBias) { auto b = readBin("bias"); bias.assign(b.begin(), b.end()); }
+  const S* pb = s.hasBias ? bias.data() : nullptr;
+  // NaN everywhere first: an element the kernels never write shows up.
+  std::vector<T> outb = toStorage<T>(std::vector<double>(vo.size, std::numeric_limits<double>::quiet_NaN()));
+  std::vector<T> gxb = toStorage<T>(std::vector<double>(vh.size, std::numeric_limits<double>::quiet_NaN()));
+  const T* x = xb.data() + vx.offset;
+  const T* gy = gyb.data() + vg.offset;
+  T* out = outb.data() + vo.offset;
+  T* gx = gxb.data() + vh.offset;
+
+  if (s.fwd.kind == 0) {
+    if (s.fwd.vec == 4) walkK<T, 4>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
+    else if (s.fwd.vec == 2) walkK<T, 2>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
+    else walkK<T, 1>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
+  } else {
+    const Geo& g = s.fwd;
+    emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
+      cc1d_fwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), pb, out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, s.K,
+          g.tiles, s.silu);
+    });
+  }
+  writeBin("out", fromStorage(outb));
+
+  std::vector<S> partial((size_t)s.bwd.rows * s.D * (s.K + 1), std::numeric_limits<S>::quiet_NaN());
+  if (s.bwd.kind == 0) {
+    if (s.bwd.vec == 4) walkK<T, 4>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+    else if (s.bwd.vec == 2) walkK<T, 2>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+    else walkK<T, 1>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+  } else {
+    const Geo& g = s.bwd;
+    emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
+      cc1d_bwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), pb, gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0],
+          vh.s[1], vh.s[2], partial.data(), s.D, s.L, s.K, g.tiles, s.silu);
+    });
+  }
+  std::vector<S> gw((size_t)s.D * s.K, std::numeric_limits<S>::quiet_NaN()), gbias(s.D, std::numeric_limits<S>::quiet_NaN());
+  const int n = s.D * (s.K + 1);
+  emu::launch((unsigned)((n + 255) / 256), 256, [&] {
+    cc1d_reduce<S>(partial.data(), s.bwd.rows, s.D, s.K, gw.data(), s.hasBias ? gbias.data() : nullptr);
+  });
+  writeBin("gx", fromStorage(gxb));
+  writeBin("gw", std::vector<double>(gw.begin(), gw.end()));
+  if (s.hasBias) writeBin("gbias", std::vector<double>(gbias.begin(), gbias.end()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: causal-conv1d-emu DIR\n");
+    return 2;
+  }
+  dir = argv[1];
+  try {
+    const Spec s = readSpec();
+    if (s.type == "f32") run<float>(s);
+    else if (s.type == "f64") run<double>(s);
+    else if (s.type == "bf16") run<bf16>(s);
+    else throw std::runtime_error("unknown type " + s.type);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "causal-conv1d-emu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
