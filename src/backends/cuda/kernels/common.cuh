@@ -102,6 +102,7 @@ __device__ __forceinline__ void store_dyn(void* p, int dt, long long i, double v
 
 // Logical shape (outer to inner, dims merged where every operand allows) and one operand's
 // element strides plus element offset. Both are 9 int64 words, written by src/backends/cuda/layout.ts.
+// These and offset1/2/3 serve the 64-bit ("wide") kernels; see Map below for the 32-bit ones.
 struct Dims { long long size[DIMBA_MAX_DIMS]; long long ndim; };
 struct Strides { long long stride[DIMBA_MAX_DIMS]; long long offset; };
 
@@ -157,6 +158,126 @@ __device__ __forceinline__ void offset3(long long i, const Dims& d, const Stride
       oc += r * c.stride[k];
       i = q;
     }
+  }
+}
+
+// 32-bit indexing, chosen by the host (layout.ts planMap) when the element count and every
+// operand's reachable offsets fit in int32. A 64-bit division costs ~70 instructions on the GPU,
+// so divisions by a dim's size use a host-computed magic number instead (Granlund-Montgomery:
+// q = (umulhi(n, magic) + n) >> shift, exact for n, d < 2^31; layout.ts fastDivisor). The magic
+// sits in the low 32 bits of a word and the shift in the high bits.
+__device__ __forceinline__ unsigned fast_div(unsigned n, long long magicShift) {
+  return (__umulhi(n, (unsigned)magicShift) + n) >> (unsigned)(magicShift >> 32);
+}
+
+// One merged layout for up to four operands (operand 0 the output), 49 int64 words written by
+// layout.ts putMap. Values are int32 here; the words are 64-bit only because the parameter
+// writer packs int64 structs.
+#define DIMBA_MAP_OPERANDS 4
+struct Map {
+  long long size[DIMBA_MAX_DIMS];
+  long long magic[DIMBA_MAX_DIMS];
+  long long stride[DIMBA_MAP_OPERANDS][DIMBA_MAX_DIMS];
+  long long ndim;
+};
+
+// Element offsets in operands [0, N) of row-major index i over dims [0, nd) of L. Every index
+// is a compile-time constant after unrolling, so the fields stay in the parameter bank (no copy
+// of the struct to local memory). The outermost dim needs no division (i < size[0] there).
+template <int N>
+__device__ __forceinline__ void map_offsets(unsigned i, const Map& L, int nd, int (&o)[N]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) o[j] = 0;
+#pragma unroll
+  for (int k = DIMBA_MAX_DIMS - 1; k >= 1; --k) {
+    if (k < nd) {
+      const unsigned q = fast_div(i, L.magic[k]);
+      const int r = (int)(i - q * (unsigned)L.size[k]);
+#pragma unroll
+      for (int j = 0; j < N; ++j) o[j] += r * (int)L.stride[j][k];
+      i = q;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) o[j] += (int)i * (int)L.stride[j][0];
+}
+
+// Grid-stride loop over [0, n) with 32-bit indices (n < 2^31, so i + stride cannot wrap).
+#define DIMBA_FOR_EACH32(i, n) \
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < (unsigned)(n); i += gridDim.x * blockDim.x)
+
+// N elements moved by one 16-byte (or narrower) load or store; callers guarantee the alignment.
+template <class T, int N> struct alignas(sizeof(T) * N) Pack { T v[N]; };
+
+// The vector kernel's geometry (layout.ts putRows): the innermost dim splits into rowChunks
+// chunks of VEC elements; a one-row layout ends in `tail` single elements; bit j of bcast marks
+// operand j broadcast (stride 0) along the innermost dim.
+struct Rows { long long rowMagic, rowChunks, chunks, tail, bcast; };
+
+template <class T, int VEC>
+__device__ __forceinline__ void load_pack(Pack<T, VEC>& v, const T* base, int col, bool bcast) {
+  if (bcast) {
+    const T x = base[0];
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) v.v[e] = x;
+  } else {
+    v = *(const Pack<T, VEC>*)(base + col);
+  }
+}
+
+// out = f(a, b, c) elementwise over a 32-bit layout with NIN inputs (absent ones are never read
+// and reach f as zeros). f maps storage values to a storage value, so each kernel keeps its own
+// per-element arithmetic and the result is the same whichever of these loops runs it.
+//   map_rows     VEC consecutive elements of one row per step, 16-byte loads and stores (the host
+//                checked that the innermost dim is contiguous or broadcast and aligned)
+//   map_strided  one element per step at any strides
+template <int NIN, int VEC, class O, class I1, class I2, class I3, class F>
+__device__ __forceinline__ void map_rows(const F& f, const Map& L, const Rows& g, O* out, const I1* a, const I2* b, const I3* c) {
+  const int nd = (int)L.ndim - 1;
+  const int bc = (int)g.bcast;
+  DIMBA_FOR_EACH32(t, g.chunks) {
+    const unsigned row = fast_div(t, g.rowMagic);
+    const int col = (int)(t - row * (unsigned)g.rowChunks) * VEC;
+    int o[NIN + 1];
+    map_offsets<NIN + 1>(row, L, nd, o);
+    Pack<I1, VEC> x = {};
+    Pack<I2, VEC> y = {};
+    Pack<I3, VEC> z = {};
+    if constexpr (NIN >= 1) load_pack(x, a + o[1], col, bc & 2);
+    if constexpr (NIN >= 2) load_pack(y, b + o[2], col, bc & 4);
+    if constexpr (NIN >= 3) load_pack(z, c + o[3], col, bc & 8);
+    Pack<O, VEC> r;
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) r.v[e] = f(x.v[e], y.v[e], z.v[e]);
+    *(Pack<O, VEC>*)(out + o[0] + col) = r;
+  }
+  // A one-row layout (offsets 0, inner strides 0 or 1) whose length is not a multiple of VEC.
+  const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t < (unsigned)g.tail) {
+    const int col = (int)g.chunks * VEC + (int)t;
+    I1 x = {};
+    I2 y = {};
+    I3 z = {};
+    if constexpr (NIN >= 1) x = a[bc & 2 ? 0 : col];
+    if constexpr (NIN >= 2) y = b[bc & 4 ? 0 : col];
+    if constexpr (NIN >= 3) z = c[bc & 8 ? 0 : col];
+    out[col] = f(x, y, z);
+  }
+}
+
+template <int NIN, class O, class I1, class I2, class I3, class F>
+__device__ __forceinline__ void map_strided(const F& f, const Map& L, long long n, O* out, const I1* a, const I2* b, const I3* c) {
+  const int nd = (int)L.ndim;
+  DIMBA_FOR_EACH32(i, n) {
+    int o[NIN + 1];
+    map_offsets<NIN + 1>(i, L, nd, o);
+    I1 x = {};
+    I2 y = {};
+    I3 z = {};
+    if constexpr (NIN >= 1) x = a[o[1]];
+    if constexpr (NIN >= 2) y = b[o[2]];
+    if constexpr (NIN >= 3) z = c[o[3]];
+    out[o[0]] = f(x, y, z);
   }
 }
 

@@ -1,13 +1,23 @@
-// Elementwise arithmetic, one thread per output element (grid-stride), the op chosen by a
-// run-time code that is the same for every thread (a uniform branch). Formulas follow the CPU
-// kernels in src/backends/cpu/kernels/elementwise.ts and math.ts.
-//   unary_<dt>           y = op(x); x, y contiguous, same dtype
-//   unary_pred_<dt>      bool y = op(x) for logical_not / isnan / isinf
-//   unary_backward_<dt>  gx = gy * op'(x); all contiguous, same dtype
-//   binary_<dt>          out = op(a, b); a, b strided views of out's shape (stride 0 = broadcast)
-//   binary_cmp_<dt>      bool out for comparisons and logical ops
-//   where_<bytes>        out = cond ? a : b; all three strided, raw elements
-// Op codes are the positions in UNARY_OPS / BINARY_OPS of kernels/elementwise.ts.
+// Elementwise arithmetic, the op chosen by a run-time code that is the same for every thread (a
+// uniform branch). Formulas follow the CPU kernels in src/backends/cpu/kernels/elementwise.ts and
+// math.ts. Every op has three loops over the same per-element functor (so results do not depend
+// on which one runs), picked by the host (layout.ts planMap):
+//   <kernel>_rows_<dt>     32-bit indices, 16-byte vector loads/stores along a contiguous or
+//                          broadcast innermost dim (common.cuh map_rows)
+//   <kernel>_strided_<dt>  32-bit indices, any strides, one element per step (map_strided)
+//   <kernel>_<dt>          64-bit indices (tensors past int32 offsets); unary ones contiguous
+// Kernels (operand 0 the output; the rows/strided ones take common.cuh's Map and Rows or n):
+//   unary             y = op(x), same dtype
+//   unary_pred        bool y = op(x) for logical_not / isnan / isinf
+//   unary_backward    gx = gy * op'(x), same dtype
+//   binary            out = op(a, b); a, b strided views of out's shape (stride 0 = broadcast)
+//   binary_cmp        bool out for comparisons and logical ops
+//   where_<bytes>     out = cond ? a : b, raw elements
+// Op codes are the positions in UNARY_OPS / BINARY_OPS of kernels/elementwise.ts. The vector
+// kernels exist for the hot ops on float32/bfloat16/float16 only (ROWS_UNARY / ROWS_BINARY in
+// elementwise.ts; the others run strided, which is correct for any layout): each has the op
+// switch outside its loop (one loop per op), since a switch inside a loop unrolled VEC times
+// multiplies the code and NVRTC's compile time (~8x for the whole switch).
 #include "common.cuh"
 
 template <class C> __device__ __forceinline__ C sigmoid(C x) {
@@ -164,3 +174,143 @@ DIMBA_WHERE(1, unsigned char)
 DIMBA_WHERE(2, unsigned short)
 DIMBA_WHERE(4, unsigned int)
 DIMBA_WHERE(8, unsigned long long)
+
+// ------------------------------------------------------------------------------------------
+// 32-bit kernels: per-element functors for common.cuh map_rows / map_strided.
+
+template <class T, class O> struct UnaryF {
+  int op;
+  typename Ty<T>::C p0, p1;
+  __device__ __forceinline__ O operator()(T x, u8, u8) const {
+    return Ty<O>::store(unary_op<typename Ty<T>::C>(op, Ty<T>::load(x), p0, p1));
+  }
+};
+
+template <class T, int OP> struct UnaryK {
+  __device__ __forceinline__ T operator()(T x, u8, u8) const {
+    typedef typename Ty<T>::C C;
+    return Ty<T>::store(unary_op<C>(OP, Ty<T>::load(x), (C)0, (C)0));
+  }
+};
+
+template <class T> struct UnaryBackwardF {
+  int op;
+  typename Ty<T>::C p0, p1;
+  __device__ __forceinline__ T operator()(T x, T gy, u8) const {
+    return Ty<T>::store(Ty<T>::load(gy) * unary_derivative<typename Ty<T>::C>(op, Ty<T>::load(x), p0, p1));
+  }
+};
+
+template <class T, int OP> struct UnaryBackwardK {
+  __device__ __forceinline__ T operator()(T x, T gy, u8) const {
+    typedef typename Ty<T>::C C;
+    return Ty<T>::store(Ty<T>::load(gy) * unary_derivative<C>(OP, Ty<T>::load(x), (C)0, (C)0));
+  }
+};
+
+template <class T, class O> struct BinaryF {
+  int op;
+  __device__ __forceinline__ O operator()(T a, T b, u8) const {
+    return Ty<O>::store(binary_op<typename Ty<T>::C>(op, Ty<T>::load(a), Ty<T>::load(b)));
+  }
+};
+
+template <class T, int OP> struct BinaryK {
+  __device__ __forceinline__ T operator()(T a, T b, u8) const {
+    return Ty<T>::store(binary_op<typename Ty<T>::C>(OP, Ty<T>::load(a), Ty<T>::load(b)));
+  }
+};
+
+template <class E> struct WhereF {
+  __device__ __forceinline__ E operator()(u8 c, E a, E b) const { return c ? a : b; }
+};
+
+#define DIMBA_VEC(T) (16 / (int)sizeof(T))
+
+// The vector kernels' ops: keep in step with ROWS_UNARY and ROWS_BINARY in elementwise.ts (an
+// op missing here traps rather than writing nothing). None takes the scalars p0 / p1.
+#define DIMBA_ROWS_UNARY(X) X(0) X(1) X(3) X(4) X(8) X(9) X(11) X(12) X(13) X(16)
+#define DIMBA_ROWS_BINARY(X) X(0) X(1) X(2) X(3) X(5) X(6)
+
+#define DIMBA_UNARY_CASE(k) case k: map_rows<1, DIMBA_VEC(T)>(UnaryK<T, k>(), L, g, y, x, none, none); break;
+template <class T> __device__ __forceinline__ void unary_rows(int op, const Map& L, const Rows& g, T* y, const T* x) {
+  const u8* none = 0;
+  switch (op) {
+    DIMBA_ROWS_UNARY(DIMBA_UNARY_CASE)
+    default: __trap();
+  }
+}
+
+#define DIMBA_UNARY_BACKWARD_CASE(k) case k: map_rows<2, DIMBA_VEC(T)>(UnaryBackwardK<T, k>(), L, g, gx, x, gy, none); break;
+template <class T> __device__ __forceinline__ void unary_backward_rows(int op, const Map& L, const Rows& g, T* gx, const T* x, const T* gy) {
+  const u8* none = 0;
+  switch (op) {
+    DIMBA_ROWS_UNARY(DIMBA_UNARY_BACKWARD_CASE)
+    default: __trap();
+  }
+}
+
+#define DIMBA_BINARY_CASE(k) case k: map_rows<2, DIMBA_VEC(T)>(BinaryK<T, k>(), L, g, out, a, b, none); break;
+template <class T> __device__ __forceinline__ void binary_rows(int op, const Map& L, const Rows& g, T* out, const T* a, const T* b) {
+  const u8* none = 0;
+  switch (op) {
+    DIMBA_ROWS_BINARY(DIMBA_BINARY_CASE)
+    default: __trap();
+  }
+}
+
+#define DIMBA_ELEMENTWISE_ROWS(name, T) \
+  extern "C" __global__ void unary_rows_##name(int op, const Map L, const Rows g, T* y, const T* x) { \
+    unary_rows<T>(op, L, g, y, x); \
+  } \
+  extern "C" __global__ void unary_backward_rows_##name(int op, const Map L, const Rows g, T* gx, const T* x, const T* gy) { \
+    unary_backward_rows<T>(op, L, g, gx, x, gy); \
+  } \
+  extern "C" __global__ void binary_rows_##name(int op, const Map L, const Rows g, T* out, const T* a, const T* b) { \
+    binary_rows<T>(op, L, g, out, a, b); \
+  }
+DIMBA_ELEMENTWISE_ROWS(f32, float)
+DIMBA_ELEMENTWISE_ROWS(bf16, bf16)
+DIMBA_ELEMENTWISE_ROWS(f16, f16)
+
+#define DIMBA_ELEMENTWISE_STRIDED(name, T) \
+  extern "C" __global__ void unary_strided_##name(int op, const Map L, long long n, T* y, const T* x, double p0, double p1) { \
+    const u8* none = 0; \
+    map_strided<1>(UnaryF<T, T>{op, (Ty<T>::C)p0, (Ty<T>::C)p1}, L, n, y, x, none, none); \
+  } \
+  extern "C" __global__ void unary_pred_strided_##name(int op, const Map L, long long n, u8* y, const T* x, double p0, double p1) { \
+    const u8* none = 0; \
+    map_strided<1>(UnaryF<T, u8>{op, (Ty<T>::C)p0, (Ty<T>::C)p1}, L, n, y, x, none, none); \
+  } \
+  extern "C" __global__ void unary_backward_strided_##name(int op, const Map L, long long n, T* gx, const T* x, const T* gy, \
+      double p0, double p1) { \
+    const u8* none = 0; \
+    map_strided<2>(UnaryBackwardF<T>{op, (Ty<T>::C)p0, (Ty<T>::C)p1}, L, n, gx, x, gy, none); \
+  } \
+  extern "C" __global__ void binary_strided_##name(int op, const Map L, long long n, T* out, const T* a, const T* b) { \
+    const u8* none = 0; \
+    map_strided<2>(BinaryF<T, T>{op}, L, n, out, a, b, none); \
+  } \
+  extern "C" __global__ void binary_cmp_strided_##name(int op, const Map L, long long n, u8* out, const T* a, const T* b) { \
+    const u8* none = 0; \
+    map_strided<2>(BinaryF<T, u8>{op}, L, n, out, a, b, none); \
+  }
+DIMBA_ELEMENTWISE_STRIDED(f32, float)
+DIMBA_ELEMENTWISE_STRIDED(f64, double)
+DIMBA_ELEMENTWISE_STRIDED(bf16, bf16)
+DIMBA_ELEMENTWISE_STRIDED(f16, f16)
+DIMBA_ELEMENTWISE_STRIDED(i32, int)
+DIMBA_ELEMENTWISE_STRIDED(i64, long long)
+DIMBA_ELEMENTWISE_STRIDED(bool, u8)
+
+#define DIMBA_WHERE32(bytes, E) \
+  extern "C" __global__ void where_rows_##bytes(const Map L, const Rows g, E* out, const u8* cond, const E* a, const E* b) { \
+    map_rows<3, DIMBA_VEC(E)>(WhereF<E>(), L, g, out, cond, a, b); \
+  } \
+  extern "C" __global__ void where_strided_##bytes(const Map L, long long n, E* out, const u8* cond, const E* a, const E* b) { \
+    map_strided<3>(WhereF<E>(), L, n, out, cond, a, b); \
+  }
+DIMBA_WHERE32(1, unsigned char)
+DIMBA_WHERE32(2, unsigned short)
+DIMBA_WHERE32(4, unsigned int)
+DIMBA_WHERE32(8, unsigned long long)
