@@ -6,7 +6,9 @@
  * and 4096 tokens, and cross-attention from 1024 tokens to 120 caption keys with a key-padding
  * mask (the reference's caption lengths). q, k, v are [B, L, H, E] storage viewed as [B, H, L, E],
  * the layout the model's head split makes. TFLOP/s by bench/gpu/flops.ts (forward 4 B H Lq Lk E,
- * forward+backward 3.5x; padded keys counted).
+ * forward+backward 3.5x; padded keys counted). On CUDA each unmasked case runs twice, by route:
+ * 'ours' (DIMBA_ATTENTION=ours: our flash kernels) and 'cudnn' (DIMBA_ATTENTION=cudnn: cuDNN's
+ * fused attention, an error if it declines); masked cases run 'ours' only (cuDNN takes no masks).
  *
  *   node dist/bench/cuda/attention-compare.js [--steps 20] [--warmup 5] [--device cuda|cpu] [--tiny] [--json]
  */
@@ -51,15 +53,25 @@ for (const c of cases) {
   const mask = c.masked ? T.keep(captionMask(c.batch, c.lk, dev)) : null;
   const heads4 = (t: T.Tensor) => T.permute(t, [0, 2, 1, 3]);
   const call = () => T.scaledDotProductAttention(heads4(q), heads4(k), heads4(v), { keyPadding: mask });
+  const routes = dev === 'cuda' ? (c.masked ? ['ours'] : ['ours', 'cudnn']) : ['default'];
   try {
-    const fwd = median(device.time(() => T.noGrad(() => T.tidy(() => { call(); })), warmup, steps));
-    const both = median(device.time(() => T.tidy(() => { T.grad(call(), [q, k, v], g); }), warmup, steps));
-    emit(args.json!, device, {
-      kind: 'attention', case: c.name, batch: c.batch, heads, lq: c.lq, lk: c.lk, head_dim: headDim, masked: c.masked, dtype,
-      fwd_ms: fwd, fwd_bwd_ms: both,
-      fwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, false) / fwd / 1e9,
-      fwd_bwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, true) / both / 1e9,
-    });
+    for (const route of routes) {
+      const before = process.env.DIMBA_ATTENTION;
+      if (dev === 'cuda') process.env.DIMBA_ATTENTION = route;
+      try {
+        const fwd = median(device.time(() => T.noGrad(() => T.tidy(() => { call(); })), warmup, steps));
+        const both = median(device.time(() => T.tidy(() => { T.grad(call(), [q, k, v], g); }), warmup, steps));
+        emit(args.json!, device, {
+          kind: 'attention', case: c.name, route, batch: c.batch, heads, lq: c.lq, lk: c.lk, head_dim: headDim, masked: c.masked, dtype,
+          fwd_ms: fwd, fwd_bwd_ms: both,
+          fwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, false) / fwd / 1e9,
+          fwd_bwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, true) / both / 1e9,
+        });
+      } finally {
+        if (before === undefined) delete process.env.DIMBA_ATTENTION;
+        else process.env.DIMBA_ATTENTION = before;
+      }
+    }
   } catch (e) {
     if (!device.isOutOfMemory(e)) throw e;
     emit(args.json!, device, { kind: 'attention', case: c.name, error: `out of memory: ${(e as Error).message.slice(0, 200)}` });

@@ -3,8 +3,10 @@
  * engine, as DIMBA_FLASH=0 runs it), 16 heads of 72 (Dimba-L-2), bf16, on the shapes of issue 7:
  * self-attention over 1024 and 4096 tokens and cross-attention to 120 caption keys with key
  * padding. Forward, and forward + backward:
- *   flash     the fused kernels called directly on preallocated buffers (device time only)
+ *   flash     our fused kernels called directly on preallocated buffers (device time only; DIMBA_ATTENTION=ours)
  *   flash op  scaledDotProductAttention + backward through the engine (adds op work, allocations)
+ *   cudnn     cuDNN's fused attention (cudnn-attention/) called directly, self-attention only (it takes no masks)
+ *   cudnn op  the op under DIMBA_ATTENTION=auto, which routes unmasked calls to cuDNN
  *   composed  the same op with the fused kernels switched off
  * TFLOP/s count 4 B H Lq Lk E for the forward and 2.5x that for the backward (the convention of
  * PyTorch's and FlashAttention's benchmarks, so ../shared/GPU.md's SDPA figures compare directly).
@@ -18,6 +20,8 @@ import { getBackend } from '../../src/backends/registry.js';
 import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import type { AttentionArgs, FusedKernels } from '../../src/backends/backend.js';
 import { planAttention } from '../../src/backends/cuda/kernels/attention-plan.js';
+import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
+import { cudnnAttentionFor } from '../../src/backends/cuda/cudnn-attention/plan.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 const { values: args } = parseArgs({ options: { json: { type: 'boolean', default: false }, 'skip-composed': { type: 'boolean', default: false } } });
@@ -82,6 +86,21 @@ function captionMask(b: number, lk: number): Tensor {
   return T.Tensor.fromHost(keep, [b, lk], 'bool').to('cuda');
 }
 
+/** Runs fn with DIMBA_ATTENTION set to `mode` (the fused kernels read it per call). */
+function withMode<R>(mode: 'auto' | 'ours', fn: () => R): R {
+  const before = process.env.DIMBA_ATTENTION;
+  process.env.DIMBA_ATTENTION = mode;
+  try {
+    return fn();
+  } finally {
+    if (before === undefined) delete process.env.DIMBA_ATTENTION;
+    else process.env.DIMBA_ATTENTION = before;
+  }
+}
+
+const cudnnMissing = cudnnAttentionFor(rt).unavailableReason();
+if (cudnnMissing !== null) console.log(`# cuDNN attention rows skipped: ${cudnnMissing}`);
+
 interface Row { shape: string; variant: string; fwdMs: number; fwdTflops: number; fwdBwdMs: number; fwdBwdTflops: number }
 const rows: Row[] = [];
 
@@ -106,10 +125,18 @@ for (const s of SHAPES) {
   const gq = T.Tensor.empty(q.shape, 'bfloat16', backend);
   const gk = T.Tensor.empty(k.shape, 'bfloat16', backend);
   const gv = T.Tensor.empty(v.shape, 'bfloat16', backend);
-  const fwd = () => flashForward(q, k, v, out, lse, margs);
-  const fwdMs = time(fwd);
-  const allMs = time(() => { fwd(); flashBackward(q, k, v, out, lse, dO, gq, gk, gv, margs); });
-  rows.push(row('flash', fwdMs, allMs));
+  withMode('ours', () => {
+    const fwd = () => flashForward(q, k, v, out, lse, margs);
+    const fwdMs = time(fwd);
+    const allMs = time(() => { fwd(); flashBackward(q, k, v, out, lse, dO, gq, gk, gv, margs); });
+    rows.push(row('flash', fwdMs, allMs));
+  });
+  if (cudnnMissing === null && !s.cross) {
+    const cfwd = () => { cudnnForward(rt, q, k, v, out, lse, margs, 'cudnn'); };
+    const cfwdMs = time(cfwd);
+    const callMs = time(() => { cfwd(); cudnnBackward(rt, q, k, v, out, lse, dO, gq, gk, gv, margs, 'cudnn'); });
+    rows.push(row('cudnn', cfwdMs, callMs));
+  }
 
   // Through the op and autograd.
   const leaves = [q, k, v].map((t) => t.detach().requiresGrad_(true)) as [Tensor, Tensor, Tensor];
@@ -119,7 +146,8 @@ for (const s of SHAPES) {
     T.backward(y, dO);
     for (const l of leaves) l.grad = null;
   });
-  rows.push(row('flash op', time(opFwd), time(opAll)));
+  withMode('ours', () => rows.push(row('flash op', time(opFwd), time(opAll))));
+  if (cudnnMissing === null && !s.cross) withMode('auto', () => rows.push(row('cudnn op', time(opFwd), time(opAll))));
 
   if (!args['skip-composed']) {
     delete fused.attention;
@@ -134,6 +162,11 @@ for (const s of SHAPES) {
   const p = planAttention('bfloat16', { batch: s.b, heads: H, lq: s.lq, lk: s.lk, e: E, ev: E }, rt.info.multiprocessors);
   if (!args.json) console.log(`# ${s.name}: forward grid ${p.forward.grid}, backward grid ${p.backward.grid} (query splits ${p.backward.splits})`);
   backend.emptyCache();
+}
+
+if (!args.json && cudnnMissing === null) {
+  for (const p of cudnnAttentionFor(rt).stats().plans) console.log(`# cuDNN plan ${p.key}: ${p.label}, workspace ${p.layout.total} B, built in ${p.buildMs.toFixed(0)} ms`);
+  for (const u of cudnnAttentionFor(rt).stats().unsupported) console.log(`# cuDNN declined ${u.key}: ${u.reason}`);
 }
 
 if (args.json) {

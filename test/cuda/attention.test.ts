@@ -26,6 +26,9 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { cudaSkip, randomCpu, realCuda } from './helpers.js';
 
+// These specs are about our flash kernels: keep unmasked calls off cuDNN (cudnn-attention.test.ts covers that route).
+process.env.DIMBA_ATTENTION ??= 'ours';
+
 const skip = cudaSkip || (realCuda ? false : 'the fused kernels need the real CUDA backend (DIMBA_CUDA_TEST_FAKE=cpu has none)');
 if (cudaSkip === false && !realCuda) console.log(`# flash attention tests skipped: ${skip}`);
 
