@@ -23,6 +23,7 @@ import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
 import { attentionKernels } from './kernels/attention.js';
 import { optimKernels } from './kernels/optim.js';
+import { modulateKernels } from './kernels/modulate.js';
 import type { CudaDeviceInfo } from './device.js';
 import { CudaGraph } from './graph.js';
 
@@ -52,6 +53,8 @@ export class CudaBackend implements Backend {
     const rt = this.runtime;
     // Multi-tensor optimizer kernels (kernels/optim.ts; DIMBA_FUSED_OPTIM=0 leaves them out).
     Object.assign(this.fused, optimKernels(rt));
+    // adaLN norm + modulate and gated residual (kernels/modulate.ts; DIMBA_FUSED_MODULATE=0 leaves them out).
+    Object.assign(this.fused, modulateKernels(rt));
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),
