@@ -1,0 +1,140 @@
+/**
+ * The fused causal conv1d (bias + SiLU, causal-conv1d.cu) on x as the Mamba mixer passes it:
+ * a [B, 2304, L] channel-last view of in_proj's [B, L, 4608] bf16 output (the first half), and
+ * the time-flipped one of the backward direction; bf16 weight and bias. Shapes: the forward
+ * profile's B16 x L1024 and the training step's B32 x L256 (bench/NOTES.md, Dimba-L-2).
+ *
+ * Rows: the fused kernels alone (forward; backward; both), and the op with autograd, fused
+ * against the composed path the op used to run (transposing copy of x + plain conv + bias add +
+ * silu, each its own op; its conv is today's kernel on a contiguous x, not the removed
+ * one-thread-per-element kernel).
+ *
+ * Bytes the kernels must move: forward reads x and writes out (2 B D L e); backward reads x and
+ * gy and writes gx (3 B D L e); e = 2. Fraction = bytes / time / 3.0 TB/s (the card's measured
+ * copy bandwidth). Device time: CUDA events around back-to-back calls, median over rounds.
+ *
+ *   node dist/bench/cuda/causal-conv1d.js [--json] [--rounds 7]
+ */
+import { parseArgs } from 'node:util';
+import * as T from '../../src/index.js';
+import { getBackend } from '../../src/backends/registry.js';
+import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
+import { causalConv1dGeometry } from '../../src/backends/cuda/kernels/causal-conv1d.js';
+import { addressOf } from '../../src/backends/cuda/storage.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+
+const { values: args } = parseArgs({
+  options: { json: { type: 'boolean', default: false }, rounds: { type: 'string', default: '7' } },
+});
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${args.rounds}`);
+
+loadCuda();
+const backend = getBackend('cuda');
+if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const rt = backend.runtime;
+
+const COPY_BYTES_PER_S = 3.0e12;
+const DIM = 2304;
+const TAPS = 4;
+const bf16 = { dtype: 'bfloat16', device: 'cuda' } as const;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
+function time(fn: () => void): number {
+  const call = () => T.tidy(fn);
+  for (let i = 0; i < 2; i++) call();
+  const a = CudaEvent.create(rt.api);
+  const b = CudaEvent.create(rt.api);
+  a.record(rt.stream);
+  for (let i = 0; i < 2; i++) call();
+  b.record(rt.stream);
+  b.synchronize();
+  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a) / 2, 1e-3))));
+  const ms: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    a.record(rt.stream);
+    for (let i = 0; i < inner; i++) call();
+    b.record(rt.stream);
+    b.synchronize();
+    ms.push(b.elapsedSince(a) / inner);
+  }
+  a.destroy();
+  b.destroy();
+  return median(ms);
+}
+
+interface Row {
+  shape: string;
+  direction: 'forward' | 'flipped';
+  what: string;
+  ms: number;
+  mb: number;
+  fraction: number | null;
+}
+
+const rows: Row[] = [];
+const geometries: Record<string, unknown> = {};
+for (const [batch, len] of [[16, 1024], [32, 256]] as const) {
+  const xz = T.randn([batch, len, 2 * DIM], bf16);
+  const w = T.mul(T.randn([DIM, TAPS], bf16), 0.5);
+  const bias = T.randn([DIM], bf16);
+  const gBase = T.randn([batch, len, DIM], bf16);
+  const gy = T.transpose(gBase, 1, 2);  // the gradient of u as x_proj's backward hands it over
+  const n = batch * DIM * len;
+  const shape = `B${batch}xL${len}`;
+  for (const direction of ['forward', 'flipped'] as const) {
+    const t = T.transpose(xz, 1, 2);
+    const [x] = T.chunk(direction === 'flipped' ? T.flip(t, [2]) : t, 2, 1) as [Tensor, Tensor];
+    const out = T.transpose(T.empty([batch, len, DIM], bf16), 1, 2);
+    const gx = direction === 'flipped' ? T.flip(T.transpose(T.empty([batch, len, DIM], bf16), 1, 2), [2]) : T.transpose(T.empty([batch, len, DIM], bf16), 1, 2);
+    const gw = T.empty([DIM, TAPS], bf16);
+    const gb = T.empty([DIM], bf16);
+    const k = backend.kernels;
+    const add = (what: string, ms: number, bytes: number | null) => rows.push({
+      shape, direction, what, ms, mb: bytes === null ? 0 : bytes / 1e6, fraction: bytes === null ? null : bytes / (ms / 1000) / COPY_BYTES_PER_S,
+    });
+    const fwd = time(() => k.causalConv1d(x, w, bias, true, out));
+    const bwd = time(() => k.causalConv1dBackward(x, w, bias, true, gy, gx, gw, gb));
+    add('fused kernel forward', fwd, 2 * n * 2);
+    add('fused kernel backward (+ gw/gbias reduce)', bwd, 3 * n * 2);
+    add('fused kernels forward + backward', fwd + bwd, 5 * n * 2);
+    const item = 2;
+    const op = (v: Tensor) => ({ strides: v.strides, address: addressOf(v) });
+    geometries[`${shape} ${direction}`] = {
+      forward: causalConv1dGeometry(x.shape, TAPS, [op(x), op(out)], item, rt.info.multiprocessors, false),
+      backward: causalConv1dGeometry(x.shape, TAPS, [op(x), op(gy), op(gx)], item, rt.info.multiprocessors, true),
+    };
+
+    const fused = (xx: Tensor, ww: Tensor, bb: Tensor) => T.causalConv1d(xx, ww, bb, 'silu');
+    const composed = (xx: Tensor, ww: Tensor, bb: Tensor) => T.silu(T.add(T.causalConv1d(T.contiguous(xx), ww), T.reshape(bb, [DIM, 1])));
+    for (const [name, f] of [['fused op', fused], ['composed ops (copy + conv + add + silu)', composed]] as const) {
+      add(`${name}, forward (no grad)`, time(() => { T.noGrad(() => f(x, w, bias)); }), null);
+      add(`${name}, forward + backward (autograd)`, time(() => {
+        const wl = w.detach().requiresGrad_(true);
+        const bl = bias.detach().requiresGrad_(true);
+        const xl = x.detach().requiresGrad_(true);
+        f(xl, wl, bl).backward(gy);
+      }), null);
+    }
+    for (const tt of [out, gx, gw, gb]) tt.dispose();
+  }
+  for (const tt of [xz, w, bias, gBase]) tt.dispose();
+}
+
+const device = backend.info.name;
+if (args.json) {
+  console.log(JSON.stringify({ device, date: new Date().toISOString(), dim: DIM, taps: TAPS, copyBytesPerS: COPY_BYTES_PER_S, rows, geometries }, null, 2));
+} else {
+  console.log(`causal conv1d (causal-conv1d.cu), ${device}, D ${DIM}, K ${TAPS}, bf16 x as the mixer's channel-last view; fraction of 3.0 TB/s`);
+  console.log('| shape | x | what | ms | MB | fraction |');
+  console.log('| --- | --- | --- | ---: | ---: | ---: |');
+  for (const r of rows) {
+    console.log(`| ${r.shape} | ${r.direction} | ${r.what} | ${r.ms.toFixed(3)} | ${r.mb ? r.mb.toFixed(0) : '-'} | ${r.fraction === null ? '-' : r.fraction.toFixed(2)} |`);
+  }
+  console.log(JSON.stringify(geometries));
+}
