@@ -1,0 +1,129 @@
+/**
+ * adaLN modulation (kernels/modulate.cu) against the composed ops it replaces in the Transformer
+ * block, on Dimba-L-2's activations [16, 1024, 1152] bf16 with modulation [16, 1, C] taken as
+ * chunks of one [16, 6, C] tensor (as the block takes them):
+ *   norm+modulate   layerNormModulate(x, shift, scale)   vs  add(mul(layerNorm(x), add(scale, 1)), shift)
+ *   gated residual  gatedResidual(x, gate, y)            vs  add(x, mul(gate, y))
+ * through the ops (engine overhead, allocations and the autograd engine included), forward
+ * alone and forward + backward (backward(gy) with every input requiring grad).
+ *
+ * GB/s: the fused kernels' unavoidable DRAM traffic divided by the time, for both paths (so the
+ * composed figure reads as an effective rate): norm forward 2 + 2 B per element (read x, write
+ * y), + 6 B backward (read x, gy, write gx); gated 6 B forward (x, y, out), + 6 B backward
+ * (g, y, gy; x's gradient is g itself). Modulation rows and float32 statistics are < 0.1 %.
+ * Device time by CUDA events around back-to-back calls after a warm-up, median of 7 rounds.
+ *
+ *   node dist/bench/cuda/modulate.js [--batch 16] [--tokens 1024] [--channels 1152] [--dtype bf16|float32] [--json]
+ */
+import { parseArgs } from 'node:util';
+import * as T from '../../src/index.js';
+import { getBackend } from '../../src/backends/registry.js';
+import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
+import { composedGatedResidual, composedNormModulate } from '../../src/ops/modulate.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+
+const { values: args } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '16' }, tokens: { type: 'string', default: '1024' },
+    channels: { type: 'string', default: '1152' }, dtype: { type: 'string', default: 'bf16' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const [B, N, C] = [Number(args.batch), Number(args.tokens), Number(args.channels)];
+if (args.dtype !== 'bf16' && args.dtype !== 'float32') throw new Error(`--dtype must be bf16 or float32, got ${args.dtype}`);
+const dtype = args.dtype === 'bf16' ? 'bfloat16' : 'float32';
+const bytesPer = dtype === 'bfloat16' ? 2 : 4;
+
+loadCuda();
+const backend = getBackend('cuda');
+if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+if (!backend.fused.normModulate || !backend.fused.gatedResidual) throw new Error('the modulation kernels are not registered (DIMBA_FUSED_MODULATE=0?)');
+const rt = backend.runtime;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
+function time(fn: () => void): number {
+  for (let i = 0; i < 3; i++) fn();
+  const a = CudaEvent.create(rt.api);
+  const b = CudaEvent.create(rt.api);
+  a.record(rt.stream);
+  fn();
+  b.record(rt.stream);
+  b.synchronize();
+  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a), 1e-3))));
+  const device: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    a.record(rt.stream);
+    for (let i = 0; i < inner; i++) fn();
+    b.record(rt.stream);
+    b.synchronize();
+    device.push(b.elapsedSince(a) / inner);
+  }
+  a.destroy();
+  b.destroy();
+  return median(device);
+}
+
+const opts = { device: 'cuda', dtype } as const;
+const x = T.keep(T.randn([B, N, C], opts));
+const y = T.keep(T.randn([B, N, C], opts));
+const gy = T.keep(T.randn([B, N, C], opts));
+const mods = T.keep(T.mul(T.randn([B, 6, C], opts), 0.1));
+const leaves = [x, y, mods];
+
+/** fn on chunk views of mods; with grad: every input requires grad and backward(gy) runs. */
+function run(fn: (mods: Tensor[]) => Tensor, grad: boolean): () => void {
+  return () => T.tidy(() => {
+    for (const t of leaves) {
+      t.requiresGrad_(grad);
+      t.grad = null;
+    }
+    const out = fn(T.chunk(mods, 6, 1));
+    if (grad) out.backward(gy);
+  });
+}
+
+const elements = B * N * C;
+const cases: { name: string; fused: (m: Tensor[]) => Tensor; composed: (m: Tensor[]) => Tensor; fwd: number; bwd: number }[] = [
+  {
+    name: 'norm+modulate',
+    fused: ([shift, scale]) => T.layerNormModulate(x, shift!, scale!, 1e-6),
+    composed: ([shift, scale]) => composedNormModulate(x, shift!, scale!, 1e-6),
+    fwd: 2 * bytesPer, bwd: 3 * bytesPer,
+  },
+  {
+    name: 'gated residual',
+    fused: (m) => T.gatedResidual(x, m[2]!, y),
+    composed: (m) => composedGatedResidual(x, m[2]!, y),
+    fwd: 3 * bytesPer, bwd: 3 * bytesPer,
+  },
+];
+
+const rows: Record<string, string | number>[] = [];
+for (const c of cases) {
+  for (const grad of [false, true]) {
+    const bytes = elements * (c.fwd + (grad ? c.bwd : 0));
+    const fusedMs = time(run(c.fused, grad));
+    const composedMs = time(run(c.composed, grad));
+    rows.push({
+      op: c.name, pass: grad ? 'fwd+bwd' : 'fwd', fusedMs: +fusedMs.toFixed(4), composedMs: +composedMs.toFixed(4),
+      fusedGBs: Math.round(bytes / fusedMs / 1e6), composedGBs: Math.round(bytes / composedMs / 1e6),
+      speedup: +(composedMs / fusedMs).toFixed(2),
+    });
+  }
+}
+
+if (args.json) {
+  console.log(JSON.stringify({ device: rt.info.name, shape: [B, N, C], dtype, rows }, null, 2));
+} else {
+  console.log(`${rt.info.name}: [${B}, ${N}, ${C}] ${dtype}, modulation [${B}, 1, ${C}] chunks; GB/s = fused kernels' floor bytes / time`);
+  console.log('op              pass      fused ms  GB/s   composed ms  GB/s   speedup');
+  for (const r of rows) {
+    console.log(`${String(r.op).padEnd(16)}${String(r.pass).padEnd(10)}${String(r.fusedMs).padStart(8)}  ${String(r.fusedGBs).padStart(5)}  `
+      + `${String(r.composedMs).padStart(11)}  ${String(r.composedGBs).padStart(5)}  ${String(r.speedup).padStart(6)}x`);
+  }
+}
