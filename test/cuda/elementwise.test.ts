@@ -142,3 +142,136 @@ test('cuda tensors report their device and round-trip host data exactly', { skip
     assert.deepEqual(Array.from(y.toHost() as ArrayLike<number | bigint>), Array.from(x.toHost() as ArrayLike<number | bigint>));
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// The planned kernel shapes (layout.ts planMap / planCopy): vector kernels along contiguous or
+// broadcast inner dims, with tails and misaligned views falling back; tiled transposes; casts.
+
+/** `x` stored transposed in memory but with the same logical values (forces the strided kernels). */
+function transposedStorage(x: Tensor): Tensor {
+  const nd = x.shape.length;
+  if (nd < 2) return x;
+  return ops.transpose(ops.contiguous(ops.transpose(x, 0, nd - 1)), 0, nd - 1);
+}
+
+test('vector binary kernels: inner sizes with and without tails, misaligned views, broadcasts in every position', { skip }, async (t) => {
+  const ROWS_OPS: readonly [string, (a: Tensor, b: Tensor) => Tensor][] = [
+    ['add', ops.add], ['sub', ops.sub], ['mul', ops.mul], ['div', ops.div], ['maximum', ops.maximum], ['minimum', ops.minimum],
+  ];
+  // [a shape, b shape]: full, bias [C], [B,1,C], [B,L,1], [1,L,C], scalar, one-row tails.
+  const PAIRS: readonly [number[], number[]][] = [
+    [[4, 6, 16], [4, 6, 16]], [[3, 5, 24], [24]], [[3, 5, 24], [3, 1, 24]], [[3, 5, 24], [3, 5, 1]], [[3, 5, 24], [1, 5, 24]],
+    [[2, 40], [1]], [[1, 1027], [1027]], [[13], [13]], [[7], [7]], [[5, 13], [13]], [[6, 1, 16], [1, 4, 16]],
+  ];
+  for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
+    await t.test(dtype, () => {
+      for (const [name, f] of ROWS_OPS) {
+        const nz = (v: number) => (name === 'div' ? Math.sign(v) * (Math.abs(v) + 0.5) : v);
+        for (const [sa, sb] of PAIRS) {
+          const a = randomCpu(sa, dtype);
+          const b = randomCpu(sb, dtype, nz);
+          checkOp(`${name} ${dtype} ${sa}+${sb}`, [a, b], (x, y) => f(x, y));
+          checkOp(`${name} ${dtype} ${sb}+${sa}`, [b, a], (x, y) => f(x, y), { grad: false });
+        }
+        // Views one element into their storage (misaligned for 16-byte loads) and narrowed rows.
+        const big = randomCpu([6, 33], dtype, nz);
+        checkOp(`${name} ${dtype} misaligned`, [big, big], (x, y) => f(ops.narrow(x, 1, 1, 32), ops.narrow(y, 1, 0, 32)));
+        checkOp(`${name} ${dtype} narrowed rows`, [big], (x) => f(ops.narrow(x, 1, 0, 16), ops.narrow(x, 1, 16, 16)));
+      }
+    });
+  }
+});
+
+test('vector and strided kernels give bit-identical results (same per-element arithmetic)', { skip }, () => {
+  for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
+    const a = randomCpu([24, 40], dtype).to('cuda');
+    const b = randomCpu([24, 40], dtype, (v) => Math.sign(v) * (Math.abs(v) + 0.5)).to('cuda');
+    const bias = randomCpu([40], dtype).to('cuda');
+    const at = transposedStorage(a);
+    const bt = transposedStorage(b);
+    for (const f of [ops.add, ops.sub, ops.mul, ops.div, ops.maximum, ops.minimum]) {
+      assertClose(`binary ${dtype}`, f(a, b), f(at, bt).to('cpu'), 0);
+      assertClose(`bias ${dtype}`, f(a, bias), f(at, bias).to('cpu'), 0);
+    }
+    for (const f of [ops.neg, ops.exp, ops.sigmoid, ops.silu, (x: Tensor) => ops.gelu(x), (x: Tensor) => ops.gelu(x, 'tanh'), ops.softplus, ops.square]) {
+      assertClose(`unary ${dtype}`, f(a), f(at).to('cpu'), 0);
+    }
+    const pos = ops.abs(a);
+    for (const f of [ops.sqrt, ops.rsqrt]) assertClose(`unary ${dtype}`, f(pos), f(transposedStorage(pos)).to('cpu'), 0);
+  }
+});
+
+test('vector unary kernels forward and backward on contiguous inputs with tails', { skip }, async (t) => {
+  const HOT: readonly [string, (x: Tensor) => Tensor, boolean][] = [
+    ['neg', ops.neg, false], ['exp', ops.exp, false], ['sqrt', ops.sqrt, true], ['rsqrt', ops.rsqrt, true],
+    ['sigmoid', ops.sigmoid, false], ['silu', ops.silu, false], ['gelu', (x) => ops.gelu(x), false],
+    ['gelu_tanh', (x) => ops.gelu(x, 'tanh'), false], ['softplus', ops.softplus, false], ['square', ops.square, false],
+  ];
+  for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
+    await t.test(dtype, () => {
+      for (const [name, f, positive] of HOT) {
+        for (const shape of [[8, 64], [3, 37], [5]]) {
+          const x = randomCpu(shape, dtype, positive ? (v) => Math.abs(v) + 0.3 : (v) => 2 * v);
+          checkOp(`${name} ${dtype} ${shape}`, [x], (v) => f(v));
+          checkOp(`${name} ${dtype} ${shape} misaligned`, [x], (v) => f(ops.narrow(v, 0, 1, shape[0]! - 1)));
+        }
+      }
+    });
+  }
+});
+
+test('where on contiguous and broadcast operands (vector kernel) for every element width', { skip }, () => {
+  for (const dtype of ['float32', 'bfloat16', 'float64', 'int32', 'bool'] as const) {
+    const c = randomInts([6, 32], 0, 2, 'bool');
+    const a = sample([6, 32], dtype);
+    const b = sample([32], dtype);
+    checkOp(`where ${dtype} contiguous`, [c, a, b], (cc, x, y) => ops.where(cc, x, y), { rtol: 0, grad: false });
+    checkOp(`where ${dtype} tail`, [c, a], (cc, x) => ops.where(ops.reshape(cc, [192]), ops.reshape(x, [192]), ops.reshape(ops.flip(x, [0]), [192])), { rtol: 0, grad: false });
+  }
+});
+
+test('copies: transposes of several shapes (odd sizes, batches, flips), slices, broadcasts; every dtype exact', { skip }, async (t) => {
+  const VIEWS: readonly [string, number[], (v: Tensor) => Tensor][] = [
+    ['2-d transpose 37x45', [37, 45], (v) => ops.transpose(v, 0, 1)],
+    ['batched transpose 3x33x65', [3, 33, 65], (v) => ops.transpose(v, 1, 2)],
+    ['flipped transpose', [3, 33, 65], (v) => ops.flip(ops.transpose(v, 1, 2), [2])],
+    ['flipped both', [40, 41], (v) => ops.flip(ops.transpose(v, 0, 1), [0, 1])],
+    ['permute 4-d', [2, 9, 12, 40], (v) => ops.permute(v, [1, 3, 0, 2])],
+    ['narrowed slice', [4, 10, 48], (v) => ops.narrow(v, 1, 2, 5)],
+    ['misaligned slice', [4, 10, 48], (v) => ops.narrow(v, 2, 3, 40)],
+    ['expand inner', [5, 1], (v) => ops.expand(v, [5, 64])],
+    ['expand outer', [1, 64], (v) => ops.expand(v, [7, 64])],
+    ['small dims', [3, 5], (v) => ops.transpose(v, 0, 1)],
+  ];
+  for (const dtype of DTYPES) {
+    await t.test(dtype, () => {
+      for (const [name, shape, view] of VIEWS) {
+        checkOp(`${name} ${dtype}`, [sample(shape, dtype)], (v) => ops.contiguous(view(v)), { rtol: 0, grad: false });
+      }
+    });
+  }
+  // Copies into strided destinations (cat writes slices; stack along an inner dim writes transposed).
+  checkOp('cat into slices', [randomCpu([3, 7, 16]), randomCpu([3, 9, 16])], (a, b) => ops.cat([a, b], 1), { rtol: 0 });
+  checkOp('stack inner', [randomCpu([33, 40]), randomCpu([33, 40])], (a, b) => ops.stack([a, b], 2), { rtol: 0 });
+});
+
+test('casts between float dtypes through the vector and tile kernels; other casts strided; all exact', { skip }, () => {
+  for (const from of FLOATS) {
+    for (const to of DTYPES) {
+      const x = sample([6, 40, 33], from);
+      checkOp(`cast ${from}->${to}`, [x], (v) => ops.cast(v, to), { rtol: 0, grad: false });
+      checkOp(`cast ${from}->${to} rows`, [x], (v) => ops.cast(ops.narrow(v, 2, 0, 32), to), { rtol: 0, grad: false });
+      checkOp(`cast ${from}->${to} transposed`, [x], (v) => ops.cast(ops.transpose(v, 1, 2), to), { rtol: 0, grad: false });
+      checkOp(`cast ${from}->${to} flipped transpose`, [x], (v) => ops.cast(ops.flip(ops.transpose(v, 0, 2), [1]), to), { rtol: 0, grad: false });
+    }
+  }
+});
+
+test('fill of contiguous tensors with tails and of strided views', { skip }, () => {
+  for (const dtype of DTYPES) {
+    for (const n of [1, 7, 16, 33, 1000]) {
+      assertClose(`full ${dtype} ${n}`, ops.full([n], 3, { dtype, device: 'cuda' }), ops.full([n], 3, { dtype }), 0);
+    }
+  }
+  checkOp('zeros through a pad-like narrow', [randomCpu([4, 20])], (x) => ops.mul(ops.narrow(x, 1, 2, 16), 0), { rtol: 0, grad: false });
+});
