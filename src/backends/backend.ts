@@ -123,6 +123,12 @@ export interface Kernels {
   where(cond: Tensor, a: Tensor, b: Tensor, out: Tensor): void;
   /** Reduces each row of contiguous x [rows, cols] into out [rows]. */
   reduceRows(op: ReduceOp, x: Tensor, out: Tensor): void;
+  /**
+   * Reduces the middle dim of x [outer, reduced, inner] into contiguous out [outer, inner] (argmax/argmin:
+   * index along the middle dim). x is a view with inner stride 1 and any outer/reduced strides (0 included),
+   * so a leading-dim reduction needs no transposing copy. Same ops, dtypes and NaN rules as reduceRows.
+   */
+  reduceColumns(op: ReduceOp, x: Tensor, out: Tensor): void;
   /** out = op(a) @ op(b) per batch entry; out contiguous [batch, m, n]. */
   matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void;
   /** Row softmax (or log-softmax) of contiguous x [rows, cols]. */

@@ -1,12 +1,15 @@
 /**
- * Reductions over dims. The reduced dims are moved last and made contiguous, so every backend
- * supplies one row-reduction kernel.
+ * Reductions over dims. When the reduced dims form one block between kept dims whose innermost
+ * part is contiguous (a bias gradient: sum over N of [N, C]; a broadcast gradient: sum over L of
+ * [B, L, C]), the backend reduces x in place as [outer, reduced, inner] columns. Otherwise the
+ * reduced dims are moved last and made contiguous for the row-reduction kernel.
  */
 import { isFloating, type DType } from '../tensor/dtype.js';
 import { ShapeError, formatShape, normalizeDims } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ReduceOp } from '../backends/backend.js';
 import { record } from './record.js';
+import { columnView } from './reduce-columns.js';
 import { cast, contiguous, expand, permute, reshape } from './layout.js';
 import { div, eq, mul, square, sub } from './elementwise.js';
 
@@ -23,7 +26,9 @@ function plan(x: Tensor, dims: number | readonly number[] | undefined, keepdim: 
   const keepShape = x.shape.map((s, i) => (ds.includes(i) ? 1 : s));
   const outShape = keepdim ? keepShape : x.shape.filter((_, i) => !ds.includes(i));
   const cols = ds.reduce((n, d) => n * x.shape[d]!, 1);
-  return { dims: ds, rows: x.numel / Math.max(cols, 1), cols, keepShape, outShape };
+  // From the kept sizes, not numel / cols: an empty reduced dim still leaves every kept element.
+  const rows = keepShape.reduce((n, s) => n * s, 1);
+  return { dims: ds, rows, cols, keepShape, outShape };
 }
 
 /** x with reduced dims moved last, as a contiguous [rows, cols] matrix. */
@@ -38,7 +43,13 @@ function reduceRaw(op: ReduceOp, x: Tensor, p: Plan, outDType: DType): Tensor {
     throw new ShapeError(`${op}: cannot reduce an empty dimension of a ${formatShape(x.shape)} tensor`);
   }
   const out = Tensor.empty([p.rows], outDType, x.backend);
-  if (p.rows > 0) x.backend.kernels.reduceRows(op, asRows(x, p), out);
+  const columns = columnView(x, p.dims);
+  if (columns !== null) {
+    x.backend.kernels.reduceColumns(op, columns, out);
+    columns.dispose();
+  } else if (p.rows > 0) {
+    x.backend.kernels.reduceRows(op, asRows(x, p), out);
+  }
   return reshape(out, p.outShape);
 }
 

@@ -16,7 +16,7 @@ const noop = (): void => {};
 
 const kernels: Kernels = {
   copy: noop, fill: noop, arange: noop, unary: noop, unaryBackward: noop, binary: noop, where: noop,
-  reduceRows: noop, matmul: noop, softmax: noop, softmaxBackward: noop, normRows: noop, normRowsBackward: noop,
+  reduceRows: noop, reduceColumns: noop, matmul: noop, softmax: noop, softmaxBackward: noop, normRows: noop, normRowsBackward: noop,
   indexSelect: noop, indexAdd: noop, gather: noop, scatterAdd: noop, random: noop,
   conv2d: noop, conv2dBackwardInput: noop, conv2dBackwardWeight: noop, causalConv1d: noop, causalConv1dBackward: noop,
   interpolate2d: noop, interpolate2dBackward: noop, selectiveScan: noop, selectiveScanBackward: noop,

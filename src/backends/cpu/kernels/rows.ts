@@ -6,6 +6,7 @@ import type { Kernels, ReduceOp } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput } from '../access.js';
 import { runRowsOnPool } from '../rows/parallel.js';
+import { reduceColumns } from './reduce-columns.js';
 import { softmaxBackwardRange, softmaxBackwardTask, softmaxRange, softmaxTask } from '../rows/softmax.js';
 import { defaultThreadCount, threadPool, type ThreadPool } from '../threads/index.js';
 
@@ -141,6 +142,6 @@ function normRowsBackward(kind: 'layer' | 'rms', x: Tensor, mean: Tensor, rstd: 
   });
 }
 
-export const rowKernels: Pick<Kernels, 'reduceRows' | 'softmax' | 'softmaxBackward' | 'normRows' | 'normRowsBackward'> = {
-  reduceRows, softmax, softmaxBackward, normRows, normRowsBackward,
+export const rowKernels: Pick<Kernels, 'reduceRows' | 'reduceColumns' | 'softmax' | 'softmaxBackward' | 'normRows' | 'normRowsBackward'> = {
+  reduceRows, reduceColumns, softmax, softmaxBackward, normRows, normRowsBackward,
 };

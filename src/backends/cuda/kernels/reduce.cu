@@ -5,6 +5,16 @@
 // out's dtype varies by op (sum of bool -> int32, argmax -> int32), so it is stored by code.
 // Ops: 0 sum, 1 prod, 2 max, 3 min, 4 argmax, 5 argmin. NaN semantics follow the CPU: the first
 // NaN of a row wins max/min/argmax/argmin; ties go to the lowest index.
+//
+// Column reductions (reduce_cols_*) fold the middle dim of x [outer, reduced, inner] (inner stride 1,
+// any outer/reduced strides) into out [outer, inner] without moving the reduced dim last. A block
+// owns a strip of tx * V adjacent columns of one outer index and a chunk of the reduced dim; its
+// threads form tx lanes along inner (V columns each, one vector load per row) by ty rows. Lanes
+// read consecutive addresses, so every row of a strip is one coalesced transaction group. Rows are
+// folded per thread, then the ty row-groups are folded in order through shared memory. With one
+// chunk the block writes out; with several it writes partials [chunks, outer, inner] in the
+// compute type and reduce_cols_finish_* folds them in chunk order. No atomics anywhere, so a
+// launch geometry (fixed by shape and device) gives the same bits on every run.
 #include "common.cuh"
 
 struct ProdOp {
@@ -97,3 +107,160 @@ DIMBA_REDUCE(f16, f16)
 DIMBA_REDUCE(i32, int)
 DIMBA_REDUCE(i64, long long)
 DIMBA_REDUCE(bool, u8)
+
+// ---- Column reductions ------------------------------------------------------------------------
+
+// V elements read by one load; the host picks V > 1 only when every row start is V-aligned.
+template <class T, int V> struct alignas(sizeof(T) * V) ColVec { T v[V]; };
+
+// Largest vector width per storage type: 16-byte loads, at most 8 lanes of accumulators.
+template <class T> struct ColWidth { static const int V = 16 / sizeof(T) > 8 ? 8 : 16 / sizeof(T); };
+
+template <int OP, class C> __device__ __forceinline__ C cols_identity() {
+  return OP == 0 ? (C)0 : OP == 1 ? (C)1 : OP == 2 || OP == 4 ? neg_inf<C>() : -neg_inf<C>();
+}
+
+// Folds value v of row r into (acc, at). Rows arrive in increasing r per thread.
+template <int OP, class C> __device__ __forceinline__ void cols_step(C& acc, int& at, C v, int r) {
+  if (OP == 0) acc += v;
+  else if (OP == 1) acc *= v;
+  else if (OP == 2) acc = nan_max(acc, v);
+  else if (OP == 3) acc = MinOp()(acc, v);
+  else if (arg_better(v, (long long)r, acc, (long long)at, OP == 4)) { acc = v; at = r; }
+}
+
+// Combines a partial (b, bi) that covers later rows than (acc, at).
+template <int OP, class C> __device__ __forceinline__ void cols_merge(C& acc, int& at, C b, int bi) {
+  if (OP <= 3) cols_step<OP, C>(acc, at, b, 0);
+  else if (arg_better(b, (long long)bi, acc, (long long)at, OP == 4)) { acc = b; at = bi; }
+}
+
+template <int OP, int V, class T>
+__device__ void reduce_cols_body(const T* x, void* out, int outType, typename Ty<T>::C* part, int* partIdx,
+    long long outer, long long reduced, long long inner, long long so, long long sr, int tx, int strips, long long chunkRows,
+    typename Ty<T>::C* shv, int* shi) {
+  typedef typename Ty<T>::C C;
+  const int t = threadIdx.x;
+  const int lx = t % tx, ly = t / tx, ty = blockDim.x / tx;
+  long long b = blockIdx.x;
+  const int strip = (int)(b % strips);
+  b /= strips;
+  const long long o = b % outer;
+  const long long chunk = b / outer;
+  const long long col0 = ((long long)strip * tx + lx) * V;
+  const long long r0 = chunk * chunkRows;
+  const long long r1 = r0 + chunkRows < reduced ? r0 + chunkRows : reduced;
+
+  C acc[V];
+  int at[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) { acc[v] = cols_identity<OP, C>(); at[v] = -1; }
+  if (col0 < inner) {
+    const T* p = x + o * so + col0;
+    if (V > 1) {
+#pragma unroll 4
+      for (long long r = r0 + ly; r < r1; r += ty) {
+        const ColVec<T, V> w = *(const ColVec<T, V>*)(p + r * sr);
+#pragma unroll
+        for (int v = 0; v < V; ++v) cols_step<OP, C>(acc[v], at[v], Ty<T>::load(w.v[v]), (int)r);
+      }
+    } else {
+#pragma unroll 4
+      for (long long r = r0 + ly; r < r1; r += ty) cols_step<OP, C>(acc[0], at[0], Ty<T>::load(p[r * sr]), (int)r);
+    }
+  }
+  // Row-group ly covers rows r0 + ly + k ty, so folding groups 0, 1, ... in order keeps the
+  // arg ops' "lowest index wins" (they compare indices anyway) and fixes the summation order.
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    shv[(ly * V + v) * tx + lx] = acc[v];
+    if (OP >= 4) shi[(ly * V + v) * tx + lx] = at[v];
+  }
+  __syncthreads();
+  if (ly != 0 || col0 >= inner) return;
+  for (int g = 1; g < ty; ++g) {
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const int k = (g * V + v) * tx + lx;
+      cols_merge<OP, C>(acc[v], at[v], shv[k], OP >= 4 ? shi[k] : 0);
+    }
+  }
+  const long long n = outer * inner;
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    const long long e = o * inner + col0 + v;
+    if (col0 + v >= inner) break;
+    if (part == 0) store_dyn(out, outType, e, OP >= 4 ? (double)at[v] : (double)acc[v]);
+    else {
+      part[chunk * n + e] = acc[v];
+      if (OP >= 4) partIdx[chunk * n + e] = at[v];
+    }
+  }
+}
+
+template <int V, class T>
+__device__ __forceinline__ void reduce_cols_dispatch(int op, const T* x, void* out, int outType, typename Ty<T>::C* part,
+    int* partIdx, long long outer, long long reduced, long long inner, long long so, long long sr, int tx, int strips,
+    long long chunkRows) {
+  typedef typename Ty<T>::C C;
+  // One buffer for all six op instantiations (static arrays inside each would be six buffers).
+  __shared__ C shv[256 * V];
+  __shared__ int shi[256 * V];
+#define DIMBA_COLS_CASE(K) \
+  reduce_cols_body<K, V, T>(x, out, outType, part, partIdx, outer, reduced, inner, so, sr, tx, strips, chunkRows, shv, shi)
+  switch (op) {
+    case 0: DIMBA_COLS_CASE(0); break;
+    case 1: DIMBA_COLS_CASE(1); break;
+    case 2: DIMBA_COLS_CASE(2); break;
+    case 3: DIMBA_COLS_CASE(3); break;
+    case 4: DIMBA_COLS_CASE(4); break;
+    default: DIMBA_COLS_CASE(5); break;
+  }
+#undef DIMBA_COLS_CASE
+}
+
+// Second pass: element e of out folds partials of chunks 0, 1, ... in order.
+template <int OP, class C>
+__device__ void reduce_cols_finish_body(const C* part, const int* partIdx, void* out, int outType, long long n, int chunks) {
+  DIMBA_FOR_EACH(e, n) {
+    C acc = part[e];
+    int at = OP >= 4 ? partIdx[e] : 0;
+    for (int k = 1; k < chunks; ++k) cols_merge<OP, C>(acc, at, part[k * n + e], OP >= 4 ? partIdx[k * n + e] : 0);
+    store_dyn(out, outType, e, OP >= 4 ? (double)at : (double)acc);
+  }
+}
+
+#define DIMBA_REDUCE_COLS_FINISH(name, C) \
+  extern "C" __global__ void reduce_cols_finish_##name(int op, const C* part, const int* partIdx, void* out, int outType, \
+      long long n, int chunks) { \
+    switch (op) { \
+      case 0: reduce_cols_finish_body<0, C>(part, partIdx, out, outType, n, chunks); break; \
+      case 1: reduce_cols_finish_body<1, C>(part, partIdx, out, outType, n, chunks); break; \
+      case 2: reduce_cols_finish_body<2, C>(part, partIdx, out, outType, n, chunks); break; \
+      case 3: reduce_cols_finish_body<3, C>(part, partIdx, out, outType, n, chunks); break; \
+      case 4: reduce_cols_finish_body<4, C>(part, partIdx, out, outType, n, chunks); break; \
+      default: reduce_cols_finish_body<5, C>(part, partIdx, out, outType, n, chunks); break; \
+    } \
+  }
+DIMBA_REDUCE_COLS_FINISH(f32, float)
+DIMBA_REDUCE_COLS_FINISH(f64, double)
+
+#define DIMBA_REDUCE_COLS(name, T) \
+  extern "C" __global__ void __launch_bounds__(256) reduce_cols_##name(int op, const T* x, void* out, int outType, \
+      Ty<T>::C* part, int* partIdx, long long outer, long long reduced, long long inner, long long so, long long sr, \
+      int tx, int strips, long long chunkRows) { \
+    reduce_cols_dispatch<1, T>(op, x, out, outType, part, partIdx, outer, reduced, inner, so, sr, tx, strips, chunkRows); \
+  } \
+  extern "C" __global__ void __launch_bounds__(256) reduce_cols_vec_##name(int op, const T* x, void* out, int outType, \
+      Ty<T>::C* part, int* partIdx, long long outer, long long reduced, long long inner, long long so, long long sr, \
+      int tx, int strips, long long chunkRows) { \
+    reduce_cols_dispatch<ColWidth<T>::V, T>(op, x, out, outType, part, partIdx, outer, reduced, inner, so, sr, tx, strips, \
+      chunkRows); \
+  }
+DIMBA_REDUCE_COLS(f32, float)
+DIMBA_REDUCE_COLS(f64, double)
+DIMBA_REDUCE_COLS(bf16, bf16)
+DIMBA_REDUCE_COLS(f16, f16)
+DIMBA_REDUCE_COLS(i32, int)
+DIMBA_REDUCE_COLS(i64, long long)
+DIMBA_REDUCE_COLS(bool, u8)

@@ -1,5 +1,10 @@
-/** Launcher for reduce.cu: reduceRows (sum, prod, max, min, argmax, argmin over each row). */
+/**
+ * Launchers for reduce.cu: reduceRows (sum, prod, max, min, argmax, argmin over each row) and
+ * reduceColumns (the same over the middle dim of [outer, reduced, inner], read in place).
+ */
 import type { Kernels, ReduceOp } from '../../backend.js';
+import { itemSize } from '../../../tensor/dtype.js';
+import { Tensor } from '../../../tensor/tensor.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { contiguousOn } from './copy.js';
@@ -16,7 +21,54 @@ export function rowLaunch(rows: number, cols: number): { mode: 'warp' | 'block';
   return { mode: 'block', grid: rows, block: cols > 8192 ? 1024 : 256 };
 }
 
-export function reduceKernels(rt: CudaRuntime): Pick<Kernels, 'reduceRows'> {
+/** Threads per column-reduction block (reduce.cu sizes its shared buffers for this). */
+const COLS_BLOCK = 256;
+
+/** Resident column blocks per SM to aim for: ptxas gives the vector kernels about 64 registers, so 4 of 256 threads fit; two waves. */
+const COLS_BLOCKS_PER_SM = 8;
+
+/** Rows each thread folds at least, so a chunk's loads outweigh its share of the second pass. */
+const COLS_MIN_ROWS_PER_THREAD = 4;
+
+export interface ColumnLaunch {
+  /** Lanes along inner per block (32, 16 or 8); rows per block = COLS_BLOCK / tx. */
+  readonly tx: number;
+  /** Blocks along inner per outer index. */
+  readonly strips: number;
+  /** Rows of the reduced dim per chunk, and the number of chunks (1: no second pass). */
+  readonly chunkRows: number;
+  readonly chunks: number;
+  readonly grid: number;
+}
+
+/**
+ * Geometry of a column reduction of [outer, reduced, inner] with `vec` columns per thread on a
+ * GPU of `sms` multiprocessors. Lanes per block are chosen to waste the fewest threads past the
+ * last column (1152 bf16 columns in vectors of 8 fill 9 strips of 16 lanes exactly); the reduced
+ * dim is then cut into enough chunks to fill the GPU when outer * strips blocks would not.
+ */
+export function columnLaunch(outer: number, reduced: number, inner: number, vec: number, sms: number): ColumnLaunch {
+  const vectors = Math.ceil(inner / vec);
+  let tx = 32;
+  for (const cand of [16, 8]) {
+    if (Math.ceil(vectors / cand) * cand - vectors < Math.ceil(vectors / tx) * tx - vectors) tx = cand;
+  }
+  const strips = Math.ceil(vectors / tx);
+  const rowsPerBlock = COLS_BLOCK / tx;
+  const base = outer * strips;
+  const wanted = Math.ceil((sms * COLS_BLOCKS_PER_SM) / base);
+  const most = Math.max(1, Math.floor(reduced / (rowsPerBlock * COLS_MIN_ROWS_PER_THREAD)));
+  const chunkRows = Math.max(1, Math.ceil(reduced / Math.max(1, Math.min(wanted, most))));
+  const chunks = Math.max(1, Math.ceil(reduced / chunkRows));
+  return { tx, strips, chunkRows, chunks, grid: base * chunks };
+}
+
+/** Columns per vector load in reduce.cu's reduce_cols_vec_* (ColWidth: 16 bytes, at most 8). */
+export function columnVectorWidth(bytes: number): number {
+  return Math.min(8, 16 / bytes);
+}
+
+export function reduceKernels(rt: CudaRuntime): Pick<Kernels, 'reduceRows' | 'reduceColumns'> {
   return {
     reduceRows(op, x0, out) {
       const rows = out.numel;
@@ -28,6 +80,42 @@ export function reduceKernels(rt: CudaRuntime): Pick<Kernels, 'reduceRows'> {
       rt.params.begin().i32(REDUCE_OPS.indexOf(op)).ptr(addressOf(x)).ptr(addressOf(out)).i32(DTYPE_CODE[out.dtype]).i64(rows).i64(cols);
       rt.launch(rt.fn(REDUCE_MODULE, `reduce_${mode}_${DTYPE_SUFFIX[x.dtype]}`), grid, block);
       if (x !== x0) x.dispose();
+    },
+
+    reduceColumns(op, x, out) {
+      if (x.ndim !== 3) throw new TypeError(`${op}: reduceColumns takes x [outer, reduced, inner], got ${x.ndim} dims`);
+      const [outer, reduced, inner] = x.shape as [number, number, number];
+      if (out.numel !== outer * inner) throw new TypeError(`${op}: reduceColumns output has ${out.numel} elements, expected ${outer * inner}`);
+      if (!out.isContiguous) throw new TypeError(`${op}: CUDA reduction output must be contiguous`);
+      if (inner > 1 && x.strides[2] !== 1) throw new TypeError(`${op}: reduceColumns needs inner stride 1, got ${x.strides[2]}`);
+      if (reduced > 0x7fffffff) throw new RangeError(`${op}: reduced dim of ${reduced} exceeds the int32 index range`);
+      if (out.numel === 0) return;
+      const so = outer > 1 ? x.strides[0]! : 0;
+      const sr = reduced > 1 ? x.strides[1]! : 0;
+      const bytes = itemSize(x.dtype);
+      const vec = columnVectorWidth(bytes);
+      // Vector loads need every row start of every strip aligned to vec elements.
+      const aligned = addressOf(x) % (vec * bytes) === 0 && inner % vec === 0 && so % vec === 0 && sr % vec === 0;
+      const v = aligned ? vec : 1;
+      const plan = columnLaunch(outer, reduced, inner, v, rt.info.multiprocessors);
+      const compute = x.dtype === 'float32' || x.dtype === 'bfloat16' || x.dtype === 'float16' ? 'float32' : 'float64';
+      const arg = op === 'argmax' || op === 'argmin';
+      const part = plan.chunks > 1 ? Tensor.empty([plan.chunks * outer * inner], compute, x.backend) : null;
+      const partIdx = plan.chunks > 1 && arg ? Tensor.empty([plan.chunks * outer * inner], 'int32', x.backend) : null;
+      const opCode = REDUCE_OPS.indexOf(op);
+      rt.params.begin().i32(opCode).ptr(addressOf(x)).ptr(addressOf(out)).i32(DTYPE_CODE[out.dtype])
+        .ptr(part ? addressOf(part) : 0).ptr(partIdx ? addressOf(partIdx) : 0)
+        .i64(outer).i64(reduced).i64(inner).i64(so).i64(sr).i32(plan.tx).i32(plan.strips).i64(plan.chunkRows);
+      const name = `reduce_cols_${v > 1 ? 'vec_' : ''}${DTYPE_SUFFIX[x.dtype]}`;
+      rt.launch(rt.fn(REDUCE_MODULE, name), plan.grid, COLS_BLOCK);
+      if (part !== null) {
+        const n = outer * inner;
+        rt.params.begin().i32(opCode).ptr(addressOf(part)).ptr(partIdx ? addressOf(partIdx) : 0).ptr(addressOf(out))
+          .i32(DTYPE_CODE[out.dtype]).i64(n).i32(plan.chunks);
+        rt.launch(rt.fn(REDUCE_MODULE, `reduce_cols_finish_${DTYPE_SUFFIX[compute]}`), rt.gridFor(n), 256);
+        part.dispose();
+        partIdx?.dispose();
+      }
     },
   };
 }
