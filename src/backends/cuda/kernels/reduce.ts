@@ -4,6 +4,7 @@
  */
 import type { Kernels, ReduceOp } from '../../backend.js';
 import { itemSize } from '../../../tensor/dtype.js';
+import { formatShape } from '../../../tensor/shape.js';
 import { Tensor } from '../../../tensor/tensor.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
@@ -68,6 +69,45 @@ export function columnVectorWidth(bytes: number): number {
   return Math.min(8, 16 / bytes);
 }
 
+export interface ColumnPlan extends ColumnLaunch {
+  readonly outer: number;
+  readonly reduced: number;
+  readonly inner: number;
+  /** Element strides of outer and reduced (0 where the dim has one entry). */
+  readonly so: number;
+  readonly sr: number;
+  /** Columns per thread: columnVectorWidth when every row start is aligned for it, else 1. */
+  readonly vec: number;
+  readonly compute: 'float32' | 'float64';
+  readonly kernel: string;
+  readonly finishKernel: string;
+}
+
+/**
+ * Kernels and geometry for reduceColumns of x [outer, reduced, inner] whose first element sits at
+ * byte address `address`, on a GPU of `sms` multiprocessors (the emulation test calls this too).
+ */
+export function columnPlan(op: ReduceOp, x: Tensor, sms: number, address: number): ColumnPlan {
+  if (x.ndim !== 3) throw new TypeError(`${op}: reduceColumns takes x [outer, reduced, inner], got ${formatShape(x.shape)}`);
+  const [outer, reduced, inner] = x.shape as [number, number, number];
+  if (inner > 1 && x.strides[2] !== 1) throw new TypeError(`${op}: reduceColumns needs inner stride 1, got ${x.strides[2]}`);
+  if (reduced > 0x7fffffff) throw new RangeError(`${op}: reduced dim of ${reduced} exceeds the int32 index range`);
+  const so = outer > 1 ? x.strides[0]! : 0;
+  const sr = reduced > 1 ? x.strides[1]! : 0;
+  const bytes = itemSize(x.dtype);
+  const widest = columnVectorWidth(bytes);
+  // A vector load needs every row start of every strip aligned to its width.
+  const aligned = address % (widest * bytes) === 0 && inner % widest === 0 && so % widest === 0 && sr % widest === 0;
+  const vec = aligned ? widest : 1;
+  const compute = x.dtype === 'float32' || x.dtype === 'bfloat16' || x.dtype === 'float16' ? 'float32' : 'float64';
+  return {
+    ...columnLaunch(outer, reduced, inner, vec, sms),
+    outer, reduced, inner, so, sr, vec, compute,
+    kernel: `reduce_cols_${vec > 1 ? 'vec_' : ''}${DTYPE_SUFFIX[x.dtype]}`,
+    finishKernel: `reduce_cols_finish_${DTYPE_SUFFIX[compute]}`,
+  };
+}
+
 export function reduceKernels(rt: CudaRuntime): Pick<Kernels, 'reduceRows' | 'reduceColumns'> {
   return {
     reduceRows(op, x0, out) {
@@ -83,36 +123,24 @@ export function reduceKernels(rt: CudaRuntime): Pick<Kernels, 'reduceRows' | 're
     },
 
     reduceColumns(op, x, out) {
-      if (x.ndim !== 3) throw new TypeError(`${op}: reduceColumns takes x [outer, reduced, inner], got ${x.ndim} dims`);
-      const [outer, reduced, inner] = x.shape as [number, number, number];
-      if (out.numel !== outer * inner) throw new TypeError(`${op}: reduceColumns output has ${out.numel} elements, expected ${outer * inner}`);
       if (!out.isContiguous) throw new TypeError(`${op}: CUDA reduction output must be contiguous`);
-      if (inner > 1 && x.strides[2] !== 1) throw new TypeError(`${op}: reduceColumns needs inner stride 1, got ${x.strides[2]}`);
-      if (reduced > 0x7fffffff) throw new RangeError(`${op}: reduced dim of ${reduced} exceeds the int32 index range`);
+      const plan = columnPlan(op, x, rt.info.multiprocessors, addressOf(x));
+      const { outer, inner, chunks } = plan;
+      if (out.numel !== outer * inner) throw new TypeError(`${op}: reduceColumns output has ${out.numel} elements for x ${formatShape(x.shape)}`);
       if (out.numel === 0) return;
-      const so = outer > 1 ? x.strides[0]! : 0;
-      const sr = reduced > 1 ? x.strides[1]! : 0;
-      const bytes = itemSize(x.dtype);
-      const vec = columnVectorWidth(bytes);
-      // Vector loads need every row start of every strip aligned to vec elements.
-      const aligned = addressOf(x) % (vec * bytes) === 0 && inner % vec === 0 && so % vec === 0 && sr % vec === 0;
-      const v = aligned ? vec : 1;
-      const plan = columnLaunch(outer, reduced, inner, v, rt.info.multiprocessors);
-      const compute = x.dtype === 'float32' || x.dtype === 'bfloat16' || x.dtype === 'float16' ? 'float32' : 'float64';
       const arg = op === 'argmax' || op === 'argmin';
-      const part = plan.chunks > 1 ? Tensor.empty([plan.chunks * outer * inner], compute, x.backend) : null;
-      const partIdx = plan.chunks > 1 && arg ? Tensor.empty([plan.chunks * outer * inner], 'int32', x.backend) : null;
+      const part = chunks > 1 ? Tensor.empty([chunks * outer * inner], plan.compute, x.backend) : null;
+      const partIdx = chunks > 1 && arg ? Tensor.empty([chunks * outer * inner], 'int32', x.backend) : null;
       const opCode = REDUCE_OPS.indexOf(op);
       rt.params.begin().i32(opCode).ptr(addressOf(x)).ptr(addressOf(out)).i32(DTYPE_CODE[out.dtype])
         .ptr(part ? addressOf(part) : 0).ptr(partIdx ? addressOf(partIdx) : 0)
-        .i64(outer).i64(reduced).i64(inner).i64(so).i64(sr).i32(plan.tx).i32(plan.strips).i64(plan.chunkRows);
-      const name = `reduce_cols_${v > 1 ? 'vec_' : ''}${DTYPE_SUFFIX[x.dtype]}`;
-      rt.launch(rt.fn(REDUCE_MODULE, name), plan.grid, COLS_BLOCK);
+        .i64(outer).i64(plan.reduced).i64(inner).i64(plan.so).i64(plan.sr).i32(plan.tx).i32(plan.strips).i64(plan.chunkRows);
+      rt.launch(rt.fn(REDUCE_MODULE, plan.kernel), plan.grid, COLS_BLOCK);
       if (part !== null) {
         const n = outer * inner;
         rt.params.begin().i32(opCode).ptr(addressOf(part)).ptr(partIdx ? addressOf(partIdx) : 0).ptr(addressOf(out))
-          .i32(DTYPE_CODE[out.dtype]).i64(n).i32(plan.chunks);
-        rt.launch(rt.fn(REDUCE_MODULE, `reduce_cols_finish_${DTYPE_SUFFIX[compute]}`), rt.gridFor(n), 256);
+          .i32(DTYPE_CODE[out.dtype]).i64(n).i32(chunks);
+        rt.launch(rt.fn(REDUCE_MODULE, plan.finishKernel), rt.gridFor(n), 256);
         part.dispose();
         partIdx?.dispose();
       }
