@@ -16,6 +16,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as T from '../../src/index.js';
 import { assign_ } from '../../src/ops/inplace.js';
 import type { AttentionArgs } from '../../src/backends/backend.js';
@@ -239,6 +241,33 @@ function checkCase(c: Case): void {
   }
   assert.ok(relativeGap(cd.lse, ours.lse) < 1e-4, 'cuDNN Stats and our lse are the same quantity');
 }
+
+// koffi dlcloses a library whose handle is collected; cuDNN's sub-libraries were loaded through
+// handles nobody kept, and a collection between plans crashed the process (SIGSEGV) inside
+// cudnnBackendExecute. Forced collections between executions must leave cuDNN working.
+test('cuDNN attention keeps running across garbage collections', { skip }, async () => {
+  setFlagsFromString('--expose_gc');
+  const gc = runInNewContext('gc') as () => void;
+  const c: Case = { dtype: 'bfloat16', b: 2, h: 4, l: 128, e: 64, split: true };
+  const [, q] = heads(c);
+  const [, k] = heads(c);
+  const [, v] = heads(c);
+  const args: AttentionArgs = { scale: 0.125, mask: null };
+  const outputs: number[][] = [];
+  for (let round = 0; round < 3; round++) {
+    const out = emptyLike(q);
+    const lse = T.Tensor.empty([c.b, c.h, c.l], 'float32', backend());
+    assert.ok(cudnnForward(backend().runtime, q, k, v, out, lse, args, 'cudnn'));
+    outputs.push(Array.from(out.to('cpu').toFloat64Array()));
+    // Native finalizers run after the collection, from the event loop: yield to let them.
+    for (let i = 0; i < 4; i++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  assert.deepEqual(outputs[1], outputs[0], 'same output after a collection');
+  assert.deepEqual(outputs[2], outputs[0], 'same output after two collections');
+});
 
 for (const c of CASES) test(`cuDNN attention ${caseName(c)} against float64 and our kernel`, { skip }, () => checkCase(c));
 

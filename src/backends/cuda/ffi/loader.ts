@@ -240,6 +240,14 @@ function realFolder(path: string): string {
 }
 
 /** Loads each part present in `folder` by full path. */
+/**
+ * Handles of every companion part loaded, held for the life of the process: koffi dlcloses a
+ * library when its handle is garbage-collected, and cuDNN's front library does not keep its own
+ * reference to every part it calls into (an unreferenced part handle, collected mid-run, crashed
+ * the process inside cudnnBackendExecute).
+ */
+const pinnedParts: unknown[] = [];
+
 function loadParts(folder: string, parts: readonly string[]): { loaded: string[]; missing: string[]; failed: string[] } {
   const k = koffi();
   const loaded: string[] = [];
@@ -249,7 +257,7 @@ function loadParts(folder: string, parts: readonly string[]): { loaded: string[]
     const path = join(folder, name);
     if (!existsSync(path)) { missing.push(name); continue; }
     try {
-      k.load(path);
+      pinnedParts.push(k.load(path));
       loaded.push(path);
     } catch (e) {
       failed.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
