@@ -37,11 +37,6 @@ function build(): void {
   common = common.replace(/asm\("cvt\.f32\.f16.*?\);/s, 'f = emu_half_to_float(v.bits);');
   common = common.replace(/asm\("cvt\.rn\.f16\.f32.*?\);/s, 'r.bits = emu_float_to_half(v);');
   assert.ok(!/\basm\b/.test(common), 'common.cuh has inline PTX the host emulation does not replace: extend causal-conv1d-emu.test.ts');
-  // Device intrinsics common.cuh may use that simt.h does not (yet) emulate.
-  const simt = readFileSync(join(EMU_DIR, 'simt.h'), 'utf8');
-  if (/__umulhi/.test(common) && !/__umulhi/.test(simt)) {
-    common = common.replace('#pragma once', '#pragma once\ninline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }');
-  }
   writeFileSync(join(work, 'common.cuh'), common);
   binary = join(work, 'causal-conv1d-emu');
   const r = spawnSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary,

@@ -151,6 +151,27 @@ function relativeGap(a: Tensor, b: Tensor): number {
   return worst / (mean / y.length || 1);
 }
 
+/**
+ * The largest per-head relative RMS difference ||a - b|| / ||b|| over [B, H, ...] heads. Two
+ * correct bf16 results differ by rounding (~u per element, well under 1 %); a wrong head (scale,
+ * transpose, a missed block) differs by the order of its values (~1). The max-abs / mean-abs gap
+ * above is printed but not asserted on: a few large elements rounded differently dominate it.
+ */
+function worstHeadRms(a: Tensor, b: Tensor): number {
+  const x = a.to('cpu').toFloat64Array();
+  const y = b.to('cpu').toFloat64Array();
+  const heads = a.shape[0]! * a.shape[1]!;
+  const per = y.length / heads;
+  let worst = 0;
+  for (let h = 0; h < heads; h++) {
+    let d2 = 0;
+    let y2 = 0;
+    for (let i = h * per; i < (h + 1) * per; i++) { d2 += (x[i]! - y[i]!) ** 2; y2 += y[i]! ** 2; }
+    worst = Math.max(worst, Math.sqrt(d2 / (y2 || 1)));
+  }
+  return worst;
+}
+
 function withMode<R>(mode: string | undefined, fn: () => R): R {
   const before = process.env.DIMBA_ATTENTION;
   if (mode === undefined) delete process.env.DIMBA_ATTENTION;
@@ -236,9 +257,9 @@ function checkCase(c: Case): void {
   const gaps = (['out', 'lse', 'gq', 'gk', 'gv'] as const).map((n) => `${n} ${relativeGap(cd[n], ours[n]).toExponential(2)}`);
   console.log(`# ${caseName(c)}: cuDNN error / (u bound): out ${(worst.out / u).toFixed(2)}, dq ${(worst.dq / u).toFixed(2)}, `
     + `dk ${(worst.dk / u).toFixed(2)}, dv ${(worst.dv / u).toFixed(2)}; cuDNN vs ours (max abs / mean abs): ${gaps.join(', ')}`);
-  for (const n of ['out', 'gq', 'gk', 'gv'] as const) {
-    assert.ok(relativeGap(cd[n], ours[n]) < 0.1, `${n}: cuDNN and our kernel disagree on some head (relative gap ${relativeGap(cd[n], ours[n])})`);
-  }
+  const rms = (['out', 'gq', 'gk', 'gv'] as const).map((n) => [n, worstHeadRms(cd[n], ours[n])] as const);
+  console.log(`# ${caseName(c)}: cuDNN vs ours, worst head's relative RMS difference: ${rms.map(([n, r]) => `${n} ${r.toExponential(2)}`).join(', ')}`);
+  for (const [n, r] of rms) assert.ok(r < 0.03, `${n}: cuDNN and our kernel disagree on some head (relative RMS difference ${r})`);
   assert.ok(relativeGap(cd.lse, ours.lse) < 1e-4, 'cuDNN Stats and our lse are the same quantity');
 }
 

@@ -20,6 +20,9 @@
 #define __shared__ static
 #define __launch_bounds__(...)
 
+// The high 32 bits of a 32 x 32-bit product (common.cuh's fast_div divides with it).
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
+
 struct EmuDim3 { unsigned x = 0, y = 0, z = 0; };
 inline thread_local EmuDim3 threadIdx, blockIdx;
 inline EmuDim3 blockDim, gridDim;
