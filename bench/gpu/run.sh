@@ -15,7 +15,8 @@
 # --budget S  the budget in seconds (default: 510 with --quick, none otherwise)
 # Environment: TRAIN_RES (256,512), TRAIN_BATCH (32,8), SAMPLE_BATCH (1,8), FIND_BATCH (e.g.
 #             '32,48,64;8,12,16': each side's largest batch that fits, full runs), SDPA (cudnn),
-#             SCAN_IMPL (chunked), PYTHON (python3), DIMBA_DIST (dist).
+#             SCAN_IMPL (chunked), PYTHON (python3), DIMBA_DIST (dist), SKIP_STEPS (step names to leave
+#             out, e.g. 'ours-attention ours-scan' to time only the model steps against ref-compiled).
 #
 # $OUT gets few files (the device tool returns a handful): results.jsonl (every record),
 # bench.log (every step's output), table.md (the table), summary.json, gpu.txt.
@@ -83,6 +84,10 @@ skipped=()
 step() {
   local name=$1 need=$2
   shift 2
+  if [[ " ${SKIP_STEPS:-} " == *" $name "* ]]; then
+    echo "== $name: left out (SKIP_STEPS)" | tee -a "$log"
+    return 0
+  fi
   local left=$(( budget - $(elapsed) - 30 ))
   if [ "$left" -lt "$need" ]; then
     skipped+=("$name")
