@@ -16,7 +16,8 @@
 # Environment: TRAIN_RES (256,512), TRAIN_BATCH (32,8), SAMPLE_BATCH (1,8), FIND_BATCH (e.g.
 #             '32,48,64;8,12,16': each side's largest batch that fits, full runs), SDPA (cudnn),
 #             SCAN_IMPL (chunked), PYTHON (python3), DIMBA_DIST (dist), SKIP_STEPS (step names to leave
-#             out, e.g. 'ours-attention ours-scan' to time only the model steps against ref-compiled).
+#             out, e.g. 'ours-attention ours-scan' to time only the model steps against ref-compiled),
+#             REF_EXTRA (more bench.py arguments, e.g. '--compile-scan 1').
 #
 # $OUT gets few files (the device tool returns a handful): results.jsonl (every record),
 # bench.log (every step's output), table.md (the table), summary.json, gpu.txt.
@@ -110,7 +111,7 @@ step() {
   fi
 }
 
-ref=("$py" bench/reference/bench.py --json --sdpa "$sdpa" --scan-impl "$scan_impl" ${ref_dev[@]+"${ref_dev[@]}"})
+ref=("$py" bench/reference/bench.py --json --sdpa "$sdpa" --scan-impl "$scan_impl" ${ref_dev[@]+"${ref_dev[@]}"} ${REF_EXTRA:-})
 
 if [ "$cpu" = 1 ]; then echo "cpu (BENCH_DEVICE=cpu)" > "$out/gpu.txt"; else nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader > "$out/gpu.txt" 2>&1; fi
 "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' >> "$out/gpu.txt" 2>&1
