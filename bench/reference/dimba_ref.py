@@ -251,7 +251,13 @@ class ScanSettings:
     compiled: bool = False
 
 
-@torch.compiler.disable
+def _outside_compile(fn):
+    """fn kept out of torch.compile's graphs (torch < 2.1 has no torch.compiler: nothing to keep out of)."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return disable(fn) if disable is not None else fn
+
+
+@_outside_compile
 def _eager_selective_scan(*args, **kwargs):
     return selective_scan(*args, **kwargs)
 
