@@ -11,46 +11,20 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { Generator } from '../../src/random/generator.js';
-import { kernelSourceDir } from '../../src/backends/cuda/kernels/source.js';
 import {
   causalConv1dGeometry, causalConv1dTuning, type CausalConv1dGeometry, type ConvOperand,
 } from '../../src/backends/cuda/kernels/causal-conv1d.js';
-import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
+import { buildSimtEmulation } from './emu/host-compiler.js';
 
-const cxx = findCxx();
-let skip: string | false = cxx ? false : NO_CXX;
-let binary = '';
-let work = '';
-
-function build(): void {
-  work = mkdtempSync(join(tmpdir(), 'dimba-cc1d-emu-'));
-  const kernels = kernelSourceDir();
-  copyFileSync(join(kernels, 'causal-conv1d.cu'), join(work, 'causal-conv1d.cu'));
-  let common = readFileSync(join(kernels, 'common.cuh'), 'utf8');
-  common = common.replace(/asm\("cvt\.f32\.f16.*?\);/s, 'f = emu_half_to_float(v.bits);');
-  common = common.replace(/asm\("cvt\.rn\.f16\.f32.*?\);/s, 'r.bits = emu_float_to_half(v);');
-  assert.ok(!/\basm\b/.test(common), 'common.cuh has inline PTX the host emulation does not replace: extend causal-conv1d-emu.test.ts');
-  writeFileSync(join(work, 'common.cuh'), common);
-  binary = join(work, 'causal-conv1d-emu');
-  const r = spawnSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary,
-    join(EMU_DIR, 'causal-conv1d-emu.cpp')], { encoding: 'utf8' });
-  if (r.status !== 0 && /barrier|atomic_ref|std=c\+\+20/.test(r.stderr)) {
-    skip = `g++ lacks C++20 (<barrier>, std::atomic_ref): ${r.stderr.split('\n')[0]}`;
-    return;
-  }
-  assert.equal(r.status, 0, `g++ failed on the emulated causal conv1d:\n${r.stderr}`);
-}
-
-if (!skip) build();
-if (skip) console.log(`# emulated causal-conv1d kernels skipped: ${skip}`);
-process.on('exit', () => { if (work) rmSync(work, { recursive: true, force: true }); });
+const { skip, binary, work } = buildSimtEmulation({
+  kernel: 'causal-conv1d.cu', harness: 'causal-conv1d-emu.cpp', binaryName: 'causal-conv1d-emu', label: 'emulated causal-conv1d kernels',
+});
 
 let seed = 7000;
 function randomValues(n: number, scale = 1): Float64Array {

@@ -10,43 +10,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/index.js';
 import type { ReduceOp } from '../../src/backends/backend.js';
 import { columnPlan } from '../../src/backends/cuda/kernels/reduce.js';
-import { DTYPE_CODE, DTYPE_SUFFIX, kernelSourceDir } from '../../src/backends/cuda/kernels/source.js';
+import { DTYPE_CODE, DTYPE_SUFFIX } from '../../src/backends/cuda/kernels/source.js';
 import { isFloating, itemSize, type DType } from '../../src/tensor/dtype.js';
-import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
+import { buildSimtEmulation } from './emu/host-compiler.js';
 
-const cxx = findCxx();
-let skip: string | false = cxx ? false : NO_CXX;
-let binary = '';
-let work = '';
-
-function build(): void {
-  work = mkdtempSync(join(tmpdir(), 'dimba-reduce-emu-'));
-  const kernels = kernelSourceDir();
-  copyFileSync(join(kernels, 'reduce.cu'), join(work, 'reduce.cu'));
-  let common = readFileSync(join(kernels, 'common.cuh'), 'utf8');
-  common = common.replace(/asm\("cvt\.f32\.f16.*?\);/s, 'f = emu_half_to_float(v.bits);');
-  common = common.replace(/asm\("cvt\.rn\.f16\.f32.*?\);/s, 'r.bits = emu_float_to_half(v);');
-  assert.ok(!/\basm\b/.test(common), 'common.cuh has inline PTX the host emulation does not replace: extend reduce-emu.test.ts');
-  writeFileSync(join(work, 'common.cuh'), common);
-  binary = join(work, 'reduce-emu');
-  const r = spawnSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary,
-    join(EMU_DIR, 'reduce-emu.cpp')], { encoding: 'utf8' });
-  if (r.status !== 0 && /barrier|atomic_ref|std=c\+\+20/.test(r.stderr)) {
-    skip = `g++ lacks C++20 (<barrier>, std::atomic_ref): ${r.stderr.split('\n')[0]}`;
-    return;
-  }
-  assert.equal(r.status, 0, `g++ failed on the emulated reduce.cu:\n${r.stderr}`);
-}
-
-if (!skip) build();
-if (skip) console.log(`# emulated column reductions skipped: ${skip}`);
-process.on('exit', () => { if (work) rmSync(work, { recursive: true, force: true }); });
+const { skip, binary, work } = buildSimtEmulation({
+  kernel: 'reduce.cu', harness: 'reduce-emu.cpp', binaryName: 'reduce-emu', label: 'emulated column reductions',
+});
 
 let seed = 9100;
 

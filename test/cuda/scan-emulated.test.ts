@@ -10,8 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -19,38 +18,12 @@ import type { DType } from '../../src/tensor/dtype.js';
 import { Generator } from '../../src/random/generator.js';
 import { getBackend } from '../../src/backends/registry.js';
 import type { ScanGrads, ScanInputs } from '../../src/backends/backend.js';
-import { kernelSourceDir } from '../../src/backends/cuda/kernels/source.js';
 import { scanGeometry } from '../../src/backends/cuda/kernels/scan.js';
-import { EMU_DIR, NO_CXX, findCxx } from './emu/host-compiler.js';
+import { buildSimtEmulation } from './emu/host-compiler.js';
 
-const cxx = findCxx();
-let skip: string | false = cxx ? false : NO_CXX;
-let binary = '';
-let work = '';
-
-/** Builds emu/scan-emu.cpp against copies of scan.cu and common.cuh with their inline PTX replaced by host code. */
-function build(): void {
-  work = mkdtempSync(join(tmpdir(), 'dimba-scan-emu-'));
-  const kernels = kernelSourceDir();
-  copyFileSync(join(kernels, 'scan.cu'), join(work, 'scan.cu'));
-  let common = readFileSync(join(kernels, 'common.cuh'), 'utf8');
-  common = common.replace(/asm\("cvt\.f32\.f16.*?\);/s, 'f = emu_half_to_float(v.bits);');
-  common = common.replace(/asm\("cvt\.rn\.f16\.f32.*?\);/s, 'r.bits = emu_float_to_half(v);');
-  assert.ok(!/\basm\b/.test(common), 'common.cuh has inline PTX the host emulation does not replace: extend scan-emulated.test.ts');
-  writeFileSync(join(work, 'common.cuh'), common);
-  binary = join(work, 'scan-emu');
-  const r = spawnSync(cxx!, ['-std=c++20', '-O1', '-pthread', '-w', `-I${EMU_DIR}`, `-I${work}`, '-o', binary, join(EMU_DIR, 'scan-emu.cpp')],
-    { encoding: 'utf8' });
-  if (r.status !== 0 && /barrier|atomic_ref|c\+\+20|std=c\+\+20/.test(r.stderr)) {
-    skip = `g++ lacks C++20 (<barrier>, std::atomic_ref): ${r.stderr.split('\n')[0]}`;
-    return;
-  }
-  assert.equal(r.status, 0, `g++ failed on the emulated scan:\n${r.stderr}`);
-}
-
-if (!skip) build();
-if (skip) console.log(`# emulated scan kernels skipped: ${skip}`);
-process.on('exit', () => { if (work) rmSync(work, { recursive: true, force: true }); });
+const { skip, binary, work } = buildSimtEmulation({
+  kernel: 'scan.cu', harness: 'scan-emu.cpp', binaryName: 'scan-emu', label: 'emulated scan kernels',
+});
 
 let seed = 5000;
 function randomBase(shape: number[], dtype: DType, map?: (v: number) => number): Tensor {
