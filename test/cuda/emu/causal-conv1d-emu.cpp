@@ -9,32 +9,12 @@
 using std::min;
 #include "simt.h"
 #include "causal-conv1d.cu"
+#include "harness-io.h"
 
-#include <cstdio>
-#include <fstream>
 #include <limits>
 #include <map>
-#include <sstream>
-#include <stdexcept>
-#include <string>
 
 namespace {
-
-std::string dir;
-
-std::vector<double> readBin(const std::string& name) {
-  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<double> v(bytes.size() / 8);
-  std::memcpy(v.data(), bytes.data(), v.size() * 8);
-  return v;
-}
-
-void writeBin(const std::string& name, const std::vector<double>& v) {
-  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
-  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
-}
 
 struct View { long long size = 0, offset = 0, s[3] = {0, 0, 0}; };
 struct Geo { int kind = 0, vec = 1, chunk = 0, bx = 0, groupBlocks = 0, chunkBlocks = 0, tiles = 0, blocks = 0, threads = 0, rows = 0; };
@@ -53,14 +33,8 @@ Geo readGeo(std::istringstream& in) {
 }
 
 Spec readSpec() {
-  std::ifstream f(dir + "/spec.txt");
-  if (!f) throw std::runtime_error("cannot read spec.txt");
   Spec s;
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream in(line);
-    std::string key;
-    in >> key;
+  forEachSpecLine([&](const std::string& key, std::istringstream& in) {
     if (key == "type") in >> s.type;
     else if (key == "dims") in >> s.B >> s.D >> s.L >> s.K >> s.silu >> s.hasBias;
     else if (key == "view") {
@@ -70,20 +44,8 @@ Spec readSpec() {
       s.views[name] = v;
     } else if (key == "fwd") s.fwd = readGeo(in);
     else if (key == "bwd") s.bwd = readGeo(in);
-  }
+  });
   return s;
-}
-
-template <class T> std::vector<T> toStorage(const std::vector<double>& v) {
-  std::vector<T> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = Ty<T>::store((typename Ty<T>::C)v[i]);
-  return r;
-}
-
-template <class T> std::vector<double> fromStorage(const std::vector<T>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = (double)Ty<T>::load(v[i]);
-  return r;
 }
 
 template <class T, int K, int V> void walk(const Spec& s, const T* x, const View& vx, const typename Ty<T>::C* w,
@@ -169,20 +131,11 @@ template <class T> void run(const Spec& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: causal-conv1d-emu DIR\n");
-    return 2;
-  }
-  dir = argv[1];
-  try {
+  return harnessMain(argc, argv, "causal-conv1d-emu", [&] {
     const Spec s = readSpec();
     if (s.type == "f32") run<float>(s);
     else if (s.type == "f64") run<double>(s);
     else if (s.type == "bf16") run<bf16>(s);
     else throw std::runtime_error("unknown type " + s.type);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "causal-conv1d-emu: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -12,32 +12,12 @@ using std::min;
 #define __align__(n) alignas(n)
 #include "simt.h"
 #include "modulate.cu"
+#include "harness-io.h"
 
-#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
-#include <sstream>
-#include <stdexcept>
-#include <string>
 
 namespace {
-
-std::string dir;
-
-std::vector<double> readBin(const std::string& name) {
-  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<double> v(bytes.size() / 8);
-  std::memcpy(v.data(), bytes.data(), v.size() * 8);
-  return v;
-}
-
-void writeBin(const std::string& name, const std::vector<double>& v) {
-  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
-  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
-}
 
 struct Spec {
   std::string type, op;
@@ -47,21 +27,15 @@ struct Spec {
 };
 
 Spec readSpec() {
-  std::ifstream f(dir + "/spec.txt");
-  if (!f) throw std::runtime_error("cannot read spec.txt");
   Spec s;
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream in(line);
-    std::string key;
-    in >> key;
+  forEachSpecLine([&](const std::string& key, std::istringstream& in) {
     if (key == "type") in >> s.type;
     else if (key == "op") in >> s.op;
     else if (key == "dims") in >> s.G >> s.M >> s.C >> s.rms;
     else if (key == "mods") in >> s.stride0 >> s.stride1;
     else if (key == "geo") in >> s.vec >> s.k >> s.threads >> s.P >> s.rowsPer;
     else if (key == "eps") in >> s.eps;
-  }
+  });
   return s;
 }
 
@@ -161,21 +135,12 @@ template <class T, int WIDE> void run(const Spec& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: modulate-emu DIR\n");
-    return 2;
-  }
-  dir = argv[1];
-  try {
+  return harnessMain(argc, argv, "modulate-emu", [&] {
     const Spec s = readSpec();
     if (s.type == "f32") run<float, 4>(s);
     else if (s.type == "f64") run<double, 2>(s);
     else if (s.type == "bf16") run<bf16, 8>(s);
     else if (s.type == "f16") run<f16, 8>(s);
     else throw std::runtime_error("unknown type " + s.type);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "modulate-emu: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

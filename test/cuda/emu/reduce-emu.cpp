@@ -9,32 +9,12 @@
 using std::min;
 #include "simt.h"
 #include "reduce.cu"
+#include "harness-io.h"
 
-#include <cstdio>
-#include <fstream>
 #include <limits>
-#include <sstream>
-#include <stdexcept>
-#include <string>
 #include <type_traits>
 
 namespace {
-
-std::string dir;
-
-std::vector<double> readBin(const std::string& name) {
-  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<double> v(bytes.size() / 8);
-  std::memcpy(v.data(), bytes.data(), v.size() * 8);
-  return v;
-}
-
-void writeBin(const std::string& name, const std::vector<double>& v) {
-  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
-  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
-}
 
 struct Spec {
   std::string type;
@@ -45,8 +25,7 @@ struct Spec {
 };
 
 Spec readSpec() {
-  std::ifstream f(dir + "/spec.txt");
-  if (!f) throw std::runtime_error("cannot read spec.txt");
+  std::ifstream f = openSpec();
   Spec s;
   f >> s.type >> s.op >> s.outType >> s.outer >> s.reduced >> s.inner >> s.so >> s.sr >> s.offset >> s.vec >> s.tx >> s.strips
     >> s.chunkRows >> s.chunks >> s.grid;
@@ -95,15 +74,10 @@ template <class T> void run(const Spec& s, ColsFn<T> scalar, ColsFn<T> vector) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: reduce-emu DIR\n");
-    return 2;
-  }
-  dir = argv[1];
-  try {
+  return harnessMain(argc, argv, "reduce-emu", [&] {
     const Spec s = readSpec();
-#define DIMBA_EMU_CASE(name, T) \
-    if (s.type == #name) { run<T>(s, reduce_cols_##name, reduce_cols_vec_##name); return 0; }
+  #define DIMBA_EMU_CASE(name, T) \
+    if (s.type == #name) { run<T>(s, reduce_cols_##name, reduce_cols_vec_##name); return; }
     DIMBA_EMU_CASE(f32, float)
     DIMBA_EMU_CASE(f64, double)
     DIMBA_EMU_CASE(bf16, bf16)
@@ -112,8 +86,5 @@ int main(int argc, char** argv) {
     DIMBA_EMU_CASE(i64, long long)
     DIMBA_EMU_CASE(bool, u8)
     throw std::runtime_error("unknown type " + s.type);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "reduce-emu: %s\n", e.what());
-    return 1;
-  }
+  });
 }

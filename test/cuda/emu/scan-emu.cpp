@@ -4,35 +4,15 @@
 //
 //   scan-emu DIR         reads DIR/spec.txt and DIR/<operand>.bin (float64, little-endian),
 //                        writes DIR/<output>.bin and prints the geometry it used.
-// The build (see the test) compiles this file beside copies of scan.cu and common.cuh whose
+// The build (host-compiler.ts buildSimtEmulation) compiles this file beside copies of scan.cu and common.cuh whose
 // inline PTX is replaced by host code.
 #include "simt.h"
 #include "scan.cu"
+#include "harness-io.h"
 
-#include <cstdio>
-#include <fstream>
 #include <map>
-#include <sstream>
-#include <stdexcept>
-#include <string>
 
 namespace {
-
-std::string dir;
-
-std::vector<double> readBin(const std::string& name) {
-  std::ifstream f(dir + "/" + name + ".bin", std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + name + ".bin");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<double> v(bytes.size() / 8);
-  std::memcpy(v.data(), bytes.data(), v.size() * 8);
-  return v;
-}
-
-void writeBin(const std::string& name, const std::vector<double>& v) {
-  std::ofstream f(dir + "/" + name + ".bin", std::ios::binary);
-  f.write(reinterpret_cast<const char*>(v.data()), (std::streamsize)(v.size() * 8));
-}
 
 struct View {
   long long offset = 0;
@@ -47,14 +27,8 @@ struct Spec {
 };
 
 Spec readSpec() {
-  std::ifstream f(dir + "/spec.txt");
-  if (!f) throw std::runtime_error("cannot read spec.txt");
   Spec s;
-  std::string line;
-  while (std::getline(f, line)) {
-    std::istringstream in(line);
-    std::string key;
-    in >> key;
+  forEachSpecLine([&](const std::string& key, std::istringstream& in) {
     if (key == "type") in >> s.type;
     else if (key == "dims") in >> s.B >> s.D >> s.L >> s.N >> s.G;
     else if (key == "flags") in >> s.softplus >> s.hasZ >> s.hasD >> s.hasBias >> s.wantLast;
@@ -64,20 +38,8 @@ Spec readSpec() {
       in >> name >> v.offset >> v.stride[0] >> v.stride[1] >> v.stride[2] >> v.stride[3];
       s.views[name] = v;
     }
-  }
+  });
   return s;
-}
-
-template <class T> std::vector<T> toStorage(const std::vector<double>& v) {
-  std::vector<T> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = Ty<T>::store((typename Ty<T>::C)v[i]);
-  return r;
-}
-
-template <class T> std::vector<double> fromStorage(const std::vector<T>& v) {
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = (double)Ty<T>::load(v[i]);
-  return r;
 }
 
 template <class S> std::vector<S> toCompute(const std::vector<double>& v) { return std::vector<S>(v.begin(), v.end()); }
@@ -153,21 +115,12 @@ template <class T> void runType(const Spec& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: scan-emu DIR\n");
-    return 2;
-  }
-  dir = argv[1];
-  try {
+  return harnessMain(argc, argv, "scan-emu", [&] {
     const Spec s = readSpec();
     if (s.type == "f32") runType<float>(s);
     else if (s.type == "f64") runType<double>(s);
     else if (s.type == "bf16") runType<bf16>(s);
     else if (s.type == "f16") runType<f16>(s);
     else throw std::runtime_error("unknown type " + s.type);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "scan-emu: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }
