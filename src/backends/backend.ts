@@ -46,6 +46,13 @@ export interface MatmulArgs {
   /** Element strides between batch entries (0 = broadcast one matrix). */
   readonly strideA: number;
   readonly strideB: number;
+  /**
+   * Optional contiguous [n] vector in out's dtype added to every row of every batch entry
+   * (linear's bias), in the same kernel call so out is written once. Float types add it to the
+   * float32 (float64) accumulator before the one rounding to out's dtype; integer types add
+   * exactly; bool has no bias.
+   */
+  readonly bias?: Tensor | null;
 }
 
 export interface Conv2dArgs {

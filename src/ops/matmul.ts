@@ -3,11 +3,12 @@
  * transposed per batch entry, so transposed views (x @ w.T) cost no copy.
  */
 import { ShapeError, broadcastShapes, formatShape } from '../tensor/shape.js';
-import { promoteTypes } from '../tensor/dtype.js';
+import { isFloating, promoteTypes } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { record } from './record.js';
 import { cast, contiguous, expand, reshape, squeeze, transpose, unsqueeze } from './layout.js';
 import { add } from './elementwise.js';
+import { sum } from './reduce.js';
 
 interface MatrixOperand {
   t: Tensor;
@@ -52,6 +53,11 @@ function uniformBatchStride(t: Tensor, matrixSize: number): number | null {
 
 /** torch.matmul semantics: 1-D operands are promoted and squeezed back; batch dims broadcast. */
 export function matmul(a0: Tensor, b0: Tensor): Tensor {
+  return matmulBias(a0, b0, null);
+}
+
+/** matmul with an optional [n] bias (already in the product's dtype) added by the GEMM kernel. */
+function matmulBias(a0: Tensor, b0: Tensor, bias: Tensor | null): Tensor {
   if (a0.ndim === 0 || b0.ndim === 0) throw new ShapeError('matmul: operands must have at least one dim');
   if (a0.deviceName !== b0.deviceName) throw new TypeError(`matmul: operands on ${a0.deviceName} and ${b0.deviceName}`);
   const dtype = promoteTypes(a0.dtype, b0.dtype);
@@ -61,13 +67,13 @@ export function matmul(a0: Tensor, b0: Tensor): Tensor {
   const vecB = b.ndim === 1;
   if (vecA) a = unsqueeze(a, 0);
   if (vecB) b = unsqueeze(b, 1);
-  let out = matmulNd(a, b);
+  let out = matmulNd(a, b, bias);
   if (vecA) out = squeeze(out, -2);
   if (vecB) out = squeeze(out, -1);
   return out;
 }
 
-function matmulNd(a: Tensor, b: Tensor): Tensor {
+function matmulNd(a: Tensor, b: Tensor, bias: Tensor | null): Tensor {
   const m = a.shape[a.ndim - 2]!;
   const k = a.shape[a.ndim - 1]!;
   const n = b.shape[b.ndim - 1]!;
@@ -77,38 +83,54 @@ function matmulNd(a: Tensor, b: Tensor): Tensor {
   // A weight matrix applied to a batch of rows: fold the batch into m for one large GEMM.
   if (b.ndim === 2 && a.ndim > 2 && a.isContiguous) {
     const rows = reshape(a, [-1, k]);
-    return reshape(matmul2(rows, b, 1, m * (a.numel / (m * k || 1)), n, k), [...a.shape.slice(0, -1), n]);
+    return reshape(matmul2(rows, b, 1, m * (a.numel / (m * k || 1)), n, k, bias), [...a.shape.slice(0, -1), n]);
   }
   const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const batch = batchShape.reduce((x, y) => x * y, 1);
   const ae = expand(a, [...batchShape, m, k]);
   const be = expand(b, [...batchShape, k, n]);
-  return reshape(matmul2(ae, be, batch, m, n, k), [...batchShape, m, n]);
+  return reshape(matmul2(ae, be, batch, m, n, k, bias), [...batchShape, m, n]);
 }
 
-/** The differentiable core: out [batch, m, n]. */
-function matmul2(a: Tensor, b: Tensor, batch: number, m: number, n: number, k: number): Tensor {
+/**
+ * The differentiable core: out [batch, m, n] (+ bias [n] on every row). With a bias it is
+ * recorded as 'linear', whose third gradient is the bias's: g summed over all rows.
+ */
+function matmul2(a: Tensor, b: Tensor, batch: number, m: number, n: number, k: number, bias: Tensor | null): Tensor {
   const out = Tensor.empty([batch, m, n], a.dtype, a.backend);
   if (out.numel > 0) {
     const A = asMatrix(a, batch);
     const B = asMatrix(b, batch);
     a.backend.kernels.matmul(A.t, B.t, out, {
-      batch, m, n, k, transA: A.trans, transB: B.trans, strideA: A.batchStride, strideB: B.batchStride,
+      batch, m, n, k, transA: A.trans, transB: B.trans, strideA: A.batchStride, strideB: B.batchStride, bias,
     });
   }
-  record('matmul', [a, b], [out], ([g]) => {
+  record(bias ? 'linear' : 'matmul', bias ? [a, b, bias] : [a, b], [out], ([g]) => {
     const g3 = reshape(g!, a.ndim === 2 ? [m, n] : [...a.shape.slice(0, -2), m, n]);
-    return [matmul(g3, transpose(b, -1, -2)), matmul(transpose(a, -1, -2), g3)];
+    const grads: (Tensor | null)[] = [matmul(g3, transpose(b, -1, -2)), matmul(transpose(a, -1, -2), g3)];
+    if (bias) grads.push(bias.requiresGrad ? sum(reshape(g!, [-1, n]), 0) : null);
+    return grads;
   }, { saved: [a, b] });
   return out;
 }
 
-/** y = x @ weight^T + bias, weight [out, in] as torch.nn.Linear stores it. */
+/**
+ * y = x @ weight^T + bias, weight [out, in] as torch.nn.Linear stores it. A [out] bias of the
+ * product's dtype (the usual case) is added inside the GEMM, so y is written once: on CUDA the
+ * cuBLASLt bias epilogue adds it to the float32 accumulator before the one rounding to
+ * bfloat16/float16 (matmul then add rounded twice). Other biases (broadcastable shapes, a wider
+ * dtype that promotes the result) keep the separate add.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new ShapeError(`linear: weight must be 2-D [out, in], got ${formatShape(weight.shape)}`);
   if (x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new ShapeError(`linear: input features ${x.shape[x.ndim - 1]} do not match weight ${formatShape(weight.shape)}`);
   }
-  const y = matmul(x, transpose(weight, 0, 1));
-  return bias ? add(y, bias) : y;
+  const wT = transpose(weight, 0, 1);
+  if (!bias) return matmul(x, wT);
+  const dtype = promoteTypes(x.dtype, weight.dtype);
+  const fusable = isFloating(dtype) && bias.ndim === 1 && bias.shape[0] === weight.shape[0]
+    && promoteTypes(dtype, bias.dtype) === dtype && bias.deviceName === x.deviceName && x.ndim > 0;
+  if (!fusable) return add(matmul(x, wT), bias);
+  return matmulBias(x, wT, contiguous(cast(bias, dtype)));
 }

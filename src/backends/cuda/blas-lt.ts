@@ -7,7 +7,7 @@
  */
 import { koffi, outI32, outU64, takeU64 } from './ffi/koffi.js';
 import {
-  bindCublasLt, check, CUBLAS_STATUS_NOT_SUPPORTED, HEURISTIC_RESULT_BYTES, HEURISTIC_WORKSPACE_OFFSET, LAYOUT, MATMUL_DESC, PREF,
+  bindCublasLt, check, CUBLAS_STATUS_NOT_SUPPORTED, CUBLASLT_EPILOGUE_BIAS, HEURISTIC_RESULT_BYTES, HEURISTIC_WORKSPACE_OFFSET, LAYOUT, MATMUL_DESC, PREF,
   type CublasLtApi,
 } from './ffi/cublaslt.js';
 import type { Block } from './allocator.js';
@@ -30,7 +30,7 @@ export interface LtOperand {
   readonly trans: boolean;
 }
 
-/** D = op(A) op(B) (+ C when accumulate), D and C the same matrix, all column-major. */
+/** D = op(A) op(B) (+ C when accumulate) (+ bias on every column), D and C the same matrix, all column-major. */
 export interface LtProblem {
   readonly a: LtOperand;
   readonly b: LtOperand;
@@ -42,6 +42,11 @@ export interface LtProblem {
   /** cublasComputeType_t; the scale type (alpha, beta) is float32 for every compute type used here. */
   readonly computeType: number;
   readonly accumulate: boolean;
+  /**
+   * Device address of a bias vector (c.rows elements of cType) that the epilogue adds to every
+   * column of D in float32 before D is rounded; null or absent: no epilogue.
+   */
+  readonly bias?: number | null;
 }
 
 interface Plan {
@@ -52,6 +57,8 @@ interface Plan {
   /** Native heuristic result, whose first 64 bytes are the algorithm cublasLtMatmul takes by pointer. */
   readonly result: unknown;
   readonly algo: number;
+  /** The bias pointer the descriptor holds now (0: no bias epilogue). */
+  bias: number;
 }
 
 export interface LtStats {
@@ -69,7 +76,10 @@ export function addressAlignment(address: number): number {
 export function planKey(p: LtProblem): string {
   const one = p.batch === 1;
   const op = (o: LtOperand) => `${o.trans ? 'T' : 'N'}${o.rows}x${o.cols}/${o.ld}/${one ? 0 : o.stride}@${addressAlignment(o.address)}`;
-  return `${p.computeType}:${p.abType}:${p.cType}:${p.batch}:${op(p.a)}:${op(p.b)}:${op(p.c)}`;
+  // The heuristic reads the bias pointer only for its alignment, so one plan serves every bias
+  // vector aligned alike; run() points the descriptor at each call's vector.
+  const bias = p.bias ? `:bias@${addressAlignment(p.bias)}` : '';
+  return `${p.computeType}:${p.abType}:${p.cType}:${p.batch}:${op(p.a)}:${op(p.b)}:${op(p.c)}${bias}`;
 }
 
 export class LtMatmul {
@@ -107,6 +117,13 @@ export class LtMatmul {
     }
     if (plan === null) return false;
     const api = this.api;
+    // Host-side descriptor state: cublasLtMatmul copies it into the launch, so changing it for
+    // the next call cannot affect queued work (or a captured graph).
+    if (p.bias && plan.bias !== p.bias) {
+      check(api, 'cublasLtMatmulDescSetAttribute(BIAS_POINTER)',
+        api.cublasLtMatmulDescSetAttribute(plan.desc, MATMUL_DESC.biasPointer, new BigUint64Array([BigInt(p.bias)]), 8));
+      plan.bias = p.bias;
+    }
     const status = api.cublasLtMatmul(this.handle, plan.desc, this.scalars, p.a.address, plan.a, p.b.address, plan.b,
       this.scalars + (p.accumulate ? 0 : 4), p.c.address, plan.c, p.c.address, plan.c, plan.algo,
       this.workspace.address, LT_WORKSPACE_BYTES, this.rt.stream.handle);
@@ -144,6 +161,13 @@ export class LtMatmul {
       api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.transA, new Int32Array([p.a.trans ? 1 : 0]), 4));
     check(api, 'cublasLtMatmulDescSetAttribute(TRANSB)',
       api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.transB, new Int32Array([p.b.trans ? 1 : 0]), 4));
+    if (p.bias) {
+      // The bias type defaults to D's (bfloat16 for bfloat16 output, and so on): what MatmulArgs.bias holds.
+      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE)',
+        api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.epilogue, new Uint32Array([CUBLASLT_EPILOGUE_BIAS]), 4));
+      check(api, 'cublasLtMatmulDescSetAttribute(BIAS_POINTER)',
+        api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.biasPointer, new BigUint64Array([BigInt(p.bias)]), 8));
+    }
     const a = this.layout(p.abType, p.a, p.batch);
     const b = this.layout(p.abType, p.b, p.batch);
     const c = this.layout(p.cType, p.c, p.batch);
@@ -162,19 +186,19 @@ export class LtMatmul {
       const status = api.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, a, b, c, c, pref, 1, Number(result), outI32);
       if (status === CUBLAS_STATUS_NOT_SUPPORTED || (status === 0 && outI32[0] === 0)) {
         this.misses++;
-        this.destroy({ desc, a, b, c, result, algo: 0 });
+        this.destroy({ desc, a, b, c, result, algo: 0, bias: 0 });
         return null;
       }
       check(api, 'cublasLtMatmulAlgoGetHeuristic', status);
       const needed = Number(new BigUint64Array(k.view(result, HEURISTIC_RESULT_BYTES), HEURISTIC_WORKSPACE_OFFSET, 1)[0]!);
       if (needed > LT_WORKSPACE_BYTES) throw new Error(`cuBLASLt heuristic asked for ${needed} workspace bytes, more than the ${LT_WORKSPACE_BYTES} offered`);
     } catch (e) {
-      this.destroy({ desc, a, b, c, result, algo: 0 });
+      this.destroy({ desc, a, b, c, result, algo: 0, bias: 0 });
       throw e;
     } finally {
       api.cublasLtMatmulPreferenceDestroy(pref);
     }
-    return { desc, a, b, c, result, algo: Number(result) };
+    return { desc, a, b, c, result, algo: Number(result), bias: p.bias ?? 0 };
   }
 
   private destroy(plan: Plan): void {

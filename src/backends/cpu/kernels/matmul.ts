@@ -26,17 +26,35 @@ function gemmLoop(a: NumArray, offA: number, b: NumArray, offB: number, c: NumAr
   }
 }
 
+/** The bias values as numbers, after checking the bias is the [n] vector MatmulArgs describes. */
+export function biasValues(bias: Tensor, n: number, out: Tensor): NumArray {
+  if (bias.dtype !== out.dtype) throw new TypeError(`matmul: bias is ${bias.dtype}, out is ${out.dtype}; the op layer casts it first`);
+  if (bias.dtype === 'bool') throw new TypeError('matmul: a bool product takes no bias');
+  if (bias.ndim !== 1 || bias.shape[0] !== n) throw new RangeError(`matmul: bias must be [${n}], got [${bias.shape.join(', ')}]`);
+  if (n > 1 && bias.strides[0] !== 1) throw new TypeError(`matmul: bias must be contiguous, got stride ${bias.strides[0]}`);
+  return readRange(bias, n);
+}
+
 function matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void {
   const { batch, m, n, k, transA, transB, strideA, strideB } = args;
+  const bias = args.bias ? biasValues(args.bias, n, out) : null;
   const as = readRange(a, (batch - 1) * strideA + m * k);
   const bs = readRange(b, (batch - 1) * strideB + k * n);
   withOutput(out, (cs) => {
     if (as instanceof Float32Array && bs instanceof Float32Array && cs instanceof Float32Array) {
       sgemmBatched(transA, transB, m, n, k, 1, as, 0, transA ? m : k, strideA, bs, 0, transB ? k : n, strideB,
         0, cs, 0, n, m * n, batch);
-      return;
+    } else {
+      for (let i = 0; i < batch; i++) gemmLoop(as, i * strideA, bs, i * strideB, cs, i * m * n, args);
     }
-    for (let i = 0; i < batch; i++) gemmLoop(as, i * strideA, bs, i * strideB, cs, i * m * n, args);
+    // cs still holds the float32 (float64) sums: the bias joins them before withOutput's one
+    // rounding to a half dtype, as cuBLASLt's bias epilogue does.
+    if (bias) {
+      for (let r = 0, rows = batch * m; r < rows; r++) {
+        const base = r * n;
+        for (let j = 0; j < n; j++) cs[base + j] += bias[j]!;
+      }
+    }
   });
 }
 

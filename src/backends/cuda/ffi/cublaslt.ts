@@ -13,7 +13,14 @@ export const CUBLAS_STATUS_NOT_SUPPORTED = 15;
 export const MATMUL_DESC = {
   transA: 3,
   transB: 4,
+  /** uint32 cublasLtEpilogue_t. */
+  epilogue: 7,
+  /** const void *: the bias vector (length = D's rows), of D's type unless BIAS_DATA_TYPE says otherwise. */
+  biasPointer: 8,
 } as const;
+
+/** cublasLtEpilogue_t: add a bias vector broadcast along D's columns. */
+export const CUBLASLT_EPILOGUE_BIAS = 4;
 
 /** cublasLtMatrixLayoutAttribute_t. */
 export const LAYOUT = {

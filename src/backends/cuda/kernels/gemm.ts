@@ -12,6 +12,10 @@
  * A and B share one dtype; C may be float32 when they are bfloat16 / float16 (float32
  * accumulation kept unrounded). bfloat16/float16 accumulate in float32; float32 uses plain FP32
  * unless `tf32` asks for TF32 tensor cores; float64 uses FP64.
+ *
+ * A bias (one value per column n of C, as linear's) rides in cuBLASLt's BIAS epilogue; the
+ * GemmEx route writes it into C first and accumulates (beta 1). Either way it joins the float32
+ * sum before the one rounding to C's type.
  */
 import type { DType } from '../../../tensor/dtype.js';
 import {
@@ -55,6 +59,16 @@ export interface GemmSpec {
   readonly beta: 0 | 1;
   /** float32 only: allow TF32 tensor cores (about 1e-3 relative error). */
   readonly tf32?: boolean;
+  /**
+   * A contiguous [n] vector of cType added to every row of C (needs beta 0): `address` for the
+   * cuBLASLt epilogue, `broadcastInto` writes it into every row of C for the GemmEx route.
+   */
+  readonly bias?: GemmBias | null;
+}
+
+export interface GemmBias {
+  readonly address: number;
+  readonly broadcastInto: () => void;
 }
 
 /** Which inputs go through cuBLASLt: none, bfloat16/float16, or float32 as well. */
@@ -139,6 +153,8 @@ export function columnMajorProblem(g: GemmSpec): LtProblem {
     cType: DATA_TYPE[g.cType]!,
     computeType: computeTypeOf(g),
     accumulate: g.beta === 1,
+    // Column-major D is n x m: the bias runs along D's rows, each output feature.
+    bias: g.bias ? g.bias.address : null,
   };
 }
 
@@ -153,6 +169,7 @@ export function gemm(rt: CudaRuntime, g: GemmSpec): void {
   // An empty sum adds nothing; with beta 0 cuBLAS need not write C, so callers zero it themselves.
   if (g.k === 0 && g.beta === 1) return;
   if (g.k === 0) throw new RangeError('gemm: k = 0 with beta = 0 would leave C unwritten');
+  if (g.bias && g.beta !== 0) throw new RangeError('gemm: a bias needs beta 0 (C is overwritten with op(A) op(B) + bias)');
   const ab = DATA_TYPE[g.abType];
   const c = DATA_TYPE[g.cType];
   if (ab === undefined || c === undefined) throw new CudaNotImplementedError(`GEMM on ${g.abType} -> ${g.cType}`);
@@ -165,12 +182,17 @@ export function gemm(rt: CudaRuntime, g: GemmSpec): void {
     }
   }
   r.gemmExCalls++;
+  let beta = g.beta;
+  if (g.bias) {
+    g.bias.broadcastInto();
+    beta = 1;
+  }
   const scalars = g.abType === 'float64' ? SCALARS64 : SCALARS32;
   const { api, handle } = rt.blas();
   check(api, 'cublasGemmStridedBatchedEx', api.cublasGemmStridedBatchedEx(handle,
     g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, g.transA ? CUBLAS_OP_T : CUBLAS_OP_N, g.n, g.m, g.k,
     scalars[1], g.b.address, ab, g.b.ld, g.b.stride,
     g.a.address, ab, g.a.ld, g.a.stride,
-    scalars[g.beta], g.c.address, c, g.c.ld, g.c.stride, g.batch,
+    scalars[beta], g.c.address, c, g.c.ld, g.c.stride, g.batch,
     computeTypeOf(g), CUBLAS_GEMM_DEFAULT));
 }
