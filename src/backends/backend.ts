@@ -136,7 +136,7 @@ export interface Kernels {
    * so a leading-dim reduction needs no transposing copy. Same ops, dtypes and NaN rules as reduceRows.
    */
   reduceColumns(op: ReduceOp, x: Tensor, out: Tensor): void;
-  /** out = op(a) @ op(b) per batch entry; out contiguous [batch, m, n]. */
+  /** out = op(a) @ op(b) (+ args.bias on every row) per batch entry; out contiguous [batch, m, n]. */
   matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void;
   /** Row softmax (or log-softmax) of contiguous x [rows, cols]. */
   softmax(x: Tensor, out: Tensor, log: boolean): void;
