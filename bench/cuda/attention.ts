@@ -16,20 +16,18 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import type { AttentionArgs, FusedKernels } from '../../src/backends/backend.js';
 import { planAttention } from '../../src/backends/cuda/kernels/attention-plan.js';
 import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import { cudnnAttentionFor } from '../../src/backends/cuda/cudnn-attention/plan.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JSON_OPTION, cudaBackend, timeRounds } from './timing.js';
 
-const { values: args } = parseArgs({ options: { json: { type: 'boolean', default: false }, 'skip-composed': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { ...JSON_OPTION, 'skip-composed': { type: 'boolean', default: false } } });
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const backend = cudaBackend();
 const rt = backend.runtime;
+const time = (fn: () => void) => timeRounds(backend, fn);
 const fused = backend.fused as FusedKernels;
 if (!fused.attention || !fused.attentionBackward) throw new Error('flash attention is not registered (DIMBA_FLASH=0?)');
 const flashForward = fused.attention;
@@ -44,34 +42,6 @@ const SHAPES: Shape[] = [
   { name: 'cross B16 L1024 x 120', b: 16, lq: 1024, lk: 120, cross: true },
   { name: 'cross B4 L4096 x 120', b: 4, lq: 4096, lk: 120, cross: true },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
-function time(fn: () => void): number {
-  for (let i = 0; i < 3; i++) fn();
-  const a = CudaEvent.create(rt.api);
-  const b = CudaEvent.create(rt.api);
-  a.record(rt.stream);
-  fn();
-  b.record(rt.stream);
-  b.synchronize();
-  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a), 1e-3))));
-  const device: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    a.record(rt.stream);
-    for (let i = 0; i < inner; i++) fn();
-    b.record(rt.stream);
-    b.synchronize();
-    device.push(b.elapsedSince(a) / inner);
-  }
-  a.destroy();
-  b.destroy();
-  return median(device);
-}
 
 /** Heads split from [B, L, H * E] rows, as the model's attention layers pass them. */
 function heads(b: number, l: number, seed: number): Tensor {

@@ -17,56 +17,24 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { causalConv1dGeometry } from '../../src/backends/cuda/kernels/causal-conv1d.js';
 import { addressOf } from '../../src/backends/cuda/storage.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JSON_OPTION, ROUNDS_OPTION, cudaBackend, parseRounds, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, rounds: { type: 'string', default: '7' } },
+  options: { ...JSON_OPTION, ...ROUNDS_OPTION },
 });
-const rounds = Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${args.rounds}`);
+const rounds = parseRounds(args.rounds);
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const backend = cudaBackend();
 const rt = backend.runtime;
+const time = (fn: () => void) => timeRounds(backend, () => T.tidy(fn), { rounds, warmup: 2, probeCalls: 2 });
 
 const COPY_BYTES_PER_S = 3.0e12;
 const DIM = 2304;
 const TAPS = 4;
 const bf16 = { dtype: 'bfloat16', device: 'cuda' } as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
-function time(fn: () => void): number {
-  const call = () => T.tidy(fn);
-  for (let i = 0; i < 2; i++) call();
-  const a = CudaEvent.create(rt.api);
-  const b = CudaEvent.create(rt.api);
-  a.record(rt.stream);
-  for (let i = 0; i < 2; i++) call();
-  b.record(rt.stream);
-  b.synchronize();
-  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a) / 2, 1e-3))));
-  const ms: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    a.record(rt.stream);
-    for (let i = 0; i < inner; i++) call();
-    b.record(rt.stream);
-    b.synchronize();
-    ms.push(b.elapsedSince(a) / inner);
-  }
-  a.destroy();
-  b.destroy();
-  return median(ms);
-}
 
 interface Row {
   shape: string;

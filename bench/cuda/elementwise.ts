@@ -11,49 +11,27 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { mergeDims, planCopy, planMap, putDims, putStrides } from '../../src/backends/cuda/layout.js';
 import { addressOf } from '../../src/backends/cuda/storage.js';
 import { COPY_MODULE, DTYPE_CODE, DTYPE_SUFFIX, ELEMENTWISE_MODULE } from '../../src/backends/cuda/kernels/source.js';
 import { BINARY_OPS, UNARY_OPS } from '../../src/backends/cuda/kernels/elementwise.js';
 import { itemSize } from '../../src/tensor/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JSON_OPTION, cudaBackend, parseReps, repsOptions, timeEachCall } from './timing.js';
 import type { BinaryOp, UnaryOp } from '../../src/backends/backend.js';
 
 const { values: args } = parseArgs({
   options: {
-    reps: { type: 'string', default: '30' }, warmup: { type: 'string', default: '5' },
-    only: { type: 'string' }, json: { type: 'boolean', default: false },
+    ...repsOptions(30, 5), only: { type: 'string' }, ...JSON_OPTION,
   },
 });
-const reps = Number(args.reps);
-const warmup = Number(args.warmup);
-if (!(reps >= 20)) throw new Error(`--reps must be at least 20, got ${args.reps}`);
+const { reps, warmup } = parseReps(args);
 const PEAK = 3.0e12;
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const backend = cudaBackend();
 const rt = backend.runtime;
 const K = backend.kernels;
-
-/** Median device milliseconds of fn over `reps` calls after `warmup`. */
-function time(fn: () => void): number {
-  for (let i = 0; i < warmup; i++) fn();
-  backend.synchronize();
-  const ms: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const a = CudaEvent.create(rt.api).record(rt.stream);
-    fn();
-    const b = CudaEvent.create(rt.api).record(rt.stream);
-    backend.synchronize();
-    ms.push(b.elapsedSince(a));
-    a.destroy();
-    b.destroy();
-  }
-  return ms.sort((x, y) => x - y)[Math.floor(ms.length / 2)]!;
-}
+const time = (fn: () => void) => timeEachCall(backend, fn, { reps, warmup });
 
 /** Distinct elements a view reaches (a broadcast dim counts once). */
 function distinctBytes(t: Tensor): number {

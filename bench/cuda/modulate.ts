@@ -17,16 +17,15 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { composedGatedResidual, composedNormModulate } from '../../src/ops/modulate.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JSON_OPTION, cudaBackend, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({
   options: {
     batch: { type: 'string', default: '16' }, tokens: { type: 'string', default: '1024' },
     channels: { type: 'string', default: '1152' }, dtype: { type: 'string', default: 'bf16' },
-    json: { type: 'boolean', default: false },
+    ...JSON_OPTION,
   },
 });
 const [B, N, C] = [Number(args.batch), Number(args.tokens), Number(args.channels)];
@@ -34,39 +33,10 @@ if (args.dtype !== 'bf16' && args.dtype !== 'float32') throw new Error(`--dtype 
 const dtype = args.dtype === 'bf16' ? 'bfloat16' : 'float32';
 const bytesPer = dtype === 'bfloat16' ? 2 : 4;
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const backend = cudaBackend();
 if (!backend.fused.normModulate || !backend.fused.gatedResidual) throw new Error('the modulation kernels are not registered (DIMBA_FUSED_MODULATE=0?)');
 const rt = backend.runtime;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
-function time(fn: () => void): number {
-  for (let i = 0; i < 3; i++) fn();
-  const a = CudaEvent.create(rt.api);
-  const b = CudaEvent.create(rt.api);
-  a.record(rt.stream);
-  fn();
-  b.record(rt.stream);
-  b.synchronize();
-  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a), 1e-3))));
-  const device: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    a.record(rt.stream);
-    for (let i = 0; i < inner; i++) fn();
-    b.record(rt.stream);
-    b.synchronize();
-    device.push(b.elapsedSince(a) / inner);
-  }
-  a.destroy();
-  b.destroy();
-  return median(device);
-}
+const time = (fn: () => void) => timeRounds(backend, fn);
 
 const opts = { device: 'cuda', dtype } as const;
 const x = T.keep(T.randn([B, N, C], opts));

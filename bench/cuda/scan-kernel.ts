@@ -20,22 +20,18 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { scanGeometry } from '../../src/backends/cuda/kernels/scan.js';
 import type { ScanGrads, ScanInputs } from '../../src/backends/backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { JSON_OPTION, ROUNDS_OPTION, cudaBackend, parseRounds, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({
-  options: { json: { type: 'boolean', default: false }, rounds: { type: 'string', default: '7' }, only: { type: 'string' } },
+  options: { ...JSON_OPTION, ...ROUNDS_OPTION, only: { type: 'string' } },
 });
-const rounds = Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${args.rounds}`);
+const rounds = parseRounds(args.rounds);
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
-const rt = backend.runtime;
+const backend = cudaBackend();
+const time = (fn: () => void) => timeRounds(backend, fn, { rounds, warmup: 2, probeCalls: 2 });
 
 const COPY_BYTES_PER_S = 3.0e12;
 const DIM = 2304;
@@ -60,34 +56,6 @@ const ALL_SHAPES: Shape[] = [
   { name: 'B16xL256 mixer views', batch: 16, len: 256, mixerViews: true, mambaSsm: null },
 ];
 const SHAPES = ALL_SHAPES.filter((s) => !args.only || args.only.split(',').includes(s.name.split(' ')[0]!));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median device ms per call of fn over rounds of back-to-back calls sized to ~30 ms. */
-function time(fn: () => void): number {
-  for (let i = 0; i < 2; i++) fn();
-  const a = CudaEvent.create(rt.api);
-  const b = CudaEvent.create(rt.api);
-  a.record(rt.stream);
-  for (let i = 0; i < 2; i++) fn();
-  b.record(rt.stream);
-  b.synchronize();
-  const inner = Math.max(2, Math.min(100, Math.ceil(30 / Math.max(b.elapsedSince(a) / 2, 1e-3))));
-  const ms: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    a.record(rt.stream);
-    for (let i = 0; i < inner; i++) fn();
-    b.record(rt.stream);
-    b.synchronize();
-    ms.push(b.elapsedSince(a) / inner);
-  }
-  a.destroy();
-  b.destroy();
-  return median(ms);
-}
 
 function scanBytes(batch: number, len: number): { forward: number; backward: number } {
   const t = batch * DIM * len;
