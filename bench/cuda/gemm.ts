@@ -25,6 +25,7 @@ import { koffi, outI32, outU64, takeU64 } from '../../src/backends/cuda/ffi/koff
 import { LT_WORKSPACE_BYTES } from '../../src/backends/cuda/blas-lt.js';
 import { gemmStats, setLtUse } from '../../src/backends/cuda/kernels/gemm.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { agreement } from './agreement.js';
 
 const { values: args } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
 
@@ -136,18 +137,6 @@ function directLt(s: Shape, x: Tensor, w: Tensor, out: Tensor): { call: () => vo
       api.cublasLtDestroy(handle);
     },
   };
-}
-
-/** Largest |a - b| / (|b| + mean |b|) over the first rows: a check that both calls compute one product. */
-function agreement(a: Tensor, b: Tensor): number {
-  const rows = Math.min(64, a.shape[0]!);
-  const x = T.narrow(a, 0, 0, rows).to('cpu').toFloat64Array();
-  const y = T.narrow(b, 0, 0, rows).to('cpu').toFloat64Array();
-  let scale = 0;
-  for (const v of y) scale += Math.abs(v) / y.length;
-  let err = 0;
-  for (let i = 0; i < x.length; i++) err = Math.max(err, Math.abs(x[i]! - y[i]!) / (Math.abs(y[i]!) + scale));
-  return err;
 }
 
 interface Row {

@@ -13,15 +13,13 @@
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend, CudaEvent, loadCuda } from '../../src/backends/cuda/index.js';
 import { gemmStats, setLtUse } from '../../src/backends/cuda/kernels/gemm.js';
+import { agreement } from './agreement.js';
+import { cudaBackend, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
 
-loadCuda();
-const backend = getBackend('cuda');
-if (!(backend instanceof CudaBackend)) throw new Error('the cuda device did not give a CudaBackend');
+const backend = cudaBackend();
 const rt = backend.runtime;
 
 const SHAPES = [
@@ -32,43 +30,9 @@ const SHAPES = [
   { name: 'B2 proj 1152->1152', m: 2048, k: 1152, n: 1152 },
 ];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median device ms per call; rounds of back-to-back calls sized to about 20 ms. */
+/** Median device ms per call (shared timer: rounds of back-to-back calls, ~30 ms each). */
 function time(fn: () => void): number {
-  for (let i = 0; i < 3; i++) fn();
-  const a = CudaEvent.create(rt.api);
-  const b = CudaEvent.create(rt.api);
-  a.record(rt.stream);
-  for (let i = 0; i < 3; i++) fn();
-  b.record(rt.stream);
-  b.synchronize();
-  const inner = Math.max(2, Math.min(500, Math.ceil(20 / Math.max(b.elapsedSince(a) / 3, 1e-3))));
-  const device: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    a.record(rt.stream);
-    for (let i = 0; i < inner; i++) fn();
-    b.record(rt.stream);
-    b.synchronize();
-    device.push(b.elapsedSince(a) / inner);
-  }
-  a.destroy();
-  b.destroy();
-  return median(device);
-}
-
-/** Largest |a - b| / (|b| + mean |b|) over the first 64 rows. */
-function agreement(a: T.Tensor, b: T.Tensor): number {
-  const x = T.narrow(a, 0, 0, 64).to('cpu').toFloat64Array();
-  const y = T.narrow(b, 0, 0, 64).to('cpu').toFloat64Array();
-  let scale = 0;
-  for (const v of y) scale += Math.abs(v) / y.length;
-  let err = 0;
-  for (let i = 0; i < x.length; i++) err = Math.max(err, Math.abs(x[i]! - y[i]!) / (Math.abs(y[i]!) + scale));
-  return err;
+  return timeRounds(backend, fn, { probeCalls: 3 });
 }
 
 interface Row {
