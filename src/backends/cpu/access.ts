@@ -93,6 +93,16 @@ export function writeNumbers(t: Tensor, values: ArrayLike<number>): void {
     if (!same) data.set(values, t.offset);
     return;
   }
+  if (data instanceof Float32Array || data instanceof Float64Array) {
+    // Strided float storage: row by row along the innermost stride (as readNumbers gathers),
+    // rather than one offset computation and encoder call per element.
+    let at = 0;
+    forEachRow(t.shape, [t.strides], [t.offset], (starts, n, inner) => {
+      const s = inner[0]!;
+      for (let j = 0, i = starts[0]!; j < n; j++, i += s) data[i] = values[at++]!;
+    });
+    return;
+  }
   const put = encoder(t, data);
   forEachOffset(t.shape, t.strides, t.offset, (off, i) => put(off, values[i]!));
 }
