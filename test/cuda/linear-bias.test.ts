@@ -8,13 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ops from '../../src/ops/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import type { DType } from '../../src/tensor/dtype.js';
 import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend } from '../../src/backends/cuda/index.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { planKey, type LtOperand, type LtProblem } from '../../src/backends/cuda/blas-lt.js';
-import { columnMajorProblem, gemm, gemmStats, setLtUse, type GemmSpec, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
+import { columnMajorProblem, gemm, gemmStats, setLtUse, type GemmSpec } from '../../src/backends/cuda/kernels/gemm.js';
 import { FLOATS, TOL, assertClose, checkOp, cudaSkip, randomCpu, randomInts, realCuda } from './helpers.js';
+import { cudaBackend, routeOf, withRoute } from './gemm-route.js';
 
 const skip = cudaSkip;
 
@@ -51,42 +50,6 @@ test('gemm refuses a bias with beta 1 (C would be both the bias and the accumula
 
 // ---- GPU: against the CPU backend ----
 
-function cudaBackend(): CudaBackend | null {
-  if (!realCuda) return null;
-  const b = getBackend('cuda');
-  assert.ok(b instanceof CudaBackend);
-  return b;
-}
-
-/** Runs body under DIMBA_CUBLASLT = use; on a real GPU checks the calls took the expected route. */
-function withRoute(use: LtUse, expect: 'lt' | 'gemmEx', body: () => void): void {
-  const b = cudaBackend();
-  if (!b) { body(); return; }
-  const rt = b.runtime;
-  const before = gemmStats(rt).use;
-  setLtUse(rt, use);
-  try {
-    const s0 = gemmStats(rt);
-    body();
-    const s1 = gemmStats(rt);
-    const lt = s1.ltCalls - s0.ltCalls;
-    const ex = s1.gemmExCalls - s0.gemmExCalls;
-    if (expect === 'lt') {
-      assert.ok(lt > 0, `expected cuBLASLt calls under DIMBA_CUBLASLT=${use}: ${JSON.stringify(s1)}`);
-      if (ex > 0) console.log(`# DIMBA_CUBLASLT=${use}: ${ex} GemmEx fallbacks beside ${lt} cuBLASLt calls (${s1.heuristicMisses - s0.heuristicMisses} new heuristic misses)`);
-    } else {
-      assert.equal(lt, 0, `no cuBLASLt calls expected under DIMBA_CUBLASLT=${use}`);
-      assert.ok(ex > 0, 'expected GemmEx calls');
-    }
-  } finally {
-    setLtUse(rt, before);
-  }
-}
-
-function routeOf(use: LtUse, dtype: DType): 'lt' | 'gemmEx' {
-  if (use === 'off' || dtype === 'float64') return 'gemmEx';
-  return dtype === 'float32' && use !== 'all' ? 'gemmEx' : 'lt';
-}
 
 const lin = (x: Tensor, w: Tensor, b: Tensor) => ops.linear(x, w, b);
 

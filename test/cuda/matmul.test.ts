@@ -10,11 +10,10 @@ import { spawnSync } from 'node:child_process';
 import * as ops from '../../src/ops/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
-import { getBackend } from '../../src/backends/registry.js';
-import { CudaBackend } from '../../src/backends/cuda/index.js';
 import { addressAlignment, planKey, type LtOperand, type LtProblem } from '../../src/backends/cuda/blas-lt.js';
-import { columnMajorProblem, gemmStats, parseLtUse, setLtUse, type GemmSpec, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
+import { columnMajorProblem, gemmStats, parseLtUse, type GemmSpec } from '../../src/backends/cuda/kernels/gemm.js';
 import { FLOATS, checkOp, cudaSkip, randomCpu, randomInts, realCuda } from './helpers.js';
+import { cudaBackend, routeOf, withRoute } from './gemm-route.js';
 
 const skip = cudaSkip;
 
@@ -121,49 +120,6 @@ test('DIMBA_CUBLASLT: unset or 1 = half types, 0 = off, all = float32 too; anyth
 
 // ---- GPU: against the CPU backend ----
 
-function cudaBackend(): CudaBackend | null {
-  if (!realCuda) return null;
-  const b = getBackend('cuda');
-  assert.ok(b instanceof CudaBackend);
-  return b;
-}
-
-/**
- * Runs `body` with cuBLASLt used as `use` says; on a real GPU, checks that the calls went the
- * expected way (so a silently skipped route cannot pass).
- */
-function withRoute(use: LtUse, expect: 'lt' | 'gemmEx' | 'none', body: () => void): void {
-  const b = cudaBackend();
-  if (!b) { body(); return; }
-  const rt = b.runtime;
-  const before = gemmStats(rt).use;
-  setLtUse(rt, use);
-  try {
-    const s0 = gemmStats(rt);
-    body();
-    const s1 = gemmStats(rt);
-    const lt = s1.ltCalls - s0.ltCalls;
-    const ex = s1.gemmExCalls - s0.gemmExCalls;
-    if (expect === 'lt') {
-      assert.ok(lt > 0, `expected cuBLASLt calls under DIMBA_CUBLASLT=${use}: ${JSON.stringify(s1)}`);
-      // Problems the heuristic has no algorithm for fall back to GemmEx; worth seeing, not an error.
-      if (ex > 0) console.log(`# DIMBA_CUBLASLT=${use}: ${ex} GemmEx fallbacks beside ${lt} cuBLASLt calls (${s1.heuristicMisses - s0.heuristicMisses} new heuristic misses)`);
-    } else if (expect === 'gemmEx') {
-      assert.equal(lt, 0, `no cuBLASLt calls expected under DIMBA_CUBLASLT=${use}`);
-      assert.ok(ex > 0, 'expected GemmEx calls');
-    } else {
-      assert.equal(lt + ex, 0, 'no cuBLAS call expected');
-    }
-  } finally {
-    setLtUse(rt, before);
-  }
-}
-
-/** The route a float dtype takes under `use`. */
-function routeOf(use: LtUse, dtype: DType): 'lt' | 'gemmEx' {
-  if (use === 'off' || dtype === 'float64') return 'gemmEx';
-  return dtype === 'float32' && use !== 'all' ? 'gemmEx' : 'lt';
-}
 
 const T = (x: Tensor) => ops.transpose(x, -1, -2);
 
