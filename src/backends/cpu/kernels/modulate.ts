@@ -1,11 +1,12 @@
 /**
  * CPU adaLN modulation kernels (FusedKernels.normModulate and friends): the reference the CUDA
- * kernels are tested against. Row statistics as normRows computes them (float64, stored
+ * kernels are tested against. Row statistics from normRows' rowStatistics (float64, stored
  * float32); every value is computed in float64 and rounded once, on store.
  */
 import type { FusedKernels } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput } from '../access.js';
+import { rowStatistics } from './rows.js';
 
 type ModulateKernels = Required<Pick<FusedKernels, 'normModulate' | 'normModulateBackward' | 'gatedResidual' | 'gatedResidualBackward'>>;
 
@@ -25,19 +26,9 @@ function normModulate(kind: 'layer' | 'rms', x: Tensor, shift: Tensor, scale: Te
       const mod = g * c;
       for (let r = g * m; r < (g + 1) * m; r++) {
         const base = r * c;
-        let mu = 0;
-        if (kind === 'layer') {
-          for (let j = 0; j < c; j++) mu += xs[base + j]!;
-          mu /= c;
-        }
-        let sq = 0;
-        for (let j = 0; j < c; j++) {
-          const d = xs[base + j]! - mu;
-          sq += d * d;
-        }
-        const rs = 1 / Math.sqrt(sq / c + eps);
-        means[r] = mu;
-        rstds[r] = rs;
+        rowStatistics(kind, xs, base, c, eps, means, rstds, r);
+        const mu = means[r]!;
+        const rs = rstds[r]!;
         for (let j = 0; j < c; j++) dst[base + j] = (xs[base + j]! - mu) * rs * (1 + sc[mod + j]!) + sh[mod + j]!;
       }
     }

@@ -4,7 +4,7 @@
  */
 import type { Kernels, ReduceOp } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import { readNumbers, withOutput } from '../access.js';
+import { readNumbers, withOutput, type NumArray } from '../access.js';
 import { runRowsOnPool } from '../rows/parallel.js';
 import { reduceColumns } from './reduce-columns.js';
 import { softmaxBackwardRange, softmaxBackwardTask, softmaxRange, softmaxTask } from '../rows/softmax.js';
@@ -85,6 +85,27 @@ function softmaxBackward(y: Tensor, gy: Tensor, gx: Tensor, log: boolean): void 
   softmaxBackwardOn(parallel ? threadPool() : null, y, gy, gx, log);
 }
 
+/**
+ * Row r's statistics (xs[base .. base + cols)) into means[r] and rstds[r]: the mean (0 for
+ * 'rms') and 1 / sqrt(mean of squared deviations + eps), in float64. normRows and the fused
+ * adaLN kernels (kernels/modulate.ts) share it, so the two paths normalise alike.
+ */
+export function rowStatistics(kind: 'layer' | 'rms', xs: NumArray, base: number, cols: number, eps: number,
+  means: Float64Array, rstds: Float64Array, r: number): void {
+  let mu = 0;
+  if (kind === 'layer') {
+    for (let c = 0; c < cols; c++) mu += xs[base + c]!;
+    mu /= cols;
+  }
+  let sq = 0;
+  for (let c = 0; c < cols; c++) {
+    const d = xs[base + c]! - mu;
+    sq += d * d;
+  }
+  means[r] = mu;
+  rstds[r] = 1 / Math.sqrt(sq / cols + eps);
+}
+
 function normRows(kind: 'layer' | 'rms', x: Tensor, eps: number, out: Tensor, mean: Tensor, rstd: Tensor): void {
   const xs = readNumbers(x);
   const [rows, cols] = [x.shape[0]!, x.shape[1]!];
@@ -93,19 +114,9 @@ function normRows(kind: 'layer' | 'rms', x: Tensor, eps: number, out: Tensor, me
   withOutput(out, (dst) => {
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
-      let mu = 0;
-      if (kind === 'layer') {
-        for (let c = 0; c < cols; c++) mu += xs[base + c]!;
-        mu /= cols;
-      }
-      let sq = 0;
-      for (let c = 0; c < cols; c++) {
-        const d = xs[base + c]! - mu;
-        sq += d * d;
-      }
-      const rs = 1 / Math.sqrt(sq / cols + eps);
-      means[r] = mu;
-      rstds[r] = rs;
+      rowStatistics(kind, xs, base, cols, eps, means, rstds, r);
+      const mu = means[r]!;
+      const rs = rstds[r]!;
       for (let c = 0; c < cols; c++) dst[base + c] = (xs[base + c]! - mu) * rs;
     }
   });
