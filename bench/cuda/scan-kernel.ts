@@ -53,6 +53,8 @@ const ALL_SHAPES: Shape[] = [
   { name: 'B1xL16384', batch: 1, len: 16384, mixerViews: false, mambaSsm: [0.950, 3.105] },
   { name: 'B64xL256', batch: 64, len: 256, mixerViews: false, mambaSsm: [0.646, 3.215] },
   { name: 'B16xL256', batch: 16, len: 256, mixerViews: false, mambaSsm: null },
+  // The sampler's batch-1 call: classifier-free guidance doubles it, 512 px gives 1024 tokens.
+  { name: 'B2xL1024', batch: 2, len: 1024, mixerViews: false, mambaSsm: null },
   { name: 'B16xL256 mixer views', batch: 16, len: 256, mixerViews: true, mambaSsm: null },
 ];
 const SHAPES = ALL_SHAPES.filter((s) => !args.only || args.only.split(',').includes(s.name.split(' ')[0]!));
