@@ -218,6 +218,15 @@ export interface FusedKernels {
   /** Whether the modulation kernels take rows of x [G, M, C] (absent: every x); otherwise the ops compose. */
   modulateSupports?(x: Tensor): boolean;
 
+  // Linear + GELU(tanh) GEMM epilogues (src/ops/linear-gelu.ts). a, b, args as Kernels.matmul with
+  // batch 1; out, preact and the GEMM's result contiguous [m, n] of a's dtype. Each returns false,
+  // writing nothing, where it declines the call (dtype, alignment, the GEMM route); the op then
+  // composes matmul and the gelu_tanh unary kernels, which define the semantics.
+  /** out = gelu_tanh(op(a) op(b) + bias) (bias [n]); preact, when given, receives op(a) op(b) + bias. */
+  linearGelu?(a: Tensor, b: Tensor, bias: Tensor, out: Tensor, preact: Tensor | null, args: MatmulArgs): boolean;
+  /** out = (op(a) op(b)) * gelu_tanh'(preact); gbias, when given ([n]), = out summed over its m rows. */
+  matmulGeluBackward?(a: Tensor, b: Tensor, preact: Tensor, out: Tensor, gbias: Tensor | null, args: MatmulArgs): boolean;
+
   // Multi-tensor optimizer kernels (src/optim uses them per device when present; see MultiTensor).
   adamwStep?(t: AdamWTensors, c: AdamWCoefficients, options?: MultiTensorOptions): void;
   cameStep?(t: CAMETensors, c: CAMECoefficients, options?: MultiTensorOptions): void;
@@ -227,6 +236,12 @@ export interface FusedKernels {
   sumSquares?(tensors: readonly Tensor[], out: Tensor, options?: MultiTensorOptions): void;
   /** out[i] <- src[i] * factor in src[i]'s dtype (factor rounded to that dtype first, as a scalar operand is); out[i] like src[i]. */
   scaleTensors?(src: readonly Tensor[], out: readonly Tensor[], factor: number, options?: MultiTensorOptions): void;
+  /**
+   * clipGradNorm's host arithmetic on the device, for captured steps: from sumSquares' float32
+   * output and the float32 loss (one element each), norm (float64) = sqrt(sum), factor (float64) =
+   * min(1, maxNorm / (norm + 1e-6)), skip (int32) = 1 if the loss or the norm is not finite, else 0.
+   */
+  gradNormCheck?(sumSquares: Tensor, loss: Tensor, maxNorm: number, norm: Tensor, factor: Tensor, skip: Tensor): void;
 }
 
 /*
@@ -244,6 +259,31 @@ export interface MultiTensorOptions {
    * (the gradients may change: they are checked every call).
    */
   readonly cacheKey?: object;
+  /**
+   * The call belongs to a captured training step (src/train/graphed-step.ts): the kernels read
+   * the step's device-side scalars and skip flag from here, and the tables under cacheKey are the
+   * step's own for its graph's life (a table that changed during capture is written when the
+   * capture ends instead of being refused).
+   */
+  readonly control?: StepControl;
+}
+
+/**
+ * What a captured (CUDA graph) training step's kernels read from device memory instead of their
+ * arguments, since a graph replays the capture's arguments: the host rewrites `coefficients`
+ * before each replay, and gradNormCheck sets `skip` on the device.
+ */
+export interface StepControl {
+  /** int32 [1]: non-zero makes adamwStep, cameStep and emaUpdate change nothing (a non-finite loss or gradient norm). */
+  readonly skip: Tensor;
+  /**
+   * float32: AdamW's 8 coefficients in AdamWCoefficients' order (lerpFromGrad as 0/1); CAME's
+   * [decayScale, negLr] (its other coefficients do not change between steps). The argument
+   * coefficients' values are then unused.
+   */
+  readonly coefficients?: Tensor;
+  /** float64 [1]: scaleTensors' factor (the argument is then unused). */
+  readonly factor?: Tensor;
 }
 
 /** AdamW's tensors: weights (float32, the parameter or its master copy) and moments (float32) are updated in place. */

@@ -14,6 +14,7 @@ export * from './conv.js';
 export * from './interpolate.js';
 export * from './scan.js';
 export * from './causal-conv1d.js';
+export { linearGelu, mlpGelu, fusedGeluDisabled } from './linear-gelu.js';
 export { backward, grad, unbroadcast } from '../autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from '../autograd/grad-mode.js';
 export { checkpoint } from '../autograd/checkpoint.js';

@@ -24,6 +24,7 @@ import { interpolateKernels } from './kernels/interpolate.js';
 import { attentionKernels } from './kernels/attention.js';
 import { optimKernels } from './kernels/optim.js';
 import { modulateKernels } from './kernels/modulate.js';
+import { linearGeluKernels } from './kernels/linear-gelu.js';
 import type { CudaDeviceInfo } from './device.js';
 import { CudaGraph } from './graph.js';
 
@@ -55,6 +56,8 @@ export class CudaBackend implements Backend {
     Object.assign(this.fused, optimKernels(rt));
     // adaLN norm + modulate and gated residual (kernels/modulate.ts; DIMBA_FUSED_MODULATE=0 leaves them out).
     Object.assign(this.fused, modulateKernels(rt));
+    // Linear + GELU-tanh on cuBLASLt's GELU / DGELU epilogues (kernels/linear-gelu.ts; DIMBA_FUSED_GELU=0 leaves them out).
+    Object.assign(this.fused, linearGeluKernels(rt));
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),

@@ -44,10 +44,31 @@ export interface LtProblem {
   readonly accumulate: boolean;
   /**
    * Device address of a bias vector (c.rows elements of cType) that the epilogue adds to every
-   * column of D in float32 before D is rounded; null or absent: no epilogue.
+   * column of D in float32 before D is rounded; null or absent: no epilogue. With the DGELU_BGRAD
+   * epilogue it is instead where the bias gradient (D summed along its columns) is written.
    */
   readonly bias?: number | null;
+  /** A cublasLtEpilogue_t other than BIAS (GELU_AUX_BIAS, GELU_BIAS, DGELU, DGELU_BGRAD); absent: BIAS when bias is set. */
+  readonly epilogue?: number;
+  /**
+   * The GELU epilogues' auxiliary matrix (the pre-activation, shaped as D, of cType): written by
+   * GELU_AUX_BIAS, read by DGELU / DGELU_BGRAD. ld must be a multiple of 8 and >= c.rows; batch 1 only.
+   */
+  readonly aux?: { readonly address: number; readonly ld: number } | null;
 }
+
+/** cublasLtMatmulDescAttributes_t values beyond those in ffi/cublaslt.ts (cublasLt.h, CUDA 12/13). */
+const DESC_AUX_POINTER = 11;
+const DESC_AUX_LD = 12;
+
+/** cublasLtEpilogue_t values of the GELU epilogues (cublasLt.h). */
+export const EPILOGUE = {
+  bias: CUBLASLT_EPILOGUE_BIAS,
+  geluBias: 36,
+  geluAuxBias: 164,
+  dgelu: 192,
+  dgeluBgrad: 208,
+} as const;
 
 interface Plan {
   readonly desc: number;
@@ -57,8 +78,9 @@ interface Plan {
   /** Native heuristic result, whose first 64 bytes are the algorithm cublasLtMatmul takes by pointer. */
   readonly result: unknown;
   readonly algo: number;
-  /** The bias pointer the descriptor holds now (0: no bias epilogue). */
+  /** The bias and aux pointers the descriptor holds now (0: none). */
   bias: number;
+  aux: number;
 }
 
 export interface LtStats {
@@ -79,7 +101,10 @@ export function planKey(p: LtProblem): string {
   // The heuristic reads the bias pointer only for its alignment, so one plan serves every bias
   // vector aligned alike; run() points the descriptor at each call's vector.
   const bias = p.bias ? `:bias@${addressAlignment(p.bias)}` : '';
-  return `${p.computeType}:${p.abType}:${p.cType}:${p.batch}:${op(p.a)}:${op(p.b)}:${op(p.c)}${bias}`;
+  // Likewise the aux pointer: its alignment and ld pick the algorithm, its address does not.
+  const epi = p.epilogue !== undefined ? `:epi${p.epilogue}` : '';
+  const aux = p.aux ? `:aux${p.aux.ld}@${addressAlignment(p.aux.address)}` : '';
+  return `${p.computeType}:${p.abType}:${p.cType}:${p.batch}:${op(p.a)}:${op(p.b)}:${op(p.c)}${bias}${epi}${aux}`;
 }
 
 export class LtMatmul {
@@ -124,6 +149,11 @@ export class LtMatmul {
         api.cublasLtMatmulDescSetAttribute(plan.desc, MATMUL_DESC.biasPointer, new BigUint64Array([BigInt(p.bias)]), 8));
       plan.bias = p.bias;
     }
+    if (p.aux && plan.aux !== p.aux.address) {
+      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)',
+        api.cublasLtMatmulDescSetAttribute(plan.desc, DESC_AUX_POINTER, new BigUint64Array([BigInt(p.aux.address)]), 8));
+      plan.aux = p.aux.address;
+    }
     const status = api.cublasLtMatmul(this.handle, plan.desc, this.scalars, p.a.address, plan.a, p.b.address, plan.b,
       this.scalars + (p.accumulate ? 0 : 4), p.c.address, plan.c, p.c.address, plan.c, plan.algo,
       this.workspace.address, LT_WORKSPACE_BYTES, this.rt.stream.handle);
@@ -161,12 +191,22 @@ export class LtMatmul {
       api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.transA, new Int32Array([p.a.trans ? 1 : 0]), 4));
     check(api, 'cublasLtMatmulDescSetAttribute(TRANSB)',
       api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.transB, new Int32Array([p.b.trans ? 1 : 0]), 4));
+    const epilogue = p.epilogue ?? (p.bias ? CUBLASLT_EPILOGUE_BIAS : null);
+    if (epilogue !== null) {
+      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE)',
+        api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.epilogue, new Uint32Array([epilogue]), 4));
+    }
     if (p.bias) {
       // The bias type defaults to D's (bfloat16 for bfloat16 output, and so on): what MatmulArgs.bias holds.
-      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE)',
-        api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.epilogue, new Uint32Array([CUBLASLT_EPILOGUE_BIAS]), 4));
       check(api, 'cublasLtMatmulDescSetAttribute(BIAS_POINTER)',
         api.cublasLtMatmulDescSetAttribute(desc, MATMUL_DESC.biasPointer, new BigUint64Array([BigInt(p.bias)]), 8));
+    }
+    if (p.aux) {
+      // The aux type defaults to D's as well: the pre-activation is stored rounded like D.
+      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)',
+        api.cublasLtMatmulDescSetAttribute(desc, DESC_AUX_POINTER, new BigUint64Array([BigInt(p.aux.address)]), 8));
+      check(api, 'cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)',
+        api.cublasLtMatmulDescSetAttribute(desc, DESC_AUX_LD, new BigInt64Array([BigInt(p.aux.ld)]), 8));
     }
     const a = this.layout(p.abType, p.a, p.batch);
     const b = this.layout(p.abType, p.b, p.batch);
@@ -184,21 +224,24 @@ export class LtMatmul {
           api.cublasLtMatmulPreferenceSetAttribute(pref, attr, new Uint32Array([addressAlignment(o.address)]), 4));
       }
       const status = api.cublasLtMatmulAlgoGetHeuristic(this.handle, desc, a, b, c, c, pref, 1, Number(result), outI32);
-      if (status === CUBLAS_STATUS_NOT_SUPPORTED || (status === 0 && outI32[0] === 0)) {
+      // An epilogue problem cuBLASLt rejects (INVALID_VALUE for an aux layout or type it does not
+      // take) is a miss too: its caller has a composed route.
+      const refused = status === CUBLAS_STATUS_NOT_SUPPORTED || (p.epilogue !== undefined && status !== 0);
+      if (refused || (status === 0 && outI32[0] === 0)) {
         this.misses++;
-        this.destroy({ desc, a, b, c, result, algo: 0, bias: 0 });
+        this.destroy({ desc, a, b, c, result, algo: 0, bias: 0, aux: 0 });
         return null;
       }
       check(api, 'cublasLtMatmulAlgoGetHeuristic', status);
       const needed = Number(new BigUint64Array(k.view(result, HEURISTIC_RESULT_BYTES), HEURISTIC_WORKSPACE_OFFSET, 1)[0]!);
       if (needed > LT_WORKSPACE_BYTES) throw new Error(`cuBLASLt heuristic asked for ${needed} workspace bytes, more than the ${LT_WORKSPACE_BYTES} offered`);
     } catch (e) {
-      this.destroy({ desc, a, b, c, result, algo: 0, bias: 0 });
+      this.destroy({ desc, a, b, c, result, algo: 0, bias: 0, aux: 0 });
       throw e;
     } finally {
       api.cublasLtMatmulPreferenceDestroy(pref);
     }
-    return { desc, a, b, c, result, algo: Number(result), bias: p.bias ?? 0 };
+    return { desc, a, b, c, result, algo: Number(result), bias: p.bias ?? 0, aux: p.aux?.address ?? 0 };
   }
 
   private destroy(plan: Plan): void {

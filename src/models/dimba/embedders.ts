@@ -38,6 +38,9 @@ export class Mlp extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    // GELU-tanh MLPs (the blocks' FFN, the caption projection) run as one op whose GEMMs carry the
+    // GELU and its derivative in their epilogues where the backend has them (src/ops/linear-gelu.ts).
+    if (this.act === geluTanh) return T.mlpGelu(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias);
     return this.fc2.forward(this.act(this.fc1.forward(x)));
   }
 }

@@ -64,6 +64,13 @@ export interface GemmSpec {
    * cuBLASLt epilogue, `broadcastInto` writes it into every row of C for the GemmEx route.
    */
   readonly bias?: GemmBias | null;
+  /**
+   * A cuBLASLt epilogue beyond the bias (blas-lt.ts EPILOGUE: the GELU ones), for gemmEpilogue
+   * only; `bias.address` is then the epilogue's bias (or bias-gradient) vector and `aux` its
+   * pre-activation matrix, [m rows][ld] row-major like C.
+   */
+  readonly epilogue?: number;
+  readonly aux?: { readonly address: number; readonly ld: number } | null;
 }
 
 export interface GemmBias {
@@ -86,6 +93,9 @@ export interface GemmStats extends LtStats {
   readonly use: LtUse;
   readonly ltCalls: number;
   readonly gemmExCalls: number;
+  /** Of ltCalls, those with a GELU epilogue (gemmEpilogue), and the epilogue calls cuBLASLt declined. */
+  readonly epilogueCalls: number;
+  readonly epilogueDeclined: number;
   /** Why cuBLASLt is not used at all here (library missing), or null. */
   readonly ltUnavailable: string | null;
 }
@@ -97,6 +107,8 @@ class Routing {
   ltUnavailable: string | null = null;
   ltCalls = 0;
   gemmExCalls = 0;
+  epilogueCalls = 0;
+  epilogueDeclined = 0;
 
   ltFor(rt: CudaRuntime): LtMatmul | null {
     if (this.lt === undefined) {
@@ -131,7 +143,10 @@ export function setLtUse(rt: CudaRuntime, use: LtUse): void {
 export function gemmStats(rt: CudaRuntime): GemmStats {
   const r = routing(rt);
   const lt = r.lt?.stats() ?? { plans: 0, heuristicMisses: 0 };
-  return { use: r.use, ltCalls: r.ltCalls, gemmExCalls: r.gemmExCalls, ltUnavailable: r.ltUnavailable, ...lt };
+  return {
+    use: r.use, ltCalls: r.ltCalls, gemmExCalls: r.gemmExCalls, epilogueCalls: r.epilogueCalls, epilogueDeclined: r.epilogueDeclined,
+    ltUnavailable: r.ltUnavailable, ...lt,
+  };
 }
 
 function computeTypeOf(g: GemmSpec): number {
@@ -155,6 +170,9 @@ export function columnMajorProblem(g: GemmSpec): LtProblem {
     accumulate: g.beta === 1,
     // Column-major D is n x m: the bias runs along D's rows, each output feature.
     bias: g.bias ? g.bias.address : null,
+    // The aux matrix is shaped as D (n x m column-major), so C's row-major [m][ld] reads the same way.
+    ...(g.epilogue !== undefined ? { epilogue: g.epilogue } : {}),
+    ...(g.aux ? { aux: g.aux } : {}),
   };
 }
 
@@ -195,4 +213,28 @@ export function gemm(rt: CudaRuntime, g: GemmSpec): void {
     g.a.address, ab, g.a.ld, g.a.stride,
     scalars[beta], g.c.address, c, g.c.ld, g.c.stride, g.batch,
     computeTypeOf(g), CUBLAS_GEMM_DEFAULT));
+}
+
+/**
+ * Runs g with its cuBLASLt epilogue (g.epilogue), which GemmEx has no form of: false, with
+ * nothing written, where cuBLASLt is not the route for this dtype (DIMBA_CUBLASLT), is missing,
+ * or declines the problem, so the caller composes instead. Batch 1 and beta 0 only; an aux
+ * matrix needs ld a multiple of 8 (cuBLASLt's rule).
+ */
+export function gemmEpilogue(rt: CudaRuntime, g: GemmSpec): boolean {
+  if (g.epilogue === undefined) throw new RangeError('gemmEpilogue: no epilogue given (use gemm)');
+  if (g.m === 0 || g.n === 0 || g.k === 0 || g.batch !== 1 || g.beta !== 0) return false;
+  if (g.aux && (g.aux.ld % 8 !== 0 || g.aux.ld < g.n)) return false;
+  if (DATA_TYPE[g.abType] === undefined || DATA_TYPE[g.cType] === undefined) return false;
+  const r = routing(rt);
+  if (!wantsLt(r.use, g.abType)) return false;
+  const lt = r.ltFor(rt);
+  if (lt === null) return false;
+  if (!lt.run(columnMajorProblem(g))) {
+    r.epilogueDeclined++;
+    return false;
+  }
+  r.ltCalls++;
+  r.epilogueCalls++;
+  return true;
 }
