@@ -174,7 +174,7 @@ test('plan keys separate direction, dtype, sizes and every operand\'s strides', 
 });
 
 const call = (over: Partial<DecisionInput> = {}, shape: Partial<DecisionInput['shape']> = {}): DecisionInput => ({
-  direction: 'backward', dtype: 'bfloat16', otherDTypes: ['bfloat16', 'bfloat16'], masked: false, version: 91900, arch: 90,
+  direction: 'backward', dtype: 'bfloat16', otherDTypes: ['bfloat16', 'bfloat16'], mask: null, version: 91900, arch: 90,
   ...over, shape: { batch: 2, heads: 16, lq: 1024, lk: 1024, e: 72, ev: 72, ...shape },
 });
 
@@ -188,7 +188,10 @@ test('the cuDNN path takes unmasked bf16/f16 attention with head dims 8..128 on 
 
 test('calls the cuDNN path declines name their reason', () => {
   const cases: [DecisionInput, RegExp][] = [
-    [call({ masked: true }), /mask/],
+    [call({ mask: { dtype: 'bfloat16', keyPadding: false } }), /varies over heads or queries/],
+    [call({ mask: { dtype: 'float32', keyPadding: true } }), /mask dtype float32 .*bfloat16/],
+    [call({ mask: { dtype: 'bfloat16', keyPadding: true } }, { lk: 192 }), /Lk 192 = 64 mod 128 with a mask/],
+    [call({ mask: { dtype: 'bfloat16', keyPadding: true }, version: 91500 }, { lk: 120 }), /Lk 120 .* cuDNN 9\.15\.0/],
     [call({ dtype: 'float32', otherDTypes: ['float32'] }), /dtype float32/],
     [call({ otherDTypes: ['bfloat16', 'float16'] }), /mixed dtypes \(bfloat16 and float16\)/],
     [call({}, { ev: 64 }), /head dims differ \(q\/k 72, v 64\)/],

@@ -16,17 +16,18 @@ import { koffi } from '../ffi/koffi.js';
 import { optional } from '../ffi/loader.js';
 import {
   ATTR, BEHAVIOR_NOTES, bindCudnn, check, CudnnError, cudnnVersionString, DATA, DESC, describeFailure, HEUR_MODE, KNOB_NAMES,
-  MAX_KNOBS, POINTWISE, REDUCE_ADD, TYPE, type CudnnApi,
+  MAX_KNOBS, POINTWISE, REDUCE, TYPE, type CudnnApi,
 } from '../ffi/cudnn.js';
 import { captureError } from '../capture.js';
 import type { CudaRuntime } from '../runtime.js';
 import {
-  CUDNN_ALIGNMENT, MIN_CUDNN_VERSION, validateSpec, workspaceLayout, type GraphSpec, type OpSpec, type SpecDType, type TensorSpec,
-  type WorkspaceLayout,
+  CUDNN_ALIGNMENT, MIN_CUDNN_VERSION, validateSpec, workspaceLayout, type GraphSpec, type OpSpec, type PointwiseMode, type ReductionMode,
+  type SpecDType, type TensorSpec, type WorkspaceLayout,
 } from './spec.js';
 
 const DATA_CODE: Readonly<Record<SpecDType, number>> = { float32: DATA.float, bfloat16: DATA.bfloat16, float16: DATA.half };
-const POINTWISE_CODE = { mul: POINTWISE.mul, sub: POINTWISE.sub, exp: POINTWISE.exp, identity: POINTWISE.identity } as const;
+const POINTWISE_CODE: Readonly<Record<PointwiseMode, number>> = POINTWISE;
+const REDUCTION_CODE: Readonly<Record<ReductionMode, number>> = REDUCE;
 
 /** An engine config cuDNN's heuristics offered, and what became of it. */
 export interface ConfigTry {
@@ -360,7 +361,7 @@ export class CudnnAttention {
       case 'reduction': {
         const r = set.create(DESC.reduction, `${op.name} reduction`);
         this.set(r, ATTR.reductionCompType, TYPE.dataType, f32, `REDUCTION_COMP_TYPE of ${op.name}`);
-        this.set(r, ATTR.reductionOperator, TYPE.reductionOperator, new Int32Array([REDUCE_ADD]), `REDUCTION_OPERATOR of ${op.name}`);
+        this.set(r, ATTR.reductionOperator, TYPE.reductionOperator, new Int32Array([REDUCTION_CODE[op.mode]]), `REDUCTION_OPERATOR of ${op.name}`);
         // Explicit in cudnn-frontend; absent from older cuDNN, where the default is the same.
         api.cudnnBackendSetAttribute(r, ATTR.reductionDeterministic, TYPE.boolean, 1, new Uint8Array([0]));
         check(api, `cudnnBackendFinalize(REDUCTION ${op.name})`, api.cudnnBackendFinalize(r));

@@ -7,6 +7,13 @@
  * Operands are used in place when cuDNN can address them (E stride 1, 16-byte steps and address),
  * which covers the [B, L, H, E] views the model's head split makes; anything else is copied into a
  * contiguous temporary (outputs copied back), so a layout never decides between the two paths.
+ *
+ * Key padding (an additive mask that is one row of Lk per batch, the same for every head and
+ * query) is cuDNN's bias: the mask's own memory when its rows sit on 16-byte steps, else a padded
+ * copy. Around the masked graphs, kernels/cudnn-attention.cu gives batch rows with every key
+ * masked our kernel's result (O = 0, lse = -inf) after the forward, and hands the backward Stats
+ * with -inf turned into +inf (see spec.ts). Neither reads anything back to the host, so masked
+ * calls stay capturable and never wait on the device.
  */
 import type { AttentionArgs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
@@ -16,10 +23,11 @@ import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { copyInto } from '../kernels/copy.js';
 import { Scratch } from '../kernels/scratch.js';
+import { CUDNN_ATTENTION_MODULE, DTYPE_SUFFIX } from '../kernels/source.js';
 import { cudnnAttentionFor } from './plan.js';
 import {
-  attentionMode, backwardGraph, cudnnOperand, cudnnUnsupportedReason, forwardGraph, UID, type AttentionMode, type Direction,
-  type GraphSpec, type IoDType, type SdpaShape, type Strides4,
+  attentionMode, backwardGraph, cudnnOperand, cudnnUnsupportedReason, forwardGraph, maskLayout, paddedKeys, UID, type AttentionMode,
+  type Direction, type GraphSpec, type IoDType, type SdpaShape, type Strides4,
 } from './spec.js';
 
 /** How an operand reaches cuDNN: in place, or through a contiguous temporary. */
@@ -56,27 +64,54 @@ function decline(mode: AttentionMode, label: string, reason: string): false {
   return false;
 }
 
+/** The mask as cuDNN's decision sees it (null: unmasked). */
+function maskInfo(args: AttentionArgs): { dtype: Tensor['dtype']; keyPadding: boolean } | null {
+  const m = args.mask;
+  if (m === null) return null;
+  const layout = maskLayout(m.shape, m.strides, addressOf(m), itemSize(m.dtype));
+  return { dtype: m.dtype, keyPadding: layout.kind === 'keys' };
+}
+
 /** Why not, before any plan: the call's kind, then whether cuDNN is here at all. */
 function staticReason(rt: CudaRuntime, direction: Direction, q: Tensor, others: Tensor[], args: AttentionArgs): string | null {
   if (q.ndim !== 4 || others.some((t) => t.ndim !== 4)) return 'q, k, v must be [B, H, L, E]';
-  // Masked calls never load cuDNN.
-  if (args.mask !== null) return 'a mask or key padding (the cuDNN graphs here are unmasked)';
   const [k, v] = others as [Tensor, Tensor];
+  const shape = shapeOf(q, k, v);
+  const m = args.mask;
+  if (m !== null && (m.ndim !== 4 || m.shape[0] !== shape.batch || m.shape[3] !== shape.lk)) {
+    return `mask of shape [${m.shape.join(', ')}] (expected [B, H, Lq, Lk] = [${shape.batch}, ${shape.heads}, ${shape.lq}, ${shape.lk}])`;
+  }
+  if (m !== null && m.backend !== q.backend) return `mask is on ${m.deviceName}, q on ${q.deviceName}`;
   const reason = cudnnUnsupportedReason({
-    direction, dtype: q.dtype, otherDTypes: others.map((t) => t.dtype), shape: shapeOf(q, k, v), masked: args.mask !== null,
+    direction, dtype: q.dtype, otherDTypes: others.map((t) => t.dtype), shape, mask: maskInfo(args),
     version: cudnnAttentionFor(rt).version(), arch: rt.info.arch,
   });
   if (reason !== null) return reason;
   return cudnnAttentionFor(rt).unavailableReason();
 }
 
-/** Builds (or finds) the plan, stages operands, allocates the workspace and runs. */
-function run(rt: CudaRuntime, spec: GraphSpec, label: string, scale: number, mode: AttentionMode,
-  operands: [number, Placed, 'in' | 'out'][], stats: { t: Tensor; io: 'in' | 'out' }): boolean {
+/**
+ * Builds (or finds) the plan, stages operands, allocates the workspace and runs; `after` sees the
+ * tensors cuDNN actually wrote (staged temporaries included) before they are copied back. `s`
+ * holds the caller's temporaries too and is finished here (also when cuDNN declines).
+ */
+function run(rt: CudaRuntime, s: Scratch, spec: GraphSpec, label: string, scale: number, mode: AttentionMode,
+  operands: [number, Placed, 'in' | 'out'][], stats: { t: Tensor; io: 'in' | 'out' },
+  after?: (written: ReadonlyMap<number, Tensor>) => void): boolean {
+  try {
+    return runWith(rt, s, spec, label, scale, mode, operands, stats, after);
+  } finally {
+    s.finish();
+  }
+}
+
+function runWith(rt: CudaRuntime, s: Scratch, spec: GraphSpec, label: string, scale: number, mode: AttentionMode,
+  operands: [number, Placed, 'in' | 'out'][], stats: { t: Tensor; io: 'in' | 'out' },
+  after?: (written: ReadonlyMap<number, Tensor>) => void): boolean {
   const cudnn = cudnnAttentionFor(rt);
   const plan = cudnn.prepare(spec, label);
   if ('reason' in plan) return decline(mode, label, plan.reason);
-  const s = new Scratch(rt);
+  const written = new Map<number, Tensor>();
   const copyBack: [Tensor, Tensor][] = [];
   const pointers = new Map<number, number>();
   for (const [uid, p, io] of operands) {
@@ -87,6 +122,7 @@ function run(rt: CudaRuntime, spec: GraphSpec, label: string, scale: number, mod
       else copyBack.push([t, p.t]);
     }
     pointers.set(uid, addressOf(t));
+    written.set(uid, t);
   }
   let statsT = stats.t;
   if (!statsInPlace(stats.t)) {
@@ -95,11 +131,12 @@ function run(rt: CudaRuntime, spec: GraphSpec, label: string, scale: number, mod
     else copyBack.push([statsT, stats.t]);
   }
   pointers.set(UID.stats, addressOf(statsT));
+  written.set(UID.stats, statsT);
   const total = plan.layout.total;
   const workspace = total > 0 ? addressOf(s.buffer(stats.t, [Math.ceil(total / 4)], 'float32')) : 0;
   cudnn.execute(spec, pointers, scale, workspace, label);
+  after?.(written);
   for (const [src, dst] of copyBack) copyInto(rt, src, dst);
-  s.finish();
   return true;
 }
 
@@ -112,9 +149,15 @@ export function cudnnForward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, o
   const why = staticReason(rt, 'forward', q, [k, v, out], args);
   if (why !== null) return decline(mode, label, why);
   const [pq, pk, pv, po] = [place(q), place(k), place(v), place(out)];
-  const spec = forwardGraph({ dtype: q.dtype as IoDType, shape, q: pq.strides, k: pk.strides, v: pv.strides, o: po.strides });
-  return run(rt, spec, label, args.scale, mode, [[UID.q, pq, 'in'], [UID.k, pk, 'in'], [UID.v, pv, 'in'], [UID.o, po, 'out']],
-    { t: lse, io: 'out' });
+  const s = new Scratch(rt);
+  const bias = args.mask === null ? null : placeBias(rt, s, args.mask, shape);
+  const spec = forwardGraph({
+    dtype: q.dtype as IoDType, shape, q: pq.strides, k: pk.strides, v: pv.strides, o: po.strides, biasBatchStride: bias?.batchStride ?? null,
+  });
+  const operands: [number, Placed, 'in' | 'out'][] = [[UID.q, pq, 'in'], [UID.k, pk, 'in'], [UID.v, pv, 'in'], [UID.o, po, 'out']];
+  if (bias) operands.push([UID.bias, bias.placed, 'in']);
+  return run(rt, s, spec, label, args.scale, mode, operands, { t: lse, io: 'out' },
+    bias ? (written) => emptyRows(rt, bias, written.get(UID.o)!, written.get(UID.stats)!, shape) : undefined);
 }
 
 /** gq, gk, gv from the saved forward through cuDNN; false: use our kernel. */
@@ -127,12 +170,67 @@ export function cudnnBackward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, 
   if (why !== null) return decline(mode, label, why);
   const [pq, pk, pv, po, pdo, pdq, pdk, pdv] = [q, k, v, out, gy, gq, gk, gv].map(place) as
     [Placed, Placed, Placed, Placed, Placed, Placed, Placed, Placed];
+  const s = new Scratch(rt);
+  const bias = args.mask === null ? null : placeBias(rt, s, args.mask, shape);
   const spec = backwardGraph({
     dtype: q.dtype as IoDType, shape, q: pq.strides, k: pk.strides, v: pv.strides, o: po.strides,
-    dO: pdo.strides, dQ: pdq.strides, dK: pdk.strides, dV: pdv.strides,
+    dO: pdo.strides, dQ: pdq.strides, dK: pdk.strides, dV: pdv.strides, biasBatchStride: bias?.batchStride ?? null,
   });
-  return run(rt, spec, label, args.scale, mode, [
+  const operands: [number, Placed, 'in' | 'out'][] = [
     [UID.q, pq, 'in'], [UID.k, pk, 'in'], [UID.v, pv, 'in'], [UID.o, po, 'in'], [UID.dO, pdo, 'in'],
     [UID.dQ, pdq, 'out'], [UID.dK, pdk, 'out'], [UID.dV, pdv, 'out'],
-  ], { t: lse, io: 'in' });
+  ];
+  if (bias) operands.push([UID.bias, bias.placed, 'in']);
+  const stats = bias ? backwardStats(rt, s, lse) : lse;
+  return run(rt, s, spec, label, args.scale, mode, operands, { t: stats, io: 'in' });
+}
+
+/** The bias cuDNN reads: the mask's rows in place, or a copy on a padded row step. */
+interface Bias {
+  readonly placed: Placed;
+  /** Element step between batch rows of placed.t (keys at stride 1). */
+  readonly batchStride: number;
+}
+
+function placeBias(rt: CudaRuntime, s: Scratch, mask: Tensor, shape: SdpaShape): Bias {
+  const item = itemSize(mask.dtype);
+  const layout = maskLayout(mask.shape, mask.strides, addressOf(mask), item);
+  if (layout.kind !== 'keys') throw new Error('cuDNN attention: placeBias got a mask that is not key padding (staticReason admits only those)');
+  const { batch: b, lk } = shape;
+  const unused: Strides4 = [0, 0, 0, 0];
+  if (layout.batchStride !== null) return { placed: { t: mask, strides: unused, staged: false }, batchStride: layout.batchStride };
+  const step = paddedKeys(lk, item);
+  const buffer = s.buffer(mask, [b, step], mask.dtype);
+  const rows = mask.withLayout([b, lk], [b === 1 ? 0 : mask.strides[0]!, lk === 1 ? 0 : mask.strides[3]!], mask.offset);
+  const into = buffer.withLayout([b, lk], [step, 1], buffer.offset);
+  copyInto(rt, rows, into);
+  rows.dispose();
+  into.dispose();
+  return { placed: { t: buffer, strides: unused, staged: false }, batchStride: step };
+}
+
+/** Rows of H * Lq one block of cudnn_attn_empty_rows covers. */
+const EMPTY_ROWS_PER_BLOCK = 256;
+
+/** Batch rows whose keys are all masked get O = 0 and lse = -inf (our kernel's result). */
+function emptyRows(rt: CudaRuntime, bias: Bias, o: Tensor, lse: Tensor, shape: SdpaShape): void {
+  const { batch, heads, lq, lk, e } = shape;
+  const blocksPerBatch = Math.ceil((heads * lq) / EMPTY_ROWS_PER_BLOCK);
+  if (batch * blocksPerBatch === 0) return;
+  rt.params.begin().ptr(addressOf(bias.placed.t)).i64(bias.batchStride).i64(1).i32(lk)
+    .ptr(addressOf(o)).i64(o.strides[0]!).i64(o.strides[1]!).i64(o.strides[2]!)
+    .ptr(addressOf(lse)).i32(heads).i32(lq).i32(e).i32(EMPTY_ROWS_PER_BLOCK).i32(blocksPerBatch);
+  rt.launch(rt.fn(CUDNN_ATTENTION_MODULE, `cudnn_attn_empty_rows_${DTYPE_SUFFIX[o.dtype]}`), batch * blocksPerBatch, 256);
+}
+
+/** lse with -inf turned into +inf, in a contiguous float32 temporary of `s`. */
+function backwardStats(rt: CudaRuntime, s: Scratch, lse: Tensor): Tensor {
+  const src = s.input(lse, 'float32');
+  const out = s.buffer(lse, lse.shape, 'float32');
+  const n = out.numel;
+  if (n > 0) {
+    rt.params.begin().ptr(addressOf(src)).ptr(addressOf(out)).i64(n);
+    rt.launch(rt.fn(CUDNN_ATTENTION_MODULE, 'cudnn_attn_bwd_stats'), rt.gridFor(n), 256);
+  }
+  return out;
 }

@@ -18,7 +18,20 @@
  *   dK  = dS^T Q
  *   dQ  = dS K, accumulated in float32 (dQ_accum, in the workspace; zeroed by cuDNN >= 9.6) then
  *         converted by an identity pointwise op.
- * Masks, dropout, bias, causal and grouped heads are not in these graphs: such calls use our kernel.
+ * Key padding (the additive mask our op builds from a [B, Lk] caption mask, 0 or -inf, the same for
+ * every head and query) goes in as cuDNN's bias, a [B, 1, 1, Lk] tensor of the io dtype, as
+ * cudnn-frontend lowers SDPA with a bias on cuDNN 9.13..9.20 (the SDPA_FWD node takes no bias
+ * before its 9.21 subgraph):
+ *   forward:  the composite graph (CompositeSDPANode + its softmax node): S = Q K^T; S*scale;
+ *             + bias; Max = rowmax; exp(. - Max); SumExp = rowsum; Stats = Max + log(SumExp);
+ *             P = exp / SumExp (io dtype); O = P V.
+ *   backward: one pointwise ADD of the bias after the scale (P = exp(scale * Q K^T + bias - Stats)),
+ *             no dBias.
+ * A query whose keys are all masked: cuDNN's softmax has no defined value there, so run.ts zeroes O
+ * and sets Stats to -inf for such batch rows after the forward (our kernel's result), and hands the
+ * backward Stats with -inf replaced by +inf, so P = exp(-inf - inf) = 0 in that row.
+ * Masks that vary over heads or queries, dropout, causal and grouped heads are not in these
+ * graphs: such calls use our kernel.
  */
 import type { DType } from '../../../tensor/dtype.js';
 
@@ -41,6 +54,8 @@ export const UID = {
   q: 0, k: 1, v: 2, o: 3, dOxO: 4, scale: 5, rowsum: 6, one: 7, stats: 8, dO: 9, dQ: 10, dK: 11, dV: 12,
   softmaxSum: 13, s: 14, sScaled: 15, sCentered: 16, p: 17, pT: 18, dP: 19, dPCentered: 20, dSUnscaled: 21, dS: 22,
   dST: 23, kRows: 24, dQAccum: 25,
+  // Masked graphs only (numbers past the frontend's unmasked ones, so the unmasked graphs keep theirs).
+  bias: 26, sBiased: 27, max: 28, sCenteredFwd: 29, expS: 30, sumExp: 31, logSumExp: 32, pFwd: 33,
 } as const;
 
 export interface TensorSpec {
@@ -54,13 +69,15 @@ export interface TensorSpec {
   readonly byValue: boolean;
 }
 
-export type PointwiseMode = 'mul' | 'sub' | 'exp' | 'identity';
+export type PointwiseMode = 'mul' | 'sub' | 'exp' | 'identity' | 'add' | 'div' | 'log';
+
+export type ReductionMode = 'add' | 'max';
 
 export type OpSpec =
   | { readonly kind: 'sdpaForward'; readonly name: string; readonly q: number; readonly k: number; readonly v: number;
     readonly o: number; readonly stats: number; readonly scale: number }
   | { readonly kind: 'pointwise'; readonly name: string; readonly mode: PointwiseMode; readonly x: number; readonly b: number | null; readonly y: number }
-  | { readonly kind: 'reduction'; readonly name: string; readonly x: number; readonly y: number }
+  | { readonly kind: 'reduction'; readonly name: string; readonly mode: ReductionMode; readonly x: number; readonly y: number }
   | { readonly kind: 'matmul'; readonly name: string; readonly a: number; readonly b: number; readonly c: number }
   | { readonly kind: 'reshape'; readonly name: string; readonly x: number; readonly y: number };
 
@@ -100,6 +117,11 @@ export interface ForwardProblem {
   readonly k: Strides4;
   readonly v: Strides4;
   readonly o: Strides4;
+  /**
+   * Key padding as an additive bias of the io dtype, [B, 1, 1, Lk]: the element stride between
+   * batch rows (keys at stride 1). Absent or null: unmasked.
+   */
+  readonly biasBatchStride?: number | null;
 }
 
 export interface BackwardProblem extends ForwardProblem {
@@ -135,10 +157,26 @@ function stridesKey(name: string, s: Strides4): string {
 function problemKey(direction: Direction, p: ForwardProblem, extra: [string, Strides4][] = []): string {
   const { batch, heads, lq, lk, e } = p.shape;
   const operands: [string, Strides4][] = [['q', p.q], ['k', p.k], ['v', p.v], ['o', p.o], ...extra];
+  const bias = biasOf(p);
+  if (bias) operands.push(['bias', bias.strides]);
   return `${direction}:${p.dtype}:${batch}x${heads}x${lq}x${lk}x${e}:${operands.map(([n, s]) => stridesKey(n, s)).join(':')}`;
 }
 
+/**
+ * The bias tensor of a masked problem: [B, 1, 1, Lk], the batch step as given and the unit dims
+ * declared with that step too (a contiguous [B, 1, 1, Lk] tensor's strides when it is Lk).
+ */
+function biasOf(p: ForwardProblem): { dims: Dims4; strides: Dims4 } | null {
+  const sb = p.biasBatchStride;
+  if (sb === undefined || sb === null) return null;
+  if (!Number.isInteger(sb) || sb < 0) throw new RangeError(`cuDNN attention: bias batch stride ${sb} is not a non-negative integer`);
+  // A single batch row is never stepped along; give it the row's span so no stride is 0.
+  const step = p.shape.batch === 1 ? p.shape.lk : sb;
+  return { dims: [p.shape.batch, 1, 1, p.shape.lk], strides: [step, step, step, 1] };
+}
+
 export function forwardGraph(p: ForwardProblem): GraphSpec {
+  if (biasOf(p)) return maskedForwardGraph(p);
   const s = p.shape;
   const qDims: Dims4 = [s.batch, s.heads, s.lq, s.e];
   const kDims: Dims4 = [s.batch, s.heads, s.lk, s.e];
@@ -157,6 +195,61 @@ export function forwardGraph(p: ForwardProblem): GraphSpec {
   return { direction: 'forward', key: problemKey('forward', p), tensors, ops, scratch: [], byValue: [UID.scale] };
 }
 
+/**
+ * The forward with a key-padding bias: CompositeSDPANode's lowering (bmm1, attn_scale, bias_add,
+ * then its softmax node Max / sub / exp / sum / log / add / div, then bmm2), for cuDNN's runtime
+ * fusion engines to match.
+ */
+function maskedForwardGraph(p: ForwardProblem): GraphSpec {
+  const s = p.shape;
+  const { batch: b, heads: h, lq, lk, e } = s;
+  const f32 = 'float32';
+  const qDims: Dims4 = [b, h, lq, e];
+  const kDims: Dims4 = [b, h, lk, e];
+  const scores: Dims4 = [b, h, lq, lk];
+  const scoreStrides = contiguous(scores);
+  const stats = statsDims(s);
+  const kT = transposed(kDims, p.k);
+  const bias = biasOf(p)!;
+  const virt = (uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec =>
+    ({ uid, name, dtype, dims, strides, virtual: true, byValue: false });
+  const tensors: TensorSpec[] = [
+    io(UID.q, 'Q', p.dtype, qDims, p.q),
+    io(UID.k, 'K^T', p.dtype, kT.dims, kT.strides),
+    io(UID.v, 'V', p.dtype, kDims, p.v),
+    scalar(UID.scale, 'Attn_scale'),
+    io(UID.bias, 'Bias', p.dtype, bias.dims, bias.strides),
+    { uid: UID.stats, name: 'Stats', dtype: f32, ...stats, virtual: false, byValue: false },
+    io(UID.o, 'O', p.dtype, qDims, p.o),
+    virt(UID.s, 'S', f32, scores, scoreStrides),
+    virt(UID.sScaled, 'S*scale', f32, scores, scoreStrides),
+    virt(UID.sBiased, 'S*scale+bias', f32, scores, scoreStrides),
+    virt(UID.max, 'Max', f32, stats.dims, stats.strides),
+    virt(UID.sCenteredFwd, 'sub_M', f32, scores, scoreStrides),
+    virt(UID.expS, 'exp_sub_M', f32, scores, scoreStrides),
+    virt(UID.sumExp, 'SumExp', f32, stats.dims, stats.strides),
+    virt(UID.logSumExp, 'log(SumExp)', f32, stats.dims, stats.strides),
+    // bmm2's A operand in the io dtype, as the frontend sets it ("aType of bmm2").
+    virt(UID.pFwd, 'P', p.dtype, scores, scoreStrides),
+  ];
+  const pw = (name: string, mode: PointwiseMode, x: number, bIn: number | null, y: number): OpSpec =>
+    ({ kind: 'pointwise', name, mode, x, b: bIn, y });
+  const ops: OpSpec[] = [
+    { kind: 'matmul', name: 'bmm1', a: UID.q, b: UID.k, c: UID.s },
+    pw('attn_scale', 'mul', UID.s, UID.scale, UID.sScaled),
+    pw('bias_add', 'add', UID.sScaled, UID.bias, UID.sBiased),
+    { kind: 'reduction', name: 'Max', mode: 'max', x: UID.sBiased, y: UID.max },
+    pw('sub', 'sub', UID.sBiased, UID.max, UID.sCenteredFwd),
+    pw('exp', 'exp', UID.sCenteredFwd, null, UID.expS),
+    { kind: 'reduction', name: 'sum', mode: 'add', x: UID.expS, y: UID.sumExp },
+    pw('log', 'log', UID.sumExp, null, UID.logSumExp),
+    pw('add', 'add', UID.max, UID.logSumExp, UID.stats),
+    pw('div', 'div', UID.expS, UID.sumExp, UID.pFwd),
+    { kind: 'matmul', name: 'bmm2', a: UID.pFwd, b: UID.v, c: UID.o },
+  ];
+  return { direction: 'forward', key: problemKey('forward', p), tensors, ops, scratch: [], byValue: [UID.scale] };
+}
+
 export function backwardGraph(p: BackwardProblem): GraphSpec {
   const s = p.shape;
   const { batch: b, heads: h, lq, lk, e } = s;
@@ -171,6 +264,7 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
   const stats = statsDims(s);
   const kT = transposed(kDims, p.k);
   const vT = transposed(kDims, p.v);
+  const bias = biasOf(p);
   const virt = (uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec =>
     ({ uid, name, dtype, dims, strides, virtual: true, byValue: false });
 
@@ -186,6 +280,7 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
     io(UID.dV, 'dV', p.dtype, kDims, p.dV),
     io(UID.dK, 'dK', p.dtype, kDims, p.dK),
     io(UID.dQ, 'dQ', p.dtype, qDims, p.dQ),
+    ...(bias ? [io(UID.bias, 'Bias', p.dtype, bias.dims, bias.strides)] : []),
     // dO * O: the frontend sets these strides (batch and row steps of a [B, L, H, E] layout, head step L*E).
     virt(UID.dOxO, 'dO*O', f32, qDims, [h * lq * e, lq * e, h * e, 1]),
     virt(UID.rowsum, 'rowsum(dO*O)', f32, stats.dims, stats.strides),
@@ -193,6 +288,7 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
     { uid: UID.softmaxSum, name: 'softmax_sum', dtype: f32, ...stats, virtual: false, byValue: false },
     virt(UID.s, 'S', f32, scores, scoreStrides),
     virt(UID.sScaled, 'S*scale', f32, scores, scoreStrides),
+    ...(bias ? [virt(UID.sBiased, 'S*scale+bias', f32, scores, scoreStrides)] : []),
     virt(UID.sCentered, 'S*scale-Stats', f32, scores, scoreStrides),
     virt(UID.p, 'P', f32, scores, scoreStrides),
     virt(UID.pT, 'P^T', p.dtype, scoresT, scoresTStrides),
@@ -208,11 +304,12 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
     ({ kind: 'pointwise', name, mode, x, b: bIn, y });
   const ops: OpSpec[] = [
     pw('mul_dO_O', 'mul', UID.dO, UID.o, UID.dOxO),
-    { kind: 'reduction', name: 'reduce_dO_o', x: UID.dOxO, y: UID.rowsum },
+    { kind: 'reduction', name: 'reduce_dO_o', mode: 'add', x: UID.dOxO, y: UID.rowsum },
     pw('scale_dropout_inv', 'mul', UID.rowsum, UID.one, UID.softmaxSum),
     { kind: 'matmul', name: 'matmul_Q_KT', a: UID.q, b: UID.k, c: UID.s },
     pw('mul_s_attn_scale', 'mul', UID.s, UID.scale, UID.sScaled),
-    pw('sub_s_m', 'sub', UID.sScaled, UID.stats, UID.sCentered),
+    ...(bias ? [pw('bias_add', 'add', UID.sScaled, UID.bias, UID.sBiased)] : []),
+    pw('sub_s_m', 'sub', bias ? UID.sBiased : UID.sScaled, UID.stats, UID.sCentered),
     pw('exp_s', 'exp', UID.sCentered, null, UID.p),
     { kind: 'reshape', name: 'reshape_p', x: UID.p, y: UID.pT },
     { kind: 'matmul', name: 'matmul_pT_dO', a: UID.pT, b: UID.dO, c: UID.dV },
@@ -263,7 +360,7 @@ export function validateSpec(spec: GraphSpec): void {
     uids.add(t.uid);
   }
   for (const op of spec.ops) {
-    const refs = op.kind === 'sdpaForward' ? [op.q, op.k, op.v, op.o, op.stats, op.scale]
+    const refs: number[] = op.kind === 'sdpaForward' ? [op.q, op.k, op.v, op.o, op.stats, op.scale]
       : op.kind === 'pointwise' ? [op.x, op.y, ...(op.b === null ? [] : [op.b])]
         : op.kind === 'matmul' ? [op.a, op.b, op.c] : [op.x, op.y];
     for (const r of refs) if (!uids.has(r)) throw new Error(`cuDNN attention ${spec.direction} graph: ${op.name} uses undeclared uid ${r}`);
@@ -288,7 +385,8 @@ export interface DecisionInput {
   readonly dtype: DType;
   readonly otherDTypes: readonly DType[];
   readonly shape: SdpaShape & { readonly ev: number };
-  readonly masked: boolean;
+  /** The additive mask, if any: its dtype, and whether it is key padding (see maskLayout). */
+  readonly mask: { readonly dtype: DType; readonly keyPadding: boolean } | null;
   /** cudnnGetVersion(). */
   readonly version: number;
   /** Compute capability, major * 10 + minor. */
@@ -301,8 +399,11 @@ export interface DecisionInput {
  */
 export function cudnnUnsupportedReason(c: DecisionInput): string | null {
   const { batch, heads, lq, lk, e, ev } = c.shape;
-  if (c.masked) return 'a mask or key padding (the cuDNN graphs here are unmasked)';
   if (c.dtype !== 'bfloat16' && c.dtype !== 'float16') return `dtype ${c.dtype} (cuDNN attention takes bfloat16 and float16)`;
+  if (c.mask !== null) {
+    if (!c.mask.keyPadding) return 'a mask that varies over heads or queries (the cuDNN graphs here take key padding: one row of Lk per batch)';
+    if (c.mask.dtype !== c.dtype) return `mask dtype ${c.mask.dtype} (cuDNN's bias here is the io dtype, ${c.dtype})`;
+  }
   const other = c.otherDTypes.find((d) => d !== c.dtype);
   if (other !== undefined) return `mixed dtypes (${c.dtype} and ${other})`;
   if (e !== ev) return `head dims differ (q/k ${e}, v ${ev})`;
@@ -314,6 +415,9 @@ export function cudnnUnsupportedReason(c: DecisionInput): string | null {
     if (lq === 1 && lk === 1) return 'Lq = Lk = 1 (cuDNN\'s backward does not take it)';
     // cudnn-frontend adds a padding mask for these on cuDNN <= 9.15 to avoid a known bug; this graph has none.
     if (c.version <= 91500 && lk % 128 !== 0) return `Lk ${lk} not a multiple of 128 on cuDNN ${versionText(c.version)} (needs 9.15.1 or newer)`;
+    // pytorch/pytorch#196678: with a bias, the padded half of the last 128-key tile is scored 0
+    // instead of -inf in the Hopper backward, and dQ turns NaN once a row's logsumexp is below -88.7.
+    if (c.mask !== null && lk % 128 === 64) return `Lk ${lk} = 64 mod 128 with a mask (cuDNN's masked backward has a NaN bug there, pytorch#196678)`;
   }
   return null;
 }
@@ -339,4 +443,34 @@ export function cudnnOperand(shape: readonly number[], strides: readonly number[
   for (let i = 0; i < 4; i++) if (shape[i]! > 1) span = Math.max(span, shape[i]! * s[i]!);
   const out = s.map((st, i) => (i === 3 ? 1 : shape[i] === 1 ? span : st));
   return [out[0]!, out[1]!, out[2]!, out[3]!];
+}
+
+
+/** How an additive mask (already expanded to [B, H, Lq, Lk] by strides) can reach cuDNN. */
+export type MaskLayout =
+  /** Varies over heads or queries: not key padding, our kernel takes it. */
+  | { readonly kind: 'full' }
+  /**
+   * One row of Lk per batch. batchStride: the element step between rows cuDNN is given the
+   * mask's memory with, or null when the rows must be copied into a padded buffer first (keys
+   * not at stride 1, or a row step or address off 16 bytes).
+   */
+  | { readonly kind: 'keys'; readonly batchStride: number | null };
+
+export function maskLayout(shape: readonly number[], strides: readonly number[], address: number, itemBytes: number): MaskLayout {
+  if (shape.length !== 4) return { kind: 'full' };
+  // A size-1 dim is never stepped along (an expand may leave anything there).
+  const s = strides.map((st, i) => (shape[i] === 1 ? 0 : st));
+  if (s[1] !== 0 || s[2] !== 0) return { kind: 'full' };
+  const step = CUDNN_ALIGNMENT / itemBytes;
+  const keysOk = shape[3]! <= 1 || s[3] === 1;
+  const rowsOk = shape[0]! <= 1 || (s[0]! > 0 && s[0]! % step === 0);
+  const inPlace = keysOk && rowsOk && address % CUDNN_ALIGNMENT === 0;
+  return { kind: 'keys', batchStride: inPlace ? (shape[0]! <= 1 ? paddedKeys(shape[3]!, itemBytes) : s[0]!) : null };
+}
+
+/** The row step of a staged bias: Lk rounded up to 16 bytes. */
+export function paddedKeys(lk: number, itemBytes: number): number {
+  const step = CUDNN_ALIGNMENT / itemBytes;
+  return Math.max(step, Math.ceil(lk / step) * step);
 }

@@ -106,10 +106,10 @@ export const TYPE = {
 
 /** cudnnDataType_t */
 export const DATA = { float: 0, half: 2, bfloat16: 9 } as const;
-/** cudnnPointwiseMode_t */
-export const POINTWISE = { mul: 1, sub: 9, exp: 13, identity: 21 } as const;
-/** cudnnReduceTensorOp_t */
-export const REDUCE_ADD = 0;
+/** cudnnPointwiseMode_t (CUDNN_POINTWISE_ADD, _MUL, _DIV, _SUB, _EXP, _LOG, _IDENTITY) */
+export const POINTWISE = { add: 0, mul: 1, div: 6, sub: 9, exp: 13, log: 15, identity: 21 } as const;
+/** cudnnReduceTensorOp_t (CUDNN_REDUCE_TENSOR_ADD, CUDNN_REDUCE_TENSOR_MAX) */
+export const REDUCE = { add: 0, max: 3 } as const;
 /** cudnnBackendHeurMode_t: A is what NVIDIA's frontend asks for; FALLBACK lists every engine that may work. */
 export const HEUR_MODE = { a: 3, fallback: 2 } as const;
 /** cudnnBackendBehaviorNote_t values worth reporting. */
