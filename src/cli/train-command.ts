@@ -13,7 +13,7 @@ import { resolveDevice } from './device.js';
 import { UsageError, isUserError, reportError } from './errors.js';
 
 export const TRAIN_USAGE = [
-  'Usage: dimba train --config FILE [--resume [PATH]] [--device cpu|cuda|auto] [--json]',
+  'Usage: dimba train --config FILE [--resume [PATH]] [--device cpu|cuda|auto] [--cuda-graphs on|off|auto] [--json]',
   '',
   'Trains a Dimba text-to-image model as the config says (stages, data, optimizer, checkpoints,',
   'sample grids). Ctrl-C (SIGINT) or SIGTERM saves a checkpoint at the end of the current step.',
@@ -22,6 +22,8 @@ export const TRAIN_USAGE = [
   '  --resume [PATH]  continue exactly from the newest checkpoint of the run, or from PATH',
   '                   (a step-N folder, or a stage folder for its newest checkpoint)',
   '  --device D       cpu (default), cuda, or auto (CUDA when a GPU is usable)',
+  '  --cuda-graphs G  replay each training step from a CUDA graph: auto (default; the config\'s',
+  '                   cudaGraphs, which defaults to auto: where the device allows), on (required), off',
   '  --json           one JSON object per line on stdout (events and the summary), no progress bar',
   '',
   'Writes under the config\'s outputDir: <stage>/step-N/ checkpoints, <stage>/samples/*.png,',
@@ -93,7 +95,7 @@ export async function runTrainCommand(args: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args: normalizeResume(args),
       options: {
-        config: { type: 'string', short: 'c' }, resume: { type: 'string' }, device: { type: 'string' },
+        config: { type: 'string', short: 'c' }, resume: { type: 'string' }, device: { type: 'string' }, 'cuda-graphs': { type: 'string' },
         json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -105,6 +107,10 @@ export async function runTrainCommand(args: string[]): Promise<number> {
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (values.config === undefined) throw new UsageError('--config FILE is required');
+    const graphs = values['cuda-graphs'];
+    if (graphs !== undefined && !['on', 'off', 'auto'].includes(graphs)) throw new UsageError(`--cuda-graphs must be on, off or auto, got '${graphs}'`);
+    // auto on the command line leaves each stage's own setting.
+    const cudaGraphs = graphs === 'on' ? true : graphs === 'off' ? false : undefined;
     const config = loadTrainConfig(values.config);
     const json = values.json ?? false;
     const reporter = cliReporter(json);
@@ -124,7 +130,7 @@ export async function runTrainCommand(args: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     try {
       const result = await train({
-        config, device, reporter, signal: controller.signal,
+        config, device, reporter, signal: controller.signal, cudaGraphs,
         resume: values.resume === undefined ? false : values.resume === 'latest' ? true : values.resume,
       });
       reporter.line.end();

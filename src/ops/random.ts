@@ -1,5 +1,6 @@
 /** Random tensors and dropout, drawn from a counter-based Generator (same numbers on every backend). */
-import { isFloating } from '../tensor/dtype.js';
+import { isFloating, type DType } from '../tensor/dtype.js';
+import type { Backend } from '../backends/backend.js';
 import type { Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { defaultDevice, getBackend } from '../backends/registry.js';
@@ -12,12 +13,38 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
+/**
+ * Sees every draw while installed (interceptDraws) and may return the tensor to use instead of
+ * drawing (null: draw as usual). A captured training step (src/train/graphed-step.ts) records
+ * the draws of its eager warm-up and, during capture, hands out copies of tensors it fills
+ * outside the graph before each replay: a draw's seed and offset would otherwise be baked in.
+ */
+export type DrawInterceptor = (shape: Shape, dist: 'uniform' | 'normal', dtype: DType, backend: Backend, generator: Generator) => Tensor | null;
+
+let interceptor: DrawInterceptor | null = null;
+
+/** Runs fn with `draws` seeing every random draw (nested calls: the innermost only). */
+export function interceptDraws<T>(draws: DrawInterceptor, fn: () => T): T {
+  const outer = interceptor;
+  interceptor = draws;
+  try {
+    return fn();
+  } finally {
+    interceptor = outer;
+  }
+}
+
 function draw(shape: Shape, dist: 'uniform' | 'normal', options: RandomOptions): Tensor {
   const dtype = options.dtype ?? 'float32';
   if (!isFloating(dtype)) throw new TypeError(`random ${dist}: dtype must be floating, got ${dtype}`);
   const backend = getBackend(options.device ?? defaultDevice());
-  const raw = Tensor.empty(shape, dtype, backend);
   const gen = options.generator ?? defaultGenerator;
+  const substitute = interceptor?.(shape, dist, dtype, backend, gen) ?? null;
+  if (substitute !== null) {
+    if (options.requiresGrad) substitute.requiresGrad_(true);
+    return substitute;
+  }
+  const raw = Tensor.empty(shape, dtype, backend);
   const offset = gen.reserve(raw.numel);
   if (raw.numel > 0) backend.kernels.random(raw, dist, gen.seed, offset);
   if (options.requiresGrad) raw.requiresGrad_(true);

@@ -56,7 +56,12 @@ export class AdamW extends Optimizer<AdamWOptions> {
       expAvgSq: b.states.map((s) => s.buffers.get('exp_avg_sq')!),
       halfParams: b.states.map((s, i) => (s.master ? b.params[i]! : null)),
       decay: b.decays,
-    }, adamwCoefficients(b.options, b.step), { cacheKey: b.cacheKey });
+    }, adamwCoefficients(b.options, b.step), { cacheKey: b.cacheKey, control: b.control });
+  }
+
+  protected override controlCoefficients(o: AdamWOptions, step: number): number[] {
+    const c = adamwCoefficients(o, step);
+    return [c.decayScale, c.lerpWeight, c.lerpFromGrad ? 1 : 0, c.beta2, c.oneMinusBeta2, c.rootBias2, c.eps, c.stepScale];
   }
 
   protected updateParam(w: Tensor, g: Tensor, state: ParamState, o: AdamWOptions): void {

@@ -94,7 +94,13 @@ export class CAME extends Optimizer<CAMEOptions> {
       resCol: buffer('exp_avg_res_col'),
       halfParams: b.states.map((s, i) => (s.master ? b.params[i]! : null)),
       decay: b.decays,
-    }, cameCoefficients(b.options), { cacheKey: b.cacheKey });
+    }, cameCoefficients(b.options), { cacheKey: b.cacheKey, control: b.control });
+  }
+
+  /** Only the learning-rate terms change between steps (CAME has no bias correction). */
+  protected override controlCoefficients(o: CAMEOptions): number[] {
+    const c = cameCoefficients(o);
+    return [c.decayScale, c.negLr];
   }
 
   protected updateParam(w: Tensor, g: Tensor, state: ParamState, o: CAMEOptions): void {

@@ -11,6 +11,7 @@ import { abs, mul, pow, square } from '../ops/elementwise.js';
 import { max, sum } from '../ops/reduce.js';
 import { cast, stack } from '../ops/layout.js';
 import { Tensor as Tensor } from '../tensor/tensor.js';
+import type { StepControl } from '../backends/backend.js';
 import { OptimizerError } from './errors.js';
 import { isFusedDType, kernelInput, releaseInputs } from './fused.js';
 
@@ -101,4 +102,57 @@ function scaleFused(params: Tensor[], coef: number): void {
     releaseInputs(inputs, grads);
   }
   params.forEach((p, i) => { p.grad = outs[i]!; });
+}
+
+/** The device tensors of a captured step's gradient clipping (all on the parameters' device, made before capture). */
+export interface ClipControl {
+  /** int32 [1]: set to 1 when the loss or the norm is not finite (the step's kernels then change nothing). */
+  readonly skip: Tensor;
+  /** float64 [1]: the norm of all gradients together, before clipping. */
+  readonly norm: Tensor;
+  /** float64 [1]: the factor the gradients were multiplied by (1: not clipped). */
+  readonly factor: Tensor;
+  /** Keys of the step's own multi-tensor tables (see MultiTensorOptions.control). */
+  readonly cacheKeys: { readonly sumSquares: object; readonly scale: object };
+}
+
+/**
+ * clipGradNorm (2-norm) for a captured training step, where nothing may be read to the host: the
+ * sum of squares, the norm, the clip factor and the step's skip flag (a non-finite `loss` or
+ * norm) are computed on the device by the same arithmetic as clipGradNorm's, and the gradients
+ * are rescaled by the device factor into new tensors. Throws an OptimizerError naming what is
+ * missing when the gradients' backend has no such kernels or they are not on one device.
+ */
+export function clipGradNormControlled(params: Iterable<Tensor>, maxNorm: number, loss: Tensor, control: ClipControl): void {
+  if (!(maxNorm >= 0)) throw new OptimizerError(`clipGradNormControlled: maxNorm must be >= 0, got ${maxNorm}`);
+  const withGrads = [...params].filter((p) => p.grad !== null && p.grad.numel > 0);
+  const device = control.skip.deviceName;
+  const fused = control.skip.backend.fused;
+  if (!fused.sumSquares || !fused.scaleTensors || !fused.gradNormCheck) {
+    throw new OptimizerError(`clipGradNormControlled: ${device} has no multi-tensor sumSquares, scaleTensors and gradNormCheck kernels`);
+  }
+  for (const p of withGrads) {
+    if (p.grad!.deviceName !== device) throw new OptimizerError(`clipGradNormControlled: a gradient is on ${p.grad!.deviceName}, the step on ${device}`);
+    if (!isFusedDType(p.grad!.dtype)) throw new OptimizerError(`clipGradNormControlled: a gradient is ${p.grad!.dtype}; the kernels take float32, bfloat16 and float16`);
+  }
+  noGrad(() => {
+    const grads = withGrads.map((p) => p.grad!);
+    const inputs = grads.map(kernelInput);
+    const step: StepControl = { skip: control.skip, factor: control.factor };
+    const squares = Tensor.empty([], 'float32', control.skip.backend);
+    const loss32 = cast(loss, 'float32');
+    try {
+      fused.sumSquares!(inputs, squares, { cacheKey: control.cacheKeys.sumSquares, control: step });
+      fused.gradNormCheck!(squares, loss32, maxNorm, control.norm, control.factor, control.skip);
+      // An infinite maxNorm never clips (the factor is 1): the rescale would only copy.
+      if (maxNorm === Infinity || withGrads.length === 0) return;
+      const outs = grads.map((g) => Tensor.empty(g.shape, g.dtype, g.backend));
+      fused.scaleTensors!(inputs, outs, 1, { cacheKey: control.cacheKeys.scale, control: step });
+      withGrads.forEach((p, i) => { p.grad = outs[i]!; });
+    } finally {
+      releaseInputs(inputs, grads);
+      squares.dispose();
+      if (loss32 !== loss) loss32.dispose();
+    }
+  });
 }

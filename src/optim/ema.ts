@@ -13,6 +13,7 @@ import { keep } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, emaInPlace, stateDType } from './inplace.js';
 import { CacheKeys, f32, isFusedDType } from './fused.js';
+import type { StepControl } from '../backends/backend.js';
 
 /** A parameter list, or anything that lists its parameters (an nn Module). */
 export type ParamSource = Iterable<Tensor> | { parameters(): Iterable<Tensor> };
@@ -93,6 +94,31 @@ export class EMA {
   }
 
   private readonly cacheKeys = new CacheKeys();
+
+  /**
+   * update() for a captured training step: one multi-tensor launch that changes nothing when the
+   * step's device skip flag is set. numUpdates is not advanced here: call countUpdate() once the
+   * host has read that the step was not skipped. Throws an OptimizerError when a parameter cannot
+   * take the multi-tensor kernel.
+   */
+  updateControlled(control: StepControl, cacheKey: object): void {
+    const device = control.skip.deviceName;
+    this.params.forEach((p, i) => {
+      const shadow = this.shadows[i]!;
+      if (p.deviceName !== device || shadow.dtype !== 'float32' || !isFusedDType(p.dtype) || !p.isContiguous || !p.backend.fused.emaUpdate) {
+        throw new OptimizerError(`EMA: parameter ${i} (${p.dtype} on ${p.deviceName}) cannot take a captured update: it needs the multi-tensor kernel on ${device}`);
+      }
+    });
+    const params = this.params.filter((p) => p.numel > 0);
+    const shadows = this.shadows.filter((_, i) => this.params[i]!.numel > 0);
+    if (params.length === 0) return;
+    noGrad(() => params[0]!.backend.fused.emaUpdate!(shadows, params, f32(this.decay), f32(1 - this.decay), { cacheKey, control }));
+  }
+
+  /** Counts an update made by updateControlled that the device did not skip. */
+  countUpdate(): void {
+    this.updates += 1;
+  }
 
   /** Writes the averages into `target`'s parameters (same order and shapes), cast to their dtype. */
   copyTo(target: ParamSource = this.params): void {

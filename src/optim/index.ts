@@ -4,7 +4,7 @@ export {
   hasNoWeightDecayFlag, type BaseOptions, type NoWeightDecayPredicate, type ParamGroup, type ParamGroupSpec, type ParamsArg,
 } from './param-groups.js';
 export {
-  Optimizer, type GroupStateMeta, type OptimizerOptions, type OptimizerStateDict, type OptimizerStateMeta, type OptionValue,
+  Optimizer, OptimizerControl, type GroupStateMeta, type OptimizerOptions, type OptimizerStateDict, type OptimizerStateMeta, type OptionValue,
   type ParamState,
 } from './optimizer.js';
 export { AdamW, ADAMW_DEFAULTS, type AdamWOptions } from './adamw.js';
@@ -13,5 +13,5 @@ export {
   LrScheduler, constantWithWarmup, cosineWithWarmup, lrAt,
   type ConstantWarmupSchedule, type CosineWarmupSchedule, type HasParamGroups, type LrSchedule, type LrSchedulerState,
 } from './schedule.js';
-export { clipGradNorm } from './clip-grad.js';
+export { clipGradNorm, clipGradNormControlled, type ClipControl } from './clip-grad.js';
 export { EMA, type EMAOptions, type EMAStateDict, type EMAStateMeta, type ParamSource } from './ema.js';

@@ -17,7 +17,8 @@ import { keep, tidy } from '../tensor/lifetime.js';
 import { OptimizerError } from './errors.js';
 import { copyInto, stateDType } from './inplace.js';
 import { resolveGroups, type BaseOptions, type ParamGroup, type ParamsArg } from './param-groups.js';
-import type { FusedKernels } from '../backends/backend.js';
+import type { FusedKernels, StepControl } from '../backends/backend.js';
+import { tensor } from '../ops/create.js';
 import { CacheKeys, isFusedDType, kernelInput, releaseInputs } from './fused.js';
 
 /** A hyperparameter value: a number or a tuple of numbers (betas, eps pairs). */
@@ -53,6 +54,40 @@ export interface FusedBatch<O> {
   readonly decays: readonly boolean[];
   /** Stable while the batch is the same list, for the backend's cached tables. */
   readonly cacheKey: object;
+  /** A captured step's device-side coefficients and skip flag (stepControlled), else absent. */
+  readonly control?: StepControl;
+}
+
+/**
+ * The device side of an optimizer's captured (CUDA graph) steps, made by createControl(): the
+ * skip flag that the step's gradient check sets on the device and, per parameter group, a float32
+ * tensor holding the coefficients that change between steps (learning rate, bias corrections).
+ * Each training step: prepare() (writes the next step's coefficients), then the captured work,
+ * which calls stepControlled(control) once, then commit(skipped) when the host has read whether
+ * the device skipped the update.
+ */
+export class OptimizerControl {
+  /** Parameters that stepControlled stepped at its last call (their step counts advance at commit). */
+  stepped: ParamState[] = [];
+  /** This control's own multi-tensor tables: a graph reads them for its whole life. */
+  readonly cacheKeys = new CacheKeys();
+
+  constructor(private readonly optimizer: Optimizer<never>, readonly skip: Tensor, readonly coefficients: readonly Tensor[]) {}
+
+  /** Writes each group's coefficients for its next step into the device tensors (outside any capture). */
+  prepare(): void {
+    this.optimizer.writeControlCoefficients(this);
+  }
+
+  /** Advances the step counts of the parameters the device stepped, unless it skipped the update. */
+  commit(skipped: boolean): void {
+    if (skipped) return;
+    for (const s of this.stepped) s.step += 1;
+  }
+
+  dispose(): void {
+    for (const t of this.coefficients) t.dispose();
+  }
 }
 
 interface PendingBatch<O> {
@@ -127,6 +162,106 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
   /** Steps a batch through the backend's multi-tensor kernel, with the results updateParam would give. */
   protected stepFused(_batch: FusedBatch<O>): void {
     throw new OptimizerError(`${this.name}: no multi-tensor step`);
+  }
+
+  /**
+   * The coefficients a captured step reads from device memory for a group at step `step` (its
+   * kernel's StepControl layout), or null when the optimizer has no such step.
+   */
+  protected controlCoefficients(_options: O, _step: number): number[] | null {
+    return null;
+  }
+
+  /**
+   * The device side of captured steps (see OptimizerControl); `skip` is the int32 [1] flag the
+   * step's gradient check writes. Throws an OptimizerError saying why when this optimizer cannot
+   * take its scalars from the device (no such multi-tensor kernel).
+   */
+  createControl(skip: Tensor): OptimizerControl {
+    const device = skip.device;
+    const coefficients = this.paramGroups.map((group, g) => {
+      const values = this.controlCoefficients(group.options, 1);
+      if (values === null) throw new OptimizerError(`${this.name}: no step that reads its coefficients from the device (group ${g})`);
+      return keep(tensor(new Float32Array(values), { dtype: 'float32', device }));
+    });
+    return new OptimizerControl(this as unknown as Optimizer<never>, skip, coefficients);
+  }
+
+  /** OptimizerControl.prepare: each group's coefficients for the step after its parameters' current count. */
+  writeControlCoefficients(control: OptimizerControl): void {
+    noGrad(() => {
+      this.paramGroups.forEach((group, g) => {
+        const values = this.controlCoefficients(group.options, this.groupStep(g) + 1)!;
+        const host = tensor(new Float32Array(values), { dtype: 'float32' });
+        copyInto(control.coefficients[g]!, host, `${this.name}: group ${g} coefficients`);
+        host.dispose();
+      });
+    });
+  }
+
+  /** The step count every parameter of group g with state shares (0 before the first step). */
+  private groupStep(g: number): number {
+    const steps = new Set<number>();
+    for (const p of this.paramGroups[g]!.params) {
+      const s = this.states.get(p);
+      if (s) steps.add(s.step);
+    }
+    if (steps.size > 1) {
+      throw new OptimizerError(`${this.name}: group ${g}'s parameters have taken different numbers of steps (${[...steps].join(', ')}); `
+        + 'a captured step needs one count per group');
+    }
+    return steps.size === 0 ? 0 : [...steps][0]!;
+  }
+
+  /**
+   * step() for captured training steps: every parameter with a gradient goes through the
+   * multi-tensor kernel, which reads the coefficients and the skip flag from `control`'s device
+   * tensors, so a graph captured once replays correct steps. Step counts are not advanced here
+   * (commit does that once the host knows whether the device skipped). Throws an OptimizerError
+   * naming the parameter when one cannot take this path.
+   */
+  stepControlled(control: OptimizerControl): void {
+    noGrad(() => {
+      const stepped: ParamState[] = [];
+      this.paramGroups.forEach((group, g) => {
+        const step = this.groupStep(g) + 1;
+        const params: Tensor[] = [];
+        const grads: Tensor[] = [];
+        const states: ParamState[] = [];
+        const decays: boolean[] = [];
+        group.params.forEach((param, i) => {
+          const grad = param.grad;
+          if (!grad) return;
+          const where = `group ${g} param ${i}`;
+          if (!this.fusable(param)) {
+            throw new OptimizerError(`${this.name}: ${where} (${param.dtype}, ${param.isContiguous ? 'contiguous' : 'strided'}, ${param.deviceName}) `
+              + 'cannot take a captured step: it needs the multi-tensor kernel (float32/bfloat16/float16, contiguous, on a backend that has it)');
+          }
+          if (param.deviceName !== control.skip.deviceName) throw new OptimizerError(`${this.name}: ${where} is on ${param.deviceName}, the step's control on ${control.skip.deviceName}`);
+          this.checkGrad(param, grad, where);
+          if (param.numel === 0) return;
+          const state = this.states.get(param) ?? this.createState(param);
+          if (state.step + 1 !== step) throw new OptimizerError(`${this.name}: ${where} has taken ${state.step} steps, its group ${step - 1}`);
+          params.push(param);
+          grads.push(grad);
+          states.push(state);
+          decays.push(group.decays[i]! && group.options.weightDecay !== 0);
+        });
+        if (params.length === 0) return;
+        const inputs = grads.map(kernelInput);
+        try {
+          this.stepFused({
+            fused: params[0]!.backend.fused, options: group.options, step, params, grads: inputs, states, decays,
+            cacheKey: control.cacheKeys.get(`${params[0]!.deviceName}|${g}`),
+            control: { skip: control.skip, coefficients: control.coefficients[g]! },
+          });
+        } finally {
+          releaseInputs(inputs, grads);
+        }
+        stepped.push(...states);
+      });
+      control.stepped = stepped;
+    });
   }
 
   step(): void {

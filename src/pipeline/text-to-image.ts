@@ -169,16 +169,30 @@ export class TextToImage {
    * in train mode; '' captions always use the null caption.
    */
   loss(images: Tensor, captions: string[], options: LossOptions = {}): LossResult {
+    this.checkLossInputs(images, options);
+    const batch = images.shape[0]!;
+    if (captions.length !== batch) throw new PipelineError(`TextToImage.loss: ${captions.length} captions for a batch of ${batch} images`);
+    return this.lossWithCondition(images, encodeCaptions(this.textEncoder, captions, this.trainTextEncoder), options);
+  }
+
+  private checkLossInputs(images: Tensor, options: LossOptions): void {
     const c = this.model.config;
     if (images.ndim !== 4 || images.shape[1] !== c.inChannels) {
       throw new PipelineError(`TextToImage.loss: images must be [B, ${c.inChannels}, H, W], got ${formatShape(images.shape)}`);
     }
-    const batch = images.shape[0]!;
-    if (captions.length !== batch) throw new PipelineError(`TextToImage.loss: ${captions.length} captions for a batch of ${batch} images`);
     if (options.minSnrGamma !== undefined && this.objective === 'flow') {
       throw new PipelineError('TextToImage.loss: minSnrGamma applies to the epsilon and v objectives, not flow');
     }
-    const cond = encodeCaptions(this.textEncoder, captions, this.trainTextEncoder);
+  }
+
+  /**
+   * loss() for captions already encoded (encodeCaptions' result): a captured training step
+   * encodes on the device from token tensors it writes before each replay (src/train/graphed-step.ts).
+   */
+  lossWithCondition(images: Tensor, cond: CaptionCondition, options: LossOptions = {}): LossResult {
+    this.checkLossInputs(images, options);
+    const c = this.model.config;
+    const batch = images.shape[0]!;
     const generator = options.generator;
     const draw = { generator, device: images.deviceName };
     const noise = randn(images.shape, { dtype: images.dtype, device: images.deviceName, generator });

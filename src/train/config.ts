@@ -132,6 +132,12 @@ export interface StageConfig {
   logEvery: number;
   /** Stop after this many optimizer steps in a row whose loss was NaN or infinite. */
   maxNanSteps: number;
+  /**
+   * Replay each optimizer step from a CUDA graph (src/train/graphed-step.ts): 'auto' (default)
+   * where the device and the step allow it, else eager steps (the reason printed once on CUDA);
+   * true requires it; false never. The same values either way, so not part of the trajectory.
+   */
+  cudaGraphs: boolean | 'auto';
 }
 
 export interface TrainConfig {
@@ -152,7 +158,7 @@ const SCHEDULE_KEYS = ['kind', 'warmupSteps', 'minLr'];
 const CHECKPOINT_KEYS = ['every', 'keepLast'];
 const SAMPLES_KEYS = ['prompts', 'every', 'steps', 'sampler', 'guidanceScale', 'seed'];
 const STAGE_KEYS = ['name', 'kind', 'initFrom', 'model', 'textEncoder', 'data', 'objective', 'minSnrGamma', 'optimizer', 'schedule', 'steps',
-  'batchSize', 'gradAccumulation', 'gradClip', 'precision', 'emaDecay', 'checkpoint', 'samples', 'logEvery', 'maxNanSteps'];
+  'batchSize', 'gradAccumulation', 'gradClip', 'precision', 'emaDecay', 'checkpoint', 'samples', 'logEvery', 'maxNanSteps', 'cudaGraphs'];
 const TOP_KEYS = ['$schema', 'outputDir', 'seed', 'stages', ...STAGE_KEYS];
 
 const SECTIONS: Readonly<Record<string, readonly string[]>> = {
@@ -284,6 +290,7 @@ function readStage(raw: Record<string, unknown>, path: string, index: number, pr
     samples: readSamples(sub('samples'), objective),
     logEvery: s.number('logEvery', { integer: true, min: 1 }, 10),
     maxNanSteps: s.number('maxNanSteps', { integer: true, min: 1 }, 5),
+    cudaGraphs: readGraphSetting(s, 'cudaGraphs'),
   };
   if (stage.kind === 'resolution' && previous === null && stage.initFrom === null) {
     s.fail('kind', "'base' for the first stage, unless initFrom names the lower-resolution checkpoint to adapt");
@@ -292,6 +299,13 @@ function readStage(raw: Record<string, unknown>, path: string, index: number, pr
     throw new TrainConfigError(`${path}.data.resolution must be larger than the previous stage's (${previous.data.resolution}) for a resolution stage, got ${stage.data.resolution}`);
   }
   return stage;
+}
+
+function readGraphSetting(s: Section, key: string): boolean | 'auto' {
+  const v = s.raw(key);
+  if (v === undefined) return 'auto';
+  if (v === true || v === false || v === 'auto') return v;
+  return s.fail(key, "true, false or 'auto'");
 }
 
 function readCheckpoint(s: Section): CheckpointSection {
@@ -368,7 +382,8 @@ export function loadTrainConfig(path: string): TrainConfig {
  * with a digest: a checkpoint records both, and resuming under a different trajectory is refused.
  */
 export function trajectoryOf(config: TrainConfig, stage: StageConfig): Record<string, unknown> {
-  const { checkpoint: _c, samples: _s, logEvery: _l, ...rest } = stage;
+  // cudaGraphs: a replayed step computes what the eager one does (the same kernels and arithmetic).
+  const { checkpoint: _c, samples: _s, logEvery: _l, cudaGraphs: _cg, ...rest } = stage;
   // Activation checkpointing changes memory and time, not one value computed (bitwise on the CPU,
   // test/train/gradient-checkpointing), so a run that ran out of memory may resume with it on.
   const { gradientCheckpointing: _g, ...model } = rest.model;

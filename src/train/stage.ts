@@ -39,6 +39,7 @@ import { MetricsLog } from './metrics.js';
 import { RateMeter } from './progress.js';
 import type { TrainReporter } from './reporter.js';
 import { writeSampleGrid } from './samples.js';
+import { GraphedTrainStep, type GraphSetting } from './graphed-step.js';
 
 export interface StageHooks {
   /** After each optimizer step. */
@@ -57,6 +58,8 @@ export interface StageContext {
   metrics: MetricsLog;
   signal?: AbortSignal;
   hooks?: StageHooks;
+  /** Overrides the stage's cudaGraphs (the CLI's --cuda-graphs). */
+  cudaGraphs?: GraphSetting;
 }
 
 /** Where a stage's weights come from: a checkpoint folder to resume, or one to start from. */
@@ -245,6 +248,21 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
     reporter.event({ event: 'samples', stage: stage.name, step: state.step, path });
   };
 
+  // Captured steps: the hook that rewrites the loss on the host before the update needs eager steps.
+  const graphSetting: GraphSetting = ctx.hooks?.lossValue ? false : ctx.cudaGraphs ?? stage.cudaGraphs;
+  const graphed = new GraphedTrainStep({
+    pipeline, params, optimizer, ema, gradClip: stage.gradClip, minSnrGamma: stage.minSnrGamma, noise, setting: graphSetting,
+    gradAccumulation: stage.gradAccumulation, label: `stage '${stage.name}' step`,
+  });
+  let graphNote: string | null = null;
+  const noteFallback = (): void => {
+    // Once per reason, and only where graphs were possible (CUDA) or asked for.
+    const why = graphed.fallback;
+    if (why === null || why === graphNote || graphSetting === false || device === 'cpu') return;
+    graphNote = why;
+    reporter.warn(`stage '${stage.name}': steps run eagerly (no CUDA graph): ${why}`);
+  };
+  noteFallback();
   const batches = loader.batches()[Symbol.asyncIterator]();
   const rate = new RateMeter();
   const window: number[] = [];
@@ -261,6 +279,9 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
       let lossSum = 0;
       let images = 0;
       let bad: string | null = null;
+      let gradNorm: number | null = null;
+      // The whole step ran on the device (a CUDA graph, or its eager warm-up): only the schedule is left.
+      let stepped = false;
       const terms = new Map<string, number>();
       for (let micro = 0; micro < stage.gradAccumulation && bad === null; micro++) {
         const next = await batches.next();
@@ -268,6 +289,21 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
         const batch = next.value;
         state.loader = batch.state;
         images += batch.images.shape[0]!;
+        if (micro === 0 && graphed.fallback === null) {
+          const r = graphed.run(batch.images, batch.captions);
+          noteFallback();
+          if (r !== null) {
+            batch.images.dispose();
+            stepped = true;
+            const value = r.loss;
+            gradNorm = r.gradNorm;
+            if (!Number.isFinite(value)) bad = `loss is ${value}`;
+            else if (r.skipped) bad = `gradient norm is ${r.gradNorm}`;
+            lossSum = value;
+            for (const [k, v] of Object.entries(r.terms)) terms.set(k, v);
+            break;
+          }
+        }
         // Memory is released deterministically (no waiting for garbage collection): the forward's
         // own scope frees what backward does not need before backward starts, backward frees
         // activations as it passes them, and the outer scope frees the rest; gradients stay in .grad.
@@ -289,8 +325,7 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
         for (const [k, v] of outcome.terms) terms.set(k, (terms.get(k) ?? 0) + v / stage.gradAccumulation);
       }
       state.imagesSeen += images;
-      let gradNorm: number | null = null;
-      if (bad === null) {
+      if (bad === null && !stepped) {
         gradNorm = T.tidy(() => clipGradNorm(params, stage.gradClip ?? Infinity));
         if (!Number.isFinite(gradNorm)) bad = `gradient norm is ${gradNorm}`;
       }
@@ -312,9 +347,9 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
       state.nanStreak = 0;
       const lr = optimizer.paramGroups[0]!.options.lr;
       T.tidy(() => {
-        optimizer.step();
+        if (!stepped) optimizer.step();
         scheduler.step();
-        ema?.update();
+        if (!stepped) ema?.update();
       });
       // The gradients outlived the step's scopes only in .grad, so clearing them releases them.
       optimizer.zeroGrad();
@@ -342,6 +377,7 @@ export async function runStage(ctx: StageContext, start: StageStart): Promise<St
     Object.assign(result, { steps: state.step, completed: true, skippedSteps: state.skippedSteps, imagesSeen: state.imagesSeen, seconds: state.seconds });
     return result;
   } finally {
+    graphed.dispose();
     await batches.return?.(undefined);
     Object.assign(result, { skippedSteps: state.skippedSteps, imagesSeen: state.imagesSeen, seconds: state.seconds });
   }

@@ -25,6 +25,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   reporter: TrainReporter;
   hooks?: StageHooks;
+  /** Overrides every stage's cudaGraphs (true, false or 'auto'). */
+  cudaGraphs?: boolean | 'auto';
 }
 
 export interface TrainResult {
@@ -101,7 +103,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     } else start = { from: null };
     if (index === first && point !== null && !('resume' in start)) metrics.truncateAfter(index, 0);
     const stageResult = await runStage({
-      config, stage, index, device: options.device ?? 'cpu', reporter, metrics, signal: options.signal, hooks: options.hooks,
+      config, stage, index, device: options.device ?? 'cpu', reporter, metrics, signal: options.signal, hooks: options.hooks, cudaGraphs: options.cudaGraphs,
     }, start);
     result.stages.push(stageResult);
     result.checkpoint = stageResult.checkpoint ?? result.checkpoint;

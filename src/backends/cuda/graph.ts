@@ -105,6 +105,29 @@ function captureMalloc(api: DriverApi): RawAllocator {
   };
 }
 
+/** Writes queued during a capture, to run once it has ended (or be abandoned if it fails). */
+interface Deferred {
+  readonly run: (() => void)[];
+  readonly abandon: (() => void)[];
+}
+
+const deferred = new WeakMap<CudaRuntime, Deferred>();
+
+/**
+ * Queues `run` (a host-to-device write of memory the captured work reads) to run right after the
+ * capture in progress on `rt` ends, before the graph is uploaded and first replayed; `abandon`
+ * runs instead if the capture fails. A graph bakes in addresses, not contents, so memory whose
+ * contents are fixed for the graph's life (a multi-tensor kernel's table of the addresses the
+ * capture allocated) can be written after capture, where an upload inside it would be refused.
+ * Throws when no capture is in progress.
+ */
+export function deferUntilCaptured(rt: CudaRuntime, run: () => void, abandon: () => void): void {
+  const d = deferred.get(rt);
+  if (d === undefined) throw new CudaGraphCaptureError('deferUntilCaptured: no CUDA graph capture is in progress on this device');
+  d.run.push(run);
+  d.abandon.push(abandon);
+}
+
 export class CudaGraph implements CapturedGraph {
   private replayCount = 0;
   private isDestroyed = false;
@@ -135,6 +158,8 @@ export class CudaGraph implements CapturedGraph {
     const t0 = performance.now();
     const pool = allocator.beginCapture(label, captureMalloc(api));
     let capturing = false;
+    const writes: Deferred = { run: [], abandon: [] };
+    deferred.set(rt, writes);
     try {
       check(api, 'cuStreamBeginCapture', api.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
       capturing = true;
@@ -164,7 +189,9 @@ export class CudaGraph implements CapturedGraph {
         api.cuGraphDestroy(graph);
       }
       allocator.endCapture(pool);
+      deferred.delete(rt);
       try {
+        for (const w of writes.run) w();
         check(api, 'cuGraphUpload', api.cuGraphUpload(exec, stream));
       } catch (e) {
         api.cuGraphExecDestroy(exec);
@@ -177,6 +204,8 @@ export class CudaGraph implements CapturedGraph {
         if (api.cuStreamEndCapture(stream, graphOut) === CUDA_SUCCESS && graphOut[0] !== 0n) api.cuGraphDestroy(Number(graphOut[0]!));
       }
       if (allocator.capturing === pool) allocator.endCapture(pool);
+      deferred.delete(rt);
+      for (const a of writes.abandon) a();
       allocator.releasePool(pool);
       throw e instanceof CudaError ? CudaGraph.describe(e, label) : e;
     }

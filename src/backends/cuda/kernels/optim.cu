@@ -14,8 +14,10 @@
 // square roots are computed in double and rounded once, as the CPU's 1 / Math.sqrt(x) is. Sums
 // (means, norms) accumulate in double, as the CPU's do, but in another order.
 //
-// Scalars that change per step (learning rate, bias corrections) are kernel parameters; moving
-// them into a device buffer (for CUDA graphs) only changes where the kernels read them.
+// Scalars that change per step (learning rate, bias corrections) are kernel parameters. The _ctl
+// twins serve captured training steps (src/train/graphed-step.ts), whose graph bakes parameters
+// in: they read those scalars from device memory the host rewrites before each replay, and return
+// at once when the step's skip flag (grad_norm_check: a non-finite loss or gradient norm) is set.
 #include "common.cuh"
 
 #define OPT_REC 20
@@ -142,9 +144,7 @@ __device__ __forceinline__ void adamw_dispatch_half(const long long* r, const vo
 
 // 256 threads (72 registers: three blocks per SM, each thread with 16 loads in flight; capping
 // at 64 registers for a fourth block spills).
-extern "C" __global__ void __launch_bounds__(256) adamw_step(const long long* recs, const long long* grads, int n, long long items,
-    float decayScale, float lerpW, int lerpFromGrad, float beta2, float omb2, float rootBias2, float eps, float stepScale) {
-  const AdamWCoef k = { decayScale, lerpW, beta2, omb2, rootBias2, eps, stepScale, lerpFromGrad };
+__device__ __forceinline__ void adamw_body(const long long* recs, const long long* grads, int n, long long items, const AdamWCoef& k) {
   int t = 0;
   for (long long item = blockIdx.x; item < items; item += gridDim.x) {
     t = find_record(recs, n, item, W_ITEM0, t);
@@ -159,11 +159,28 @@ extern "C" __global__ void __launch_bounds__(256) adamw_step(const long long* re
   }
 }
 
+extern "C" __global__ void __launch_bounds__(256) adamw_step(const long long* recs, const long long* grads, int n, long long items,
+    float decayScale, float lerpW, int lerpFromGrad, float beta2, float omb2, float rootBias2, float eps, float stepScale) {
+  const AdamWCoef k = { decayScale, lerpW, beta2, omb2, rootBias2, eps, stepScale, lerpFromGrad };
+  adamw_body(recs, grads, n, items, k);
+}
+
+// The step of a captured (CUDA graph) training step: the coefficients change every step, so they
+// are read from device memory that the host rewrites before each replay, in AdamWCoefficients'
+// order (decayScale, lerpW, lerpFromGrad, beta2, omb2, rootBias2, eps, stepScale); a non-zero
+// *skip (a non-finite loss or gradient norm, found on the device) leaves every tensor unchanged.
+extern "C" __global__ void __launch_bounds__(256) adamw_step_ctl(const long long* recs, const long long* grads, int n, long long items,
+    const float* coef, const int* skip) {
+  if (*skip) return;
+  const AdamWCoef k = { coef[0], coef[1], coef[3], coef[4], coef[5], coef[6], coef[7], coef[2] != 0.f };
+  adamw_body(recs, grads, n, items, k);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight EMA. Records: p0 shadow (float32), p1 parameter (dtype in flags).
 //   s <- s * keep + p * take
 
-extern "C" __global__ void ema_update(const long long* recs, int n, long long items, float keep, float take) {
+__device__ __forceinline__ void ema_update_body(const long long* recs, int n, long long items, float keep, float take) {
   int t = 0;
   for (long long item = blockIdx.x; item < items; item += gridDim.x) {
     t = find_record(recs, n, item, W_ITEM0, t);
@@ -175,6 +192,16 @@ extern "C" __global__ void ema_update(const long long* recs, int n, long long it
     const int dt = (int)r[W_FLAGS] & 15;
     for (long long i = start + threadIdx.x; i < end; i += blockDim.x) s[i] = ema2(s[i], keep, load_code(p, dt, i), take);
   }
+}
+
+extern "C" __global__ void ema_update(const long long* recs, int n, long long items, float keep, float take) {
+  ema_update_body(recs, n, items, keep, take);
+}
+
+// A captured step's EMA: nothing changes when *skip is non-zero (the step was skipped).
+extern "C" __global__ void ema_update_ctl(const long long* recs, int n, long long items, float keep, float take, const int* skip) {
+  if (*skip) return;
+  ema_update_body(recs, n, items, keep, take);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +244,7 @@ extern "C" __global__ void sum_partials(const double* partials, int n, float* ou
 // it first, as a scalar operand is). `ptrs` holds (source, output) pairs (both new each call, so
 // the records stay the same); dtype in flags.
 
-extern "C" __global__ void scale_tensors(const long long* recs, const long long* ptrs, int n, long long items, double factor) {
+__device__ __forceinline__ void scale_tensors_body(const long long* recs, const long long* ptrs, int n, long long items, double factor) {
   int t = 0;
   for (long long item = blockIdx.x; item < items; item += gridDim.x) {
     t = find_record(recs, n, item, W_ITEM0, t);
@@ -230,6 +257,29 @@ extern "C" __global__ void scale_tensors(const long long* recs, const long long*
     const float c = round_to_code((float)factor, dt);
     for (long long i = start + threadIdx.x; i < end; i += blockDim.x) store_code(out, dt, i, __fmul_rn(load_code(src, dt, i), c));
   }
+}
+
+extern "C" __global__ void scale_tensors(const long long* recs, const long long* ptrs, int n, long long items, double factor) {
+  scale_tensors_body(recs, ptrs, n, items, factor);
+}
+
+// A captured step's gradient clipping: the factor comes from grad_norm_check, on the device.
+extern "C" __global__ void scale_tensors_ctl(const long long* recs, const long long* ptrs, int n, long long items, const double* factor) {
+  scale_tensors_body(recs, ptrs, n, items, *factor);
+}
+
+// The host part of clipGradNorm (src/optim/clip-grad.ts) for a captured step, on one thread:
+// norm = sqrt(sum of squares) and the clip factor maxNorm / (norm + 1e-6) (1 when that is not
+// below 1: eager clipping leaves the gradients alone then, and x * 1 is exact), both in double
+// as the host computes them; *skip = 1 when the loss or the norm is not finite (the trainer
+// skips the update: every _ctl kernel of the step then returns at once).
+extern "C" __global__ void grad_norm_check(const float* sumSquares, const float* loss, double maxNorm, double* norm, double* factor, int* skip) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  const double total = sqrt((double)sumSquares[0]);
+  const double coef = maxNorm / (total + 1e-6);
+  norm[0] = total;
+  factor[0] = coef < 1.0 ? coef : 1.0;
+  skip[0] = (isfinite(loss[0]) && isfinite(total)) ? 0 : 1;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -301,7 +351,7 @@ __device__ __forceinline__ void tile_stats(const Tile& t, F f, float* rowMean, d
 }
 
 // Statistics of g * g + eps1 for every matrix item.
-extern "C" __global__ void came_stats(const long long* recs, const long long* grads, int n, long long items,
+__device__ __forceinline__ void came_stats_body(const long long* recs, const long long* grads, int n, long long items,
     float* rowMean, double* colPart, float eps1) {
   __shared__ double shm[OPT_TILE_ROWS * 8];
   int t = 0;
@@ -322,10 +372,21 @@ extern "C" __global__ void came_stats(const long long* recs, const long long* gr
   }
 }
 
+extern "C" __global__ void came_stats(const long long* recs, const long long* grads, int n, long long items,
+    float* rowMean, double* colPart, float eps1) {
+  came_stats_body(recs, grads, n, items, rowMean, colPart, eps1);
+}
+
+extern "C" __global__ void came_stats_ctl(const long long* recs, const long long* grads, int n, long long items,
+    float* rowMean, double* colPart, float eps1, const int* skip) {
+  if (*skip) return;
+  came_stats_body(recs, grads, n, items, rowMean, colPart, eps1);
+}
+
 // Per (matrix, batch): row/column averages <- beta * avg + omb * mean, then rinv = rsqrt(row /
 // mean(row)) and cinv = rsqrt(col). `which` 0 updates the squared-gradient averages (p3, p4),
 // 1 the instability's (p5, p6).
-extern "C" __global__ void came_finish(const long long* recs, int n, long long batches, const float* rowMean,
+__device__ __forceinline__ void came_finish_body(const long long* recs, int n, long long batches, const float* rowMean,
     const double* colPart, float* rinv, float* cinv, int which, float beta, float omb) {
   __shared__ double shm[32];
   int t = 0;
@@ -359,9 +420,20 @@ extern "C" __global__ void came_finish(const long long* recs, int n, long long b
   }
 }
 
+extern "C" __global__ void came_finish(const long long* recs, int n, long long batches, const float* rowMean,
+    const double* colPart, float* rinv, float* cinv, int which, float beta, float omb) {
+  came_finish_body(recs, n, batches, rowMean, colPart, rinv, cinv, which, beta, omb);
+}
+
+extern "C" __global__ void came_finish_ctl(const long long* recs, int n, long long batches, const float* rowMean,
+    const double* colPart, float* rinv, float* cinv, int which, float beta, float omb, const int* skip) {
+  if (*skip) return;
+  came_finish_body(recs, n, batches, rowMean, colPart, rinv, cinv, which, beta, omb);
+}
+
 // The normalised update u = g / sqrt(V): for matrices (rinv[row] * cinv[col]) * g, for vectors
 // rsqrt(v) * g after v <- beta2 v + omb2 (g * g + eps1). Writes each item's sum of u * u.
-extern "C" __global__ void came_rms(const long long* recs, const long long* grads, int n, long long items,
+__device__ __forceinline__ void came_rms_body(const long long* recs, const long long* grads, int n, long long items,
     const float* rinv, const float* cinv, double* uPart, float eps1, float beta2, float omb2) {
   __shared__ double shm[32];
   int t = 0;
@@ -400,6 +472,17 @@ extern "C" __global__ void came_rms(const long long* recs, const long long* grad
   }
 }
 
+extern "C" __global__ void came_rms(const long long* recs, const long long* grads, int n, long long items,
+    const float* rinv, const float* cinv, double* uPart, float eps1, float beta2, float omb2) {
+  came_rms_body(recs, grads, n, items, rinv, cinv, uPart, eps1, beta2, omb2);
+}
+
+extern "C" __global__ void came_rms_ctl(const long long* recs, const long long* grads, int n, long long items,
+    const float* rinv, const float* cinv, double* uPart, float eps1, float beta2, float omb2, const int* skip) {
+  if (*skip) return;
+  came_rms_body(recs, grads, n, items, rinv, cinv, uPart, eps1, beta2, omb2);
+}
+
 // 1 / max(1, RMS(u) / clipThreshold) as the CPU computes it (a NaN ratio propagates).
 __device__ __forceinline__ float clip_scale(const long long* r, const double* uPart, float clipThreshold, float* shared) {
   __syncthreads();
@@ -421,7 +504,7 @@ __device__ __forceinline__ float decayed(float w, bool decay, float decayScale) 
 
 // clipped = u / scale; m <- beta1 m + omb1 clipped. Matrices: statistics of the instability
 // (clipped - m)^2 + eps2. Vectors: w <- decay(w) + m * -lr, and the half parameter.
-extern "C" __global__ void came_update(const long long* recs, const long long* grads, int n, long long items,
+__device__ __forceinline__ void came_update_body(const long long* recs, const long long* grads, int n, long long items,
     const float* rinv, const float* cinv, const double* uPart, float* rowMean, double* colPart,
     float eps2, float beta1, float omb1, float clipThreshold, float decayScale, float negLr) {
   __shared__ double shm[OPT_TILE_ROWS * 8];
@@ -470,8 +553,21 @@ extern "C" __global__ void came_update(const long long* recs, const long long* g
   }
 }
 
+extern "C" __global__ void came_update(const long long* recs, const long long* grads, int n, long long items,
+    const float* rinv, const float* cinv, const double* uPart, float* rowMean, double* colPart,
+    float eps2, float beta1, float omb1, float clipThreshold, float decayScale, float negLr) {
+  came_update_body(recs, grads, n, items, rinv, cinv, uPart, rowMean, colPart, eps2, beta1, omb1, clipThreshold, decayScale, negLr);
+}
+
+extern "C" __global__ void came_update_ctl(const long long* recs, const long long* grads, int n, long long items,
+    const float* rinv, const float* cinv, const double* uPart, float* rowMean, double* colPart,
+    float eps2, float beta1, float omb1, float clipThreshold, const float* coef, const int* skip) {
+  if (*skip) return;
+  came_update_body(recs, grads, n, items, rinv, cinv, uPart, rowMean, colPart, eps2, beta1, omb1, clipThreshold, coef[0], coef[1]);
+}
+
 // Matrices: w <- decay(w) + ((rinv[row] * cinv[col]) * m) * -lr, and the half parameter.
-extern "C" __global__ void came_apply(const long long* recs, int n, long long items, const float* rinv, const float* cinv,
+__device__ __forceinline__ void came_apply_body(const long long* recs, int n, long long items, const float* rinv, const float* cinv,
     float decayScale, float negLr) {
   int t = 0;
   for (long long item = blockIdx.x; item < items; item += gridDim.x) {
@@ -498,4 +594,15 @@ extern "C" __global__ void came_apply(const long long* recs, int n, long long it
       }
     }
   }
+}
+
+extern "C" __global__ void came_apply(const long long* recs, int n, long long items, const float* rinv, const float* cinv,
+    float decayScale, float negLr) {
+  came_apply_body(recs, n, items, rinv, cinv, decayScale, negLr);
+}
+
+extern "C" __global__ void came_apply_ctl(const long long* recs, int n, long long items, const float* rinv, const float* cinv,
+    const float* coef, const int* skip) {
+  if (*skip) return;
+  came_apply_body(recs, n, items, rinv, cinv, coef[0], coef[1]);
 }

@@ -15,7 +15,7 @@
  * DIMBA_FUSED_OPTIM=0 in the environment leaves these kernels out (optimizers compose engine ops).
  */
 import type {
-  AdamWCoefficients, AdamWTensors, CAMECoefficients, CAMETensors, FusedKernels, MultiTensorOptions,
+  AdamWCoefficients, AdamWTensors, CAMECoefficients, CAMETensors, FusedKernels, MultiTensorOptions, StepControl,
 } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
@@ -25,6 +25,7 @@ import type { Block } from '../allocator.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { OPTIM_MODULE } from './source.js';
+import { deferUntilCaptured } from '../graph.js';
 
 
 /** optim.cu's OPT_REC, OPT_CHUNK and OPT_TILE_ROWS. */
@@ -118,17 +119,28 @@ class Mirror {
 
   constructor(private readonly rt: CudaRuntime) {}
 
-  /** The device address holding `words` (uploaded unless the buffer already holds exactly them). */
-  sync(words: Uint32Array, what: string): number {
+  /**
+   * The device address holding `words` (uploaded unless the buffer already holds exactly them).
+   * During a capture, a table that changed is refused unless `deferrable` (the call belongs to a
+   * captured training step, whose tables are its own for the graph's life): its upload then runs
+   * when the capture ends, since the graph reads the table's address, not the words it held.
+   */
+  sync(words: Uint32Array, what: string, deferrable = false): number {
     const bytes = Math.max(8, words.byteLength);
     if (this.block === null || this.block.size < bytes) {
       this.release();
       this.block = this.rt.allocator.alloc(bytes);
     }
     if (this.host === null || !sameWords(this.host, words)) {
-      this.rt.refuseDuringCapture(`uploading the ${what} table of a multi-tensor kernel (its addresses changed)`, 'hostWrite');
-      if (words.byteLength > 0) {
-        check(this.rt.api, 'cuMemcpyHtoDAsync', htodAsync(this.rt.api)(this.block.address, words, words.byteLength, this.rt.stream.handle));
+      const address = this.block.address;
+      const upload = (): void => {
+        if (words.byteLength > 0) check(this.rt.api, 'cuMemcpyHtoDAsync', htodAsync(this.rt.api)(address, words, words.byteLength, this.rt.stream.handle));
+      };
+      if (deferrable && this.rt.allocator.capturing !== null) {
+        deferUntilCaptured(this.rt, upload, () => { this.host = null; });
+      } else {
+        this.rt.refuseDuringCapture(`uploading the ${what} table of a multi-tensor kernel (its addresses changed)`, 'hostWrite');
+        upload();
       }
       this.host = words;
     }
@@ -249,10 +261,19 @@ function halfFlags(kernel: string, rt: CudaRuntime, halves: readonly (Tensor | n
   return DTYPE_CODE[h.dtype]! << 4;
 }
 
+/** The skip flag and (when `coefficients` > 0) coefficient tensor of a captured step's control, checked. */
+function controlOf(kernel: string, rt: CudaRuntime, control: StepControl, coefficients: number): { skip: number; coef: number } {
+  checkTensor(kernel, rt, 'control.skip', 0, control.skip, 1, ['int32']);
+  if (coefficients === 0) return { skip: addressOf(control.skip), coef: 0 };
+  if (!control.coefficients) fail(kernel, `control.coefficients is missing (a float32 tensor of ${coefficients} elements)`);
+  checkTensor(kernel, rt, 'control.coefficients', 0, control.coefficients, coefficients, F32);
+  return { skip: addressOf(control.skip), coef: addressOf(control.coefficients) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Launchers.
 
-export type OptimKernels = Pick<FusedKernels, 'adamwStep' | 'cameStep' | 'emaUpdate' | 'sumSquares' | 'scaleTensors'>;
+export type OptimKernels = Pick<FusedKernels, 'adamwStep' | 'cameStep' | 'emaUpdate' | 'sumSquares' | 'scaleTensors' | 'gradNormCheck'>;
 
 /** Whether the environment switches the multi-tensor kernels off (DIMBA_FUSED_OPTIM=0: optimizers compose engine ops). */
 export function fusedOptimDisabled(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -294,8 +315,15 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
         recs.set(i, W.p0 + 3, t.halfParams[i] ? addressOf(t.halfParams[i]!) : 0);
       }
       const table = cache.get(kernel, options.cacheKey);
-      const recAddr = table.recs.sync(recs.words, 'AdamW');
-      const gradAddr = table.dyn.sync(addressWords(t.grads), 'AdamW gradient');
+      const captured = options.control !== undefined;
+      const recAddr = table.recs.sync(recs.words, 'AdamW', captured);
+      const gradAddr = table.dyn.sync(addressWords(t.grads), 'AdamW gradient', captured);
+      if (options.control) {
+        const ctl = controlOf(kernel, rt, options.control, 8);
+        rt.params.begin().ptr(recAddr).ptr(gradAddr).i32(n).i64(recs.items).ptr(ctl.coef).ptr(ctl.skip);
+        rt.launch(fn('adamw_step_ctl'), grid(recs.items), BLOCK);
+        return;
+      }
       rt.params.begin().ptr(recAddr).ptr(gradAddr).i32(n).i64(recs.items)
         .f32(c.decayScale).f32(c.lerpWeight).i32(c.lerpFromGrad ? 1 : 0).f32(c.beta2).f32(c.oneMinusBeta2)
         .f32(c.rootBias2).f32(c.eps).f32(c.stepScale);
@@ -360,8 +388,9 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
         }
       }
       const table = cache.get(kernel, options.cacheKey);
-      const R = table.recs.sync(recs.words, 'CAME');
-      const G = table.dyn.sync(addressWords(t.grads), 'CAME gradient');
+      const captured = options.control !== undefined;
+      const R = table.recs.sync(recs.words, 'CAME', captured);
+      const G = table.dyn.sync(addressWords(t.grads), 'CAME gradient', captured);
       const [sRowMean, sRinv, sCinv, sColPart, sUPart] = table.scratch as [ScratchBlock, ScratchBlock, ScratchBlock, ScratchBlock, ScratchBlock];
       const rowMean = sRowMean.address(rowTotal * 4);
       const rinv = sRinv.address(rowTotal * 4);
@@ -370,25 +399,35 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
       const uPart = sUPart.address(recs.items * 8);
       const items = recs.items;
       const g = grid(items);
+      // A captured step's twins (suffix _ctl) take the skip flag last and read decayScale, negLr from `coef`.
+      const ctl = options.control ? controlOf(kernel, rt, options.control, 2) : null;
+      const name = (base: string) => (ctl ? `${base}_ctl` : base);
       const finish = (which: number, beta: number, omb: number) => {
         if (recs.batches === 0) return;
-        rt.params.begin().ptr(R).i32(n).i64(recs.batches).ptr(rowMean).ptr(colPart).ptr(rinv).ptr(cinv).i32(which).f32(beta).f32(omb);
-        rt.launch(fn('came_finish'), grid(recs.batches), BLOCK);
+        const p = rt.params.begin().ptr(R).i32(n).i64(recs.batches).ptr(rowMean).ptr(colPart).ptr(rinv).ptr(cinv).i32(which).f32(beta).f32(omb);
+        if (ctl) p.ptr(ctl.skip);
+        rt.launch(fn(name('came_finish')), grid(recs.batches), BLOCK);
       };
       if (recs.batches > 0) {
-        rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rowMean).ptr(colPart).f32(c.eps1);
-        rt.launch(fn('came_stats'), g, BLOCK);
+        const p = rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rowMean).ptr(colPart).f32(c.eps1);
+        if (ctl) p.ptr(ctl.skip);
+        rt.launch(fn(name('came_stats')), g, BLOCK);
       }
       finish(0, c.beta2, c.oneMinusBeta2);
-      rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rinv).ptr(cinv).ptr(uPart).f32(c.eps1).f32(c.beta2).f32(c.oneMinusBeta2);
-      rt.launch(fn('came_rms'), g, BLOCK);
-      rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rinv).ptr(cinv).ptr(uPart).ptr(rowMean).ptr(colPart)
-        .f32(c.eps2).f32(c.beta1).f32(c.oneMinusBeta1).f32(c.clipThreshold).f32(c.decayScale).f32(c.negLr);
-      rt.launch(fn('came_update'), g, BLOCK);
+      const rms = rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rinv).ptr(cinv).ptr(uPart).f32(c.eps1).f32(c.beta2).f32(c.oneMinusBeta2);
+      if (ctl) rms.ptr(ctl.skip);
+      rt.launch(fn(name('came_rms')), g, BLOCK);
+      const update = rt.params.begin().ptr(R).ptr(G).i32(n).i64(items).ptr(rinv).ptr(cinv).ptr(uPart).ptr(rowMean).ptr(colPart)
+        .f32(c.eps2).f32(c.beta1).f32(c.oneMinusBeta1).f32(c.clipThreshold);
+      if (ctl) update.ptr(ctl.coef).ptr(ctl.skip);
+      else update.f32(c.decayScale).f32(c.negLr);
+      rt.launch(fn(name('came_update')), g, BLOCK);
       finish(1, c.beta3, c.oneMinusBeta3);
       if (recs.batches > 0) {
-        rt.params.begin().ptr(R).i32(n).i64(items).ptr(rinv).ptr(cinv).f32(c.decayScale).f32(c.negLr);
-        rt.launch(fn('came_apply'), g, BLOCK);
+        const p = rt.params.begin().ptr(R).i32(n).i64(items).ptr(rinv).ptr(cinv);
+        if (ctl) p.ptr(ctl.coef).ptr(ctl.skip);
+        else p.f32(c.decayScale).f32(c.negLr);
+        rt.launch(fn(name('came_apply')), g, BLOCK);
       }
     },
 
@@ -408,9 +447,10 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
         recs.set(i, W.p0, addressOf(s));
         recs.set(i, W.p0 + 1, addressOf(params[i]!));
       }
-      const recAddr = cache.get(kernel, options.cacheKey).recs.sync(recs.words, 'EMA');
-      rt.params.begin().ptr(recAddr).i32(n).i64(recs.items).f32(keep).f32(take);
-      rt.launch(fn('ema_update'), grid(recs.items), BLOCK);
+      const recAddr = cache.get(kernel, options.cacheKey).recs.sync(recs.words, 'EMA', options.control !== undefined);
+      const p = rt.params.begin().ptr(recAddr).i32(n).i64(recs.items).f32(keep).f32(take);
+      if (options.control) p.ptr(controlOf(kernel, rt, options.control, 0).skip);
+      rt.launch(fn(options.control ? 'ema_update_ctl' : 'ema_update'), grid(recs.items), BLOCK);
     },
 
     sumSquares(tensors: readonly Tensor[], out: Tensor, options: MultiTensorOptions = {}): void {
@@ -429,8 +469,8 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
       const blocks = grid(recs.items);
       const partials = table.scratch[0]!.address(blocks * 8);
       if (n > 0) {
-        const recAddr = table.recs.sync(recs.words, 'sum-of-squares');
-        const ptrs = table.dyn.sync(addressWords(tensors), 'sum-of-squares');
+        const recAddr = table.recs.sync(recs.words, 'sum-of-squares', options.control !== undefined);
+        const ptrs = table.dyn.sync(addressWords(tensors), 'sum-of-squares', options.control !== undefined);
         rt.params.begin().ptr(recAddr).ptr(ptrs).i32(n).i64(recs.items).ptr(partials);
         rt.launch(fn('sum_squares'), blocks, BLOCK);
       }
@@ -453,10 +493,30 @@ function multiTensorKernels(rt: CudaRuntime): Required<OptimKernels> {
         recs.span(i, x.numel, chunks(x.numel), DTYPE_CODE[x.dtype]!);
       }
       const table = cache.get(kernel, options.cacheKey);
-      const recAddr = table.recs.sync(recs.words, 'rescale');
-      const ptrs = table.dyn.sync(addressWords(src, out), 'rescale');
+      const recAddr = table.recs.sync(recs.words, 'rescale', options.control !== undefined);
+      const ptrs = table.dyn.sync(addressWords(src, out), 'rescale', options.control !== undefined);
+      const factorTensor = options.control?.factor;
+      if (factorTensor) {
+        checkTensor(kernel, rt, 'control.factor', 0, factorTensor, 1, ['float64']);
+        rt.params.begin().ptr(recAddr).ptr(ptrs).i32(n).i64(recs.items).ptr(addressOf(factorTensor));
+        rt.launch(fn('scale_tensors_ctl'), grid(recs.items), BLOCK);
+        return;
+      }
       rt.params.begin().ptr(recAddr).ptr(ptrs).i32(n).i64(recs.items).f64(factor);
       rt.launch(fn('scale_tensors'), grid(recs.items), BLOCK);
+    },
+
+    gradNormCheck(sumSquares: Tensor, loss: Tensor, maxNorm: number, norm: Tensor, factor: Tensor, skip: Tensor): void {
+      const kernel = 'gradNormCheck';
+      if (!(maxNorm >= 0)) fail(kernel, `maxNorm must be >= 0, got ${maxNorm}`);
+      checkTensor(kernel, rt, 'sumSquares', 0, sumSquares, 1, F32);
+      checkTensor(kernel, rt, 'loss', 0, loss, 1, F32);
+      checkTensor(kernel, rt, 'norm', 0, norm, 1, ['float64']);
+      checkTensor(kernel, rt, 'factor', 0, factor, 1, ['float64']);
+      checkTensor(kernel, rt, 'skip', 0, skip, 1, ['int32']);
+      rt.activate();
+      rt.params.begin().ptr(addressOf(sumSquares)).ptr(addressOf(loss)).f64(maxNorm).ptr(addressOf(norm)).ptr(addressOf(factor)).ptr(addressOf(skip));
+      rt.launch(fn('grad_norm_check'), 1, 32);
     },
   };
 }

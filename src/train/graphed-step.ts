@@ -1,0 +1,400 @@
+/**
+ * One whole optimizer step of the diffusion training loss, replayed from a CUDA graph: forward,
+ * loss, backward, gradient-norm clipping, the optimizer's multi-tensor step (float32 master
+ * weights for half-precision parameters), the EMA update and the release of the gradients,
+ * captured once per batch signature (latent shape, dtype, caption length) and launched with one
+ * cuGraphLaunch per step, so the host's per-kernel cost leaves the step.
+ *
+ * What changes per step lives in device memory that is written before each replay:
+ * - the batch: latents, and the captions as token ids and masks (tokenised on the host; the text
+ *   encoder runs inside the graph, so it still trains);
+ * - random numbers: the warm-up step records every draw (generator, shape, distribution); before
+ *   each replay the same draws are made with the same generators into static tensors, which the
+ *   captured function copies where it drew (ops/random.ts interceptDraws). The generators
+ *   therefore advance exactly as in an eager step, and the numbers are the same;
+ * - the optimizer's coefficients (learning rate, bias corrections): OptimizerControl.prepare();
+ * - the skip flag: set on the device when the loss or the gradient norm is not finite, read by
+ *   every optimizer and EMA kernel of the step, which then change nothing (as the eager loop
+ *   skips the update).
+ * The host reads one small tensor per step (loss, norm, skip flag, loss terms), as the eager loop
+ * reads the loss, and only then advances the step counts (optimizer, EMA).
+ *
+ * The first step of a signature runs the same function eagerly (a real step, which also compiles
+ * kernels, creates optimizer state and library handles); the second captures and replays. A new
+ * signature (say, a last partial batch) gets its own graph, up to `maxGraphs`, the least recently
+ * used one going first.
+ *
+ * When the step cannot be captured (no graph support, gradient accumulation, a text encoder
+ * other than SmallTextEncoder, an optimizer or device without the multi-tensor kernels, or a
+ * capture the device refuses under 'auto'), `fallback` says why and the caller runs its eager
+ * step: run() returns null and has changed nothing (generators included).
+ */
+import * as T from '../index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { keep, tidy } from '../tensor/lifetime.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { formatShape } from '../tensor/shape.js';
+import type { DType } from '../tensor/dtype.js';
+import type { Backend } from '../backends/backend.js';
+import { captureReplayable, type Replayable } from '../backends/replayable.js';
+import { interceptDraws, type DrawInterceptor } from '../ops/random.js';
+import { assign_ } from '../ops/inplace.js';
+import type { Generator } from '../random/generator.js';
+import type { TextToImage } from '../pipeline/text-to-image.js';
+import type { CaptionCondition } from '../pipeline/conditioning.js';
+import { SmallTextEncoder } from '../models/text/small-encoder.js';
+import { tokenizeBatch } from '../models/text/tokenizer.js';
+import { OptimizerControl, type Optimizer } from '../optim/optimizer.js';
+import { clipGradNormControlled, type ClipControl } from '../optim/clip-grad.js';
+import { CacheKeys } from '../optim/fused.js';
+import type { EMA } from '../optim/ema.js';
+import { TrainingError } from './errors.js';
+
+export type GraphSetting = boolean | 'auto';
+
+export interface GraphedStepOptions {
+  pipeline: TextToImage;
+  params: readonly Tensor[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  optimizer: Optimizer<any>;
+  ema: EMA | null;
+  /** clipGradNorm's maxNorm (null: no clipping; the norm is still computed and checked). */
+  gradClip: number | null;
+  minSnrGamma: number | null;
+  /** The generator of the diffusion noise and timesteps (the loss's `generator`). */
+  noise: Generator;
+  /** 'auto': capture where possible, else report why and let the caller step eagerly; true: throw instead; false: never capture. */
+  setting: GraphSetting;
+  /** Micro-batches per step: graphs need 1 (each micro-batch's loss is checked before the next is drawn). */
+  gradAccumulation?: number;
+  /** Signatures kept captured at once (default 2: the batch and a last partial one). */
+  maxGraphs?: number;
+  label?: string;
+}
+
+export interface GraphedStepResult {
+  /** The loss as the eager loop reads it (NaN/infinite: the device skipped the update). */
+  loss: number;
+  /** The gradient norm before clipping (null when the loss was not finite, as the eager loop reports). */
+  gradNorm: number | null;
+  skipped: boolean;
+  /** Batch means of the loss terms ('mse', 'vb'). */
+  terms: Record<string, number>;
+  /** 'warmup': the signature's first step, run eagerly through the same function; 'replay': a graph launch. */
+  mode: 'warmup' | 'replay';
+}
+
+export interface GraphedStepStats {
+  steps: number;
+  warmups: number;
+  captures: number;
+  replays: number;
+  /** Why steps are not captured (null while they are). */
+  fallback: string | null;
+}
+
+interface DrawRecord {
+  readonly generator: Generator;
+  readonly shape: readonly number[];
+  readonly dist: 'uniform' | 'normal';
+  readonly dtype: DType;
+  readonly backend: Backend;
+  /** An earlier draw this one repeats (same generator position: a checkpoint's recomputation), or -1. */
+  readonly repeatOf: number;
+  readonly offset: bigint;
+  readonly seed: bigint;
+}
+
+/** The static tensors and device state of one captured signature. */
+interface Entry {
+  readonly key: string;
+  /** latents, ids, token mask, keep mask, caption mask, null captions: the captured function's inputs. */
+  readonly statics: Tensor[];
+  readonly control: OptimizerControl;
+  readonly clip: ClipControl;
+  readonly emaKey: object;
+  draws: DrawRecord[] | null;
+  drawStatics: Tensor[];
+  replayable: Replayable<Tensor> | null;
+  termNames: string[];
+}
+
+/** Host-side caption tensors of one batch, as SmallTextEncoder.encode builds them. */
+interface CaptionArrays {
+  readonly ids: Int32Array;
+  readonly tokenMask: Uint8Array;
+  readonly keepMask: Uint8Array;
+  readonly outMask: Uint8Array;
+  readonly isNull: Uint8Array;
+  readonly length: number;
+}
+
+/** SmallTextEncoder.encode's host half: tokens, the real-token mask, what is kept, the output mask. */
+export function captionArrays(encoder: SmallTextEncoder, captions: readonly string[]): CaptionArrays {
+  const batch = tokenizeBatch(encoder.tokenizer, captions, { maxTokens: encoder.maxTokens, padding: 'max' });
+  const n = batch.batch * batch.length;
+  const tokenMask = new Uint8Array(n);
+  const keepMask = new Uint8Array(n);
+  const outMask = new Uint8Array(n);
+  batch.lengths.forEach((len, b) => {
+    const row = b * batch.length;
+    tokenMask.fill(1, row, row + len);
+    if (batch.isNull[b]) outMask.fill(1, row, row + batch.length);
+    else {
+      keepMask.fill(1, row, row + len);
+      outMask.fill(1, row, row + len);
+    }
+  });
+  return { ids: batch.ids, tokenMask, keepMask, outMask, isNull: Uint8Array.from(batch.isNull, (v) => (v ? 1 : 0)), length: batch.length };
+}
+
+/** SmallTextEncoder.encode's device half plus encodeCaptions' condition, from the static caption tensors. */
+function encodeOnDevice(encoder: SmallTextEncoder, withGrad: boolean, ids: Tensor, tokenMask: Tensor, keepMask: Tensor,
+  outMask: Tensor, isNull: Tensor): CaptionCondition {
+  const run = () => T.where(keepMask, encoder.forward(ids, tokenMask), 0);
+  const features = withGrad ? run() : noGrad(run);
+  return { caption: features, captionMask: outMask, forceDropCaption: isNull };
+}
+
+function upload(dst: Tensor, data: Float32Array | Int32Array | Uint8Array, dtype: DType): void {
+  const host = T.tensor(data, { dtype, shape: dst.shape });
+  assign_(dst, host);
+  host.dispose();
+}
+
+export class GraphedTrainStep {
+  private readonly entries = new Map<string, Entry>();
+  private reason: string | null = null;
+  private readonly label: string;
+  private readonly maxGraphs: number;
+  private steps = 0;
+  private warmups = 0;
+
+  constructor(private readonly o: GraphedStepOptions) {
+    this.label = o.label ?? 'training step';
+    this.maxGraphs = o.maxGraphs ?? 2;
+    if (!Number.isInteger(this.maxGraphs) || this.maxGraphs < 1) throw new TrainingError(`${this.label}: maxGraphs must be a positive integer, got ${String(o.maxGraphs)}`);
+    const s = o.setting;
+    if (s !== true && s !== false && s !== 'auto') throw new TrainingError(`${this.label}: cudaGraphs must be true, false or 'auto', got ${String(s)}`);
+    this.reason = this.staticReason();
+    if (this.reason !== null && s === true) throw new TrainingError(`${this.label}: cudaGraphs is true but the step cannot be captured: ${this.reason}`);
+  }
+
+  /** Why steps are not captured (null: they are, or will be at the next eligible batch). */
+  get fallback(): string | null {
+    return this.reason;
+  }
+
+  stats(): GraphedStepStats {
+    let captures = 0;
+    let replays = 0;
+    for (const e of this.entries.values()) {
+      if (e.replayable?.captured) captures++;
+      replays += e.replayable?.replays ?? 0;
+    }
+    return { steps: this.steps, warmups: this.warmups, captures, replays, fallback: this.reason };
+  }
+
+  /** Reasons known before any step: the setting, the device, the parts. */
+  private staticReason(): string | null {
+    const o = this.o;
+    if (o.setting === false) return 'cudaGraphs is false';
+    const p = o.params[0];
+    if (!p) return 'there are no parameters';
+    const backend = p.backend;
+    if (!backend.graphs) return `the ${p.deviceName} backend has no CUDA graphs`;
+    if ((o.gradAccumulation ?? 1) !== 1) return `gradAccumulation is ${o.gradAccumulation}: each micro-batch's loss is checked on the host before the next is drawn`;
+    if (!(o.pipeline.textEncoder instanceof SmallTextEncoder)) return 'the text encoder is not a SmallTextEncoder (its host-side encoding cannot be split from its device work)';
+    const f = backend.fused;
+    const missing = (['sumSquares', 'scaleTensors', 'gradNormCheck', 'emaUpdate'] as const).filter((k) => !f[k]);
+    if (!f.adamwStep && !f.cameStep) missing.push('adamwStep' as never);
+    if (missing.length > 0) return `${p.deviceName} lacks the multi-tensor kernels ${missing.join(', ')} (DIMBA_FUSED_OPTIM=0?)`;
+    for (const q of o.params) {
+      if (q.deviceName !== p.deviceName) return `parameters are on ${p.deviceName} and ${q.deviceName}`;
+      if (!(q.dtype === 'float32' || q.dtype === 'bfloat16' || q.dtype === 'float16') || !q.isContiguous) {
+        return `a parameter ${formatShape(q.shape)} is ${q.dtype}${q.isContiguous ? '' : ' and strided'}; the multi-tensor kernels take contiguous float32/bfloat16/float16`;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * One training step on this batch, or null (nothing done) when steps are not captured: the
+   * caller then runs its eager step. `images` may be released by the caller afterwards (it is
+   * copied into the static input).
+   */
+  run(images: Tensor, captions: readonly string[]): GraphedStepResult | null {
+    if (this.reason !== null) return null;
+    const encoder = this.o.pipeline.textEncoder as SmallTextEncoder;
+    const host = captionArrays(encoder, captions);
+    const key = `${formatShape(images.shape)}:${images.dtype}:${host.length}`;
+    let entry = this.entries.get(key);
+    if (entry) {
+      // Most recently used last (eviction takes the first).
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    } else {
+      try {
+        entry = this.createEntry(key, images, host.length);
+      } catch (e) {
+        return this.giveUp(e);
+      }
+      this.entries.set(key, entry);
+      while (this.entries.size > this.maxGraphs) this.dropEntry(this.entries.keys().next().value!);
+    }
+    const [x, ids, tokenMask, keepMask, outMask, isNull] = entry.statics as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+    assign_(x, images);
+    upload(ids, host.ids, 'int32');
+    upload(tokenMask, host.tokenMask, 'bool');
+    upload(keepMask, host.keepMask, 'bool');
+    upload(outMask, host.outMask, 'bool');
+    upload(isNull, host.isNull, 'bool');
+    entry.control.prepare();
+
+    let out: Tensor;
+    let mode: GraphedStepResult['mode'];
+    if (entry.draws === null) {
+      // Warm-up: the signature's first step, eagerly through the captured function, recording its draws.
+      const records: DrawRecord[] = [];
+      out = tidy(() => interceptDraws(this.recorder(records), () => this.stepFn(entry)(...entry.statics)));
+      keep(out);
+      entry.draws = records;
+      entry.drawStatics = records.map((r) => keep(Tensor.empty(r.shape, r.dtype, r.backend)));
+      this.warmups++;
+      mode = 'warmup';
+    } else {
+      const saved = this.o.params.length > 0 ? this.generatorStates(entry.draws) : [];
+      this.fillDraws(entry);
+      try {
+        if (entry.replayable === null) {
+          entry.replayable = captureReplayable((...inputs) => this.stepFn(entry)(...inputs), entry.statics, { graph: true, warmup: 0, label: `${this.label} ${key}` });
+        }
+        const replayable = entry.replayable;
+        out = replayable.captured ? replayable.run() : interceptDraws(this.substitute(entry), () => replayable.run());
+      } catch (e) {
+        if (entry.replayable?.captured) throw e;
+        // Nothing ran: put the generators back so the caller's eager step draws what this one would have.
+        for (const [g, s] of saved) g.setState(s);
+        for (const p of this.o.params) p.grad = null;
+        return this.giveUp(e);
+      }
+      mode = 'replay';
+    }
+    const values = out.toFloat64Array();
+    if (mode === 'warmup') out.dispose();
+    const [loss, norm, skip, ...terms] = values as unknown as number[];
+    const skipped = skip !== 0;
+    entry.control.commit(skipped);
+    if (!skipped) this.o.ema?.countUpdate();
+    this.steps++;
+    return {
+      loss: loss!, gradNorm: Number.isFinite(loss!) ? norm! : null, skipped,
+      terms: Object.fromEntries(entry.termNames.map((n, i) => [n, terms[i]!])), mode,
+    };
+  }
+
+  private giveUp(e: unknown): null {
+    if (this.o.setting === true) throw e;
+    this.reason = `capture failed: ${e instanceof Error ? e.message : String(e)}`;
+    for (const k of [...this.entries.keys()]) this.dropEntry(k);
+    return null;
+  }
+
+  private createEntry(key: string, images: Tensor, length: number): Entry {
+    const backend = images.backend;
+    const b = images.shape[0]!;
+    const empty = (shape: number[], dtype: DType) => keep(Tensor.empty(shape, dtype, backend));
+    const statics = [
+      empty([...images.shape], images.dtype), empty([b, length], 'int32'), empty([b, length], 'bool'),
+      empty([b, length, 1], 'bool'), empty([b, length], 'bool'), empty([b], 'bool'),
+    ];
+    const skip = keep(T.zeros([], { dtype: 'int32', device: images.device }));
+    const keys = new CacheKeys();
+    const clip: ClipControl = {
+      skip, norm: empty([], 'float64'), factor: empty([], 'float64'),
+      cacheKeys: { sumSquares: keys.get('sumSquares'), scale: keys.get('scale') },
+    };
+    const control = this.o.optimizer.createControl(skip);
+    return { key, statics, control, clip, emaKey: keys.get('ema'), draws: null, drawStatics: [], replayable: null, termNames: [] };
+  }
+
+  private dropEntry(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    e.replayable?.dispose({ outputs: true });
+    e.control.dispose();
+    for (const t of [...e.statics, ...e.drawStatics, e.clip.skip, e.clip.norm, e.clip.factor]) t.dispose();
+  }
+
+  /**
+   * The captured function: loss, backward, clipping, optimizer and EMA updates, gradients
+   * released; returns float64 [3 + terms]: loss, gradient norm, skip flag, the loss terms.
+   */
+  private stepFn(entry: Entry): (...inputs: Tensor[]) => Tensor {
+    const o = this.o;
+    return (x, ids, tokenMask, keepMask, outMask, isNull) => {
+      const pipeline = o.pipeline;
+      const out = tidy(() => {
+        const cond = encodeOnDevice(pipeline.textEncoder as SmallTextEncoder, pipeline.trainTextEncoder, ids!, tokenMask!, keepMask!, outMask!, isNull!);
+        return pipeline.lossWithCondition(x!, cond, o.minSnrGamma === null ? { generator: o.noise } : { generator: o.noise, minSnrGamma: o.minSnrGamma });
+      });
+      out.loss.backward();
+      clipGradNormControlled(o.params, o.gradClip ?? Infinity, out.loss, entry.clip);
+      o.optimizer.stepControlled(entry.control);
+      o.ema?.updateControlled({ skip: entry.clip.skip }, entry.emaKey);
+      o.optimizer.zeroGrad();
+      for (const p of o.params) p.grad = null;
+      entry.termNames = Object.keys(out.terms);
+      return noGrad(() => T.stack([out.loss, entry.clip.norm, entry.clip.skip, ...Object.values(out.terms)].map((t) => T.cast(T.reshape(t, []), 'float64'))));
+    };
+  }
+
+  /** Records each draw of the warm-up (and lets it happen). */
+  private recorder(records: DrawRecord[]): DrawInterceptor {
+    return (shape, dist, dtype, backend, generator) => {
+      const offset = generator.offset;
+      const seed = generator.seed;
+      const repeatOf = records.findIndex((r) => r.generator === generator && r.offset === offset && r.seed === seed && r.dist === dist
+        && r.dtype === dtype && r.shape.length === shape.length && r.shape.every((d, i) => d === shape[i]));
+      records.push({ generator, shape: [...shape], dist, dtype, backend, repeatOf, offset, seed });
+      return null;
+    };
+  }
+
+  /** During capture: the k-th draw becomes a copy of the k-th static (filled before each replay). */
+  private substitute(entry: Entry): DrawInterceptor {
+    let k = 0;
+    return (shape, dist, dtype, _backend, generator) => {
+      const r = entry.draws![k];
+      const where = `${this.label}: random draw ${k + 1} (${dist} ${formatShape(shape)} ${dtype})`;
+      if (!r) throw new TrainingError(`${where} was not made by the warm-up step (it made ${entry.draws!.length}); the step draws differently each time and cannot be captured`);
+      if (r.generator !== generator || r.dist !== dist || r.dtype !== dtype || r.shape.length !== shape.length || r.shape.some((d, i) => d !== shape[i])) {
+        throw new TrainingError(`${where} differs from the warm-up's draw ${k + 1} (${r.dist} ${formatShape(r.shape)} ${r.dtype}); the step cannot be captured`);
+      }
+      const source = entry.drawStatics[r.repeatOf >= 0 ? r.repeatOf : k]!;
+      k++;
+      return T.clone(source);
+    };
+  }
+
+  private generatorStates(draws: readonly DrawRecord[]): [Generator, ReturnType<Generator['getState']>][] {
+    const gens = [...new Set(draws.map((d) => d.generator))];
+    return gens.map((g) => [g, g.getState()]);
+  }
+
+  /** The warm-up's draws again, with the generators' current positions, into the static tensors (as ops/random.ts draws). */
+  private fillDraws(entry: Entry): void {
+    entry.draws!.forEach((r, k) => {
+      if (r.repeatOf >= 0) return;
+      const t = entry.drawStatics[k]!;
+      const offset = r.generator.reserve(t.numel);
+      if (t.numel > 0) t.backend.kernels.random(t, r.dist, r.generator.seed, offset);
+    });
+  }
+
+  /** Destroys the graphs and frees their static tensors and private memory. */
+  dispose(): void {
+    for (const k of [...this.entries.keys()]) this.dropEntry(k);
+  }
+}
