@@ -227,6 +227,21 @@ export interface FusedKernels {
   /** out = (op(a) op(b)) * gelu_tanh'(preact); gbias, when given ([n]), = out summed over its m rows. */
   matmulGeluBackward?(a: Tensor, b: Tensor, preact: Tensor, out: Tensor, gbias: Tensor | null, args: MatmulArgs): boolean;
 
+  // Residual add + RMSNorm (src/ops/add-rms-norm.ts). Rows [R, C]: residual (or null: zeros),
+  // resOut, gResidual, weight ([C] or null: ones), gWeight [C] of the stream dtype S (float32; the
+  // CPU also takes float64 with T float64); x, normed, gNormed, gx one float dtype T; rstd
+  // float32 [R]. All contiguous.
+  /** resOut = residual + x; normed = resOut * rstd * weight rounded to T, rstd = 1 / sqrt(mean(resOut^2) + eps). */
+  addRmsNorm?(residual: Tensor | null, x: Tensor, weight: Tensor | null, eps: number, resOut: Tensor, normed: Tensor, rstd: Tensor): void;
+  /**
+   * With xhat = res * rstd and gn = gNormed * weight: gResidual = rstd * (gn - xhat * mean(gn * xhat)) + gResOut
+   * (gResOut null: zeros), gx = gResidual rounded to T (when given), gWeight = sum over rows of gNormed * xhat (when given).
+   */
+  addRmsNormBackward?(res: Tensor, weight: Tensor | null, rstd: Tensor, gResOut: Tensor | null, gNormed: Tensor,
+    gResidual: Tensor, gx: Tensor | null, gWeight: Tensor | null): void;
+  /** Whether addRmsNorm takes rows of this dtype T and width C (absent: every call); otherwise the op composes. */
+  addRmsNormSupports?(dtype: DType, cols: number): boolean;
+
   // Multi-tensor optimizer kernels (src/optim uses them per device when present; see MultiTensor).
   adamwStep?(t: AdamWTensors, c: AdamWCoefficients, options?: MultiTensorOptions): void;
   cameStep?(t: CAMETensors, c: CAMECoefficients, options?: MultiTensorOptions): void;

@@ -15,6 +15,7 @@ export * from './interpolate.js';
 export * from './scan.js';
 export * from './causal-conv1d.js';
 export { linearGelu, mlpGelu, fusedGeluDisabled } from './linear-gelu.js';
+export { addRmsNorm, type AddRmsNormResult } from './add-rms-norm.js';
 export { backward, grad, unbroadcast } from '../autograd/engine.js';
 export { noGrad, enableGrad, isGradEnabled } from '../autograd/grad-mode.js';
 export { checkpoint } from '../autograd/checkpoint.js';

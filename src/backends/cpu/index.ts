@@ -16,6 +16,7 @@ import { interpolateKernels } from './kernels/interpolate.js';
 import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { scanKernels } from './kernels/scan.js';
 import { modulateKernels } from './kernels/modulate.js';
+import { addRmsNormKernels } from './kernels/add-rms-norm.js';
 
 const kernels: Kernels = {
   ...elementwiseKernels,
@@ -31,8 +32,8 @@ const kernels: Kernels = {
 
 export class CpuBackend implements Backend {
   readonly kernels = kernels;
-  /** The adaLN modulation kernels (the reference for other backends'); attention and the optimizers compose. */
-  readonly fused: FusedKernels = { ...modulateKernels };
+  /** The adaLN modulation and add + RMSNorm kernels (the reference for other backends'); attention and the optimizers compose. */
+  readonly fused: FusedKernels = { ...modulateKernels, ...addRmsNormKernels };
 
   constructor(readonly device: Device) {}
 

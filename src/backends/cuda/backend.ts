@@ -25,6 +25,7 @@ import { attentionKernels } from './kernels/attention.js';
 import { optimKernels } from './kernels/optim.js';
 import { modulateKernels } from './kernels/modulate.js';
 import { linearGeluKernels } from './kernels/linear-gelu.js';
+import { addRmsNormKernels } from './kernels/add-rms-norm.js';
 import type { CudaDeviceInfo } from './device.js';
 import { CudaGraph } from './graph.js';
 
@@ -58,6 +59,8 @@ export class CudaBackend implements Backend {
     Object.assign(this.fused, modulateKernels(rt));
     // Linear + GELU-tanh on cuBLASLt's GELU / DGELU epilogues (kernels/linear-gelu.ts; DIMBA_FUSED_GELU=0 leaves them out).
     Object.assign(this.fused, linearGeluKernels(rt));
+    // Residual add + RMSNorm of the Mamba blocks (kernels/add-rms-norm.ts; DIMBA_FUSED_ADD_RMSNORM=0 leaves them out).
+    Object.assign(this.fused, addRmsNormKernels(rt));
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),

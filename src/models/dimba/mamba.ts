@@ -174,6 +174,12 @@ export class MambaBlock extends Module {
   }
 
   forward(hidden: Tensor, residual: Tensor | null): MambaBlockOutput {
+    if (!this.training || this.dropPathProb === 0) {
+      // One op (add, float32 stream, RMSNorm, cast) where drop-path is inactive: a fused kernel
+      // each way on backends that have it (src/ops/add-rms-norm.ts).
+      const { residual: res, normed } = T.addRmsNorm(residual, hidden, this.norm.weight, this.norm.eps);
+      return { hidden: this.mixer.forward(normed), residual: res };
+    }
     const h32 = atLeastF32(hidden);
     const res = residual ? T.add(residual, dropPath(h32, this.dropPathProb, this.training)) : h32;
     const normed = T.cast(this.norm.forward(res), hidden.dtype);

@@ -25,13 +25,14 @@ export const INT_MATMUL_MODULE: KernelModule = { name: 'int-matmul' };
 export const ATTENTION_MODULE: KernelModule = { name: 'attention' };
 export const OPTIM_MODULE: KernelModule = { name: 'optim' };
 export const MODULATE_MODULE: KernelModule = { name: 'modulate' };
+export const ADD_RMS_NORM_MODULE: KernelModule = { name: 'add-rms-norm' };
 export const CUDNN_ATTENTION_MODULE: KernelModule = { name: 'cudnn-attention' };
 
 /** Every module (warm-kernels compiles them all; test/cuda/nvcc.test.ts checks none is missing). */
 export const ALL_MODULES: readonly KernelModule[] = [
   COPY_MODULE, ELEMENTWISE_MODULE, REDUCE_MODULE, ROWS_MODULE, INDEXING_MODULE, RANDOM_MODULE,
   SCAN_MODULE, CAUSAL_CONV1D_MODULE, CONV_MODULE, INTERPOLATE_MODULE, INT_MATMUL_MODULE,
-  ATTENTION_MODULE, OPTIM_MODULE, MODULATE_MODULE, CUDNN_ATTENTION_MODULE,
+  ATTENTION_MODULE, OPTIM_MODULE, MODULATE_MODULE, ADD_RMS_NORM_MODULE, CUDNN_ATTENTION_MODULE,
 ];
 
 /** dtype codes shared with common.cuh (load_dyn / store_dyn). */
