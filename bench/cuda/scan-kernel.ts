@@ -16,11 +16,13 @@
  *
  * Device time: CUDA events around back-to-back calls after a warm-up, median over rounds.
  *
- *   node dist/bench/cuda/scan-kernel.js [--json] [--rounds 7] [--only B16xL1024,...]
+ *   [DIMBA_SCAN_LAYOUT=auto|wide|split] node dist/bench/cuda/scan-kernel.js [--json] [--rounds 7] [--only B16xL1024,...]
+ *
+ * The layout column names the lanes a row and states a lane the launcher chose (4x4 wide, 8x2 split).
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
-import { scanGeometry } from '../../src/backends/cuda/kernels/scan.js';
+import { scanGeometry, scanLayoutFromEnv } from '../../src/backends/cuda/kernels/scan.js';
 import type { ScanGrads, ScanInputs } from '../../src/backends/backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { JSON_OPTION, ROUNDS_OPTION, cudaBackend, parseRounds, timeRounds } from './timing.js';
@@ -55,6 +57,9 @@ const ALL_SHAPES: Shape[] = [
   { name: 'B16xL256', batch: 16, len: 256, mixerViews: false, mambaSsm: null },
   // The sampler's batch-1 call: classifier-free guidance doubles it, 512 px gives 1024 tokens.
   { name: 'B2xL1024', batch: 2, len: 1024, mixerViews: false, mambaSsm: null },
+  // Dimba-L-2's training steps: 512 px batch 8, 256 px batch 32.
+  { name: 'B8xL1024', batch: 8, len: 1024, mixerViews: false, mambaSsm: null },
+  { name: 'B32xL256', batch: 32, len: 256, mixerViews: false, mambaSsm: null },
   { name: 'B16xL256 mixer views', batch: 16, len: 256, mixerViews: true, mambaSsm: null },
 ];
 const SHAPES = ALL_SHAPES.filter((s) => !args.only || args.only.split(',').includes(s.name.split(' ')[0]!));
@@ -124,6 +129,7 @@ interface Row {
   mambaSsmFwdMs: number | null;
   mambaSsmBwdMs: number | null;
   speedupVsMambaSsm: number | null;
+  layoutUsed: string;
   blocks: number;
   chunks: number;
 }
@@ -148,7 +154,7 @@ for (const s of SHAPES) {
   }
   const bytes = scanBytes(s.batch, s.len);
   const frac = (b: number, ms: number) => b / (ms / 1000) / COPY_BYTES_PER_S;
-  const geo = scanGeometry({ batch: s.batch, dim: DIM, len: s.len, nState: N, groups: 1 }, 'float32');
+  const geo = scanGeometry({ batch: s.batch, dim: DIM, len: s.len, nState: N, groups: 1 }, 'float32', scanLayoutFromEnv(), backend.info.multiprocessors);
   results.push({
     shape: s.name, batch: s.batch, len: s.len, layout: s.mixerViews ? 'mixer views' : 'contiguous',
     fwdMs, bwdMs, totalMs: fwdMs + bwdMs, fwdBytes: bytes.forward, bwdBytes: bytes.backward,
@@ -156,7 +162,7 @@ for (const s of SHAPES) {
     totalFraction: frac(bytes.forward + bytes.backward, fwdMs + bwdMs),
     mambaSsmFwdMs: s.mambaSsm?.[0] ?? null, mambaSsmBwdMs: s.mambaSsm?.[1] ?? null,
     speedupVsMambaSsm: s.mambaSsm ? (s.mambaSsm[0] + s.mambaSsm[1]) / (fwdMs + bwdMs) : null,
-    blocks: geo.blocks, chunks: geo.chunks,
+    layoutUsed: `${geo.lanes}x${geo.statesPerLane}`, blocks: geo.blocks, chunks: geo.chunks,
   });
   for (const t of [...keep, out, grads.du, grads.ddelta, grads.dz!, grads.dA, grads.dB, grads.dC, grads.dD!, grads.ddeltaBias!]) t.dispose();
 }
@@ -167,10 +173,10 @@ if (args.json) {
 } else {
   const f = (x: number, d = 3) => x.toFixed(d);
   console.log(`selective scan kernels (scan.cu), ${device}, Di ${DIM}, N ${N}, bf16 u/delta/z/B/C, float32 A/D/bias; fraction of 3.0 TB/s on the bytes the scan must move`);
-  console.log('| shape | layout | fwd ms | bwd ms | fwd+bwd ms | MB fwd / bwd | fwd | bwd | fwd+bwd | mamba_ssm fwd / bwd ms | speedup |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| shape | layout | lanes x states | fwd ms | bwd ms | fwd+bwd ms | MB fwd / bwd | fwd | bwd | fwd+bwd | mamba_ssm fwd / bwd ms | speedup |');
+  console.log('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    console.log(`| ${r.shape.split(' ')[0]} | ${r.layout} | ${f(r.fwdMs)} | ${f(r.bwdMs)} | ${f(r.totalMs)} | ${f(r.fwdBytes / 1e6, 0)} / ${f(r.bwdBytes / 1e6, 0)} `
+    console.log(`| ${r.shape.split(' ')[0]} | ${r.layout} | ${r.layoutUsed} | ${f(r.fwdMs)} | ${f(r.bwdMs)} | ${f(r.totalMs)} | ${f(r.fwdBytes / 1e6, 0)} / ${f(r.bwdBytes / 1e6, 0)} `
       + `| ${f(r.fwdFraction, 2)} | ${f(r.bwdFraction, 2)} | ${f(r.totalFraction, 2)} `
       + `| ${r.mambaSsmFwdMs === null ? '-' : `${r.mambaSsmFwdMs} / ${r.mambaSsmBwdMs}`} | ${r.speedupVsMambaSsm === null ? '-' : `${f(r.speedupVsMambaSsm, 2)}x`} |`);
   }

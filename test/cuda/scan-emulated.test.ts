@@ -56,6 +56,8 @@ interface Case {
   readonly softplus: boolean;
   /** Operands laid out as the Dimba mixer passes them (transposed, narrowed and flipped views). */
   readonly mixerLayout: boolean;
+  /** The kernels' split layout (8 lanes of 2 states) instead of the wide one. */
+  readonly split?: boolean;
 }
 
 interface Built {
@@ -151,6 +153,7 @@ function runCase(c: Case): void {
     `type ${TYPE_NAME[c.dtype]}`,
     `dims ${c.batch} ${c.dim} ${c.len} ${c.nState} ${c.groups}`,
     `flags ${+c.softplus} ${+c.z} ${+c.D} ${+c.bias} 1`,
+    `statesPerLane ${c.split ? 2 : 4}`,
   ];
   for (const [name, o] of Object.entries(built.operands)) {
     const s = [...o.view.strides, 0, 0, 0, 0].slice(0, 4);
@@ -165,7 +168,8 @@ function runCase(c: Case): void {
   const r = spawnSync(binary, [dir], { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, `${c.name}: emulator failed (${r.signal ?? r.status}):\n${r.stderr}`);
   // The launcher's geometry (scan.ts) is the one the kernel templates compute.
-  const geo = scanGeometry({ batch: c.batch, dim: c.dim, len: c.len, nState: c.nState, groups: c.groups }, compute);
+  const geo = scanGeometry({ batch: c.batch, dim: c.dim, len: c.len, nState: c.nState, groups: c.groups }, compute, c.split ? 'split' : 'wide');
+  assert.equal(geo.statesPerLane, c.split ? 2 : 4, `${c.name}: layout`);
   assert.match(r.stdout, new RegExp(`geometry lanes ${geo.lanes} threads ${geo.threads} chunk ${geo.chunk} `
     + `rowsPerBlock ${geo.rowsPerBlock} blocks ${geo.blocks} chunks ${geo.chunks}\\b`), `${c.name}: ${r.stdout}`);
 
@@ -227,6 +231,13 @@ const CASES: Case[] = [
   { name: 'f64 B1 D3 L9 N70 mixer', dtype: 'float64', paramDtype: 'float64', batch: 1, dim: 3, len: 9, nState: 70, groups: 1, ...FULL, mixerLayout: true },
   { name: 'f16 B1 D4 L37 N16', dtype: 'float16', paramDtype: 'float32', batch: 1, dim: 4, len: 37, nState: 16, groups: 1, ...FULL, mixerLayout: false },
   { name: 'f32 B1 D1 L1 N3', dtype: 'float32', paramDtype: 'float32', batch: 1, dim: 1, len: 1, nState: 3, groups: 1, ...FULL, mixerLayout: false },
+  // The split layout (8 lanes of 2 states, 16 rows a block): partial blocks and chunks, the
+  // mixer's views, groups, fewer states than lanes hold, half types.
+  { name: 'split f32 B2 D21 L70 N16', dtype: 'float32', paramDtype: 'float32', batch: 2, dim: 21, len: 70, nState: 16, groups: 1, ...FULL, mixerLayout: false, split: true },
+  { name: 'split bf16 mixer layout B2 D40 L41 N16', dtype: 'bfloat16', paramDtype: 'float32', batch: 2, dim: 40, len: 41, nState: 16, groups: 1, ...FULL, mixerLayout: true, split: true },
+  { name: 'split f32 B1 D37 L64 N16 bare', dtype: 'float32', paramDtype: 'float32', batch: 1, dim: 37, len: 64, nState: 16, groups: 1, ...BARE, mixerLayout: false, split: true },
+  { name: 'split f32 B2 D6 L33 N5 G3', dtype: 'float32', paramDtype: 'float32', batch: 2, dim: 6, len: 33, nState: 5, groups: 3, ...FULL, mixerLayout: false, split: true },
+  { name: 'split f16 B1 D4 L37 N16', dtype: 'float16', paramDtype: 'float32', batch: 1, dim: 4, len: 37, nState: 16, groups: 1, ...FULL, mixerLayout: false, split: true },
 ];
 
 for (const c of CASES) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import {
-  SCAN_MAX_STATES, bcStrides, rowStrides, scanGeometry, scanKernelName,
+  SCAN_MAX_STATES, bcStrides, rowStrides, scanGeometry, scanKernelName, scanLayoutFromEnv,
 } from '../../src/backends/cuda/kernels/scan.js';
 import { CudaNotImplementedError } from '../../src/backends/cuda/kernels/unimplemented.js';
 
@@ -75,10 +75,34 @@ test('the backward stores the state entering every chunk but the first', () => {
 test('kernel names and operand strides', () => {
   assert.equal(scanKernelName('fwd', 'bfloat16', 4), 'scan_fwd_bf16_4');
   assert.equal(scanKernelName('bwd', 'float64', 32), 'scan_bwd_f64_32');
+  assert.equal(scanKernelName('fwd', 'bfloat16', 8, 2), 'scan_fwd_bf16_8x2');
   const x = Tensor.fromHost(new Float64Array(2 * 3 * 4), [2, 4, 3], 'float64');
   assert.deepEqual(rowStrides(x), [12, 3, 1]);
   assert.deepEqual(rowStrides(ops.transpose(x, 1, 2)), [12, 1, 3]);
   assert.deepEqual(rowStrides(ops.flip(ops.transpose(x, 1, 2), [2])), [12, 1, -3]);
   assert.deepEqual(rowStrides(null), [0, 0, 0]);
   assert.deepEqual(bcStrides(ops.unsqueeze(ops.transpose(x, 1, 2), 1)).filter((_, i) => i !== 1), [12, 1, 3]);
+});
+
+test('the split layout (8 lanes of 2 states) serves small batches of up to 16 states in float compute', () => {
+  const dimba = (batch: number, layout: 'auto' | 'wide' | 'split', sms = 132) =>
+    scanGeometry({ batch, dim: 2304, len: 1024, nState: 16, groups: 1 }, 'float32', layout, sms);
+  // The sampler's batch 1 (2 rows of the CFG batch): 144 wide blocks, fewer than 3 a multiprocessor.
+  const small = dimba(2, 'auto');
+  assert.deepEqual([small.lanes, small.statesPerLane, small.paddedStates, small.rowsPerBlock, small.blocks], [8, 2, 16, 16, 288]);
+  assert.equal(small.boundsElements, (1024 / 16 - 1) * 2 * 2304 * 16);
+  // Batch 16 fills the device with the wide layout; an unknown device count keeps it too.
+  assert.equal(dimba(16, 'auto').statesPerLane, 4);
+  assert.equal(dimba(2, 'auto', 0).statesPerLane, 4);
+  assert.equal(dimba(16, 'split').statesPerLane, 2);
+  assert.equal(dimba(2, 'wide').statesPerLane, 4);
+  // Beyond 16 states, or in float64, there is no split kernel: wide.
+  assert.equal(scanGeometry({ ...base, nState: 17 }, 'float32', 'split').statesPerLane, 4);
+  assert.equal(scanGeometry({ ...base, nState: 16 }, 'float64', 'split').statesPerLane, 4);
+});
+
+test('DIMBA_SCAN_LAYOUT names a layout or fails naming the value', () => {
+  assert.equal(scanLayoutFromEnv(undefined), 'auto');
+  assert.equal(scanLayoutFromEnv(' split '), 'split');
+  assert.throws(() => scanLayoutFromEnv('narrow'), /DIMBA_SCAN_LAYOUT="narrow": expected auto, wide or split/);
 });

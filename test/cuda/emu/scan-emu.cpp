@@ -23,6 +23,7 @@ struct Spec {
   std::string type;
   long long B = 0, D = 0, L = 0, N = 0, G = 0;
   int softplus = 0, hasZ = 0, hasD = 0, hasBias = 0, wantLast = 0;
+  int statesPerLane = 4;  // 2: the split layout (8 lanes of 2 states for up to 16 states)
   std::map<std::string, View> views;
 };
 
@@ -32,6 +33,7 @@ Spec readSpec() {
     if (key == "type") in >> s.type;
     else if (key == "dims") in >> s.B >> s.D >> s.L >> s.N >> s.G;
     else if (key == "flags") in >> s.softplus >> s.hasZ >> s.hasD >> s.hasBias >> s.wantLast;
+    else if (key == "statesPerLane") in >> s.statesPerLane;
     else if (key == "view") {
       std::string name;
       View v;
@@ -48,9 +50,9 @@ template <class S> std::vector<double> fromCompute(const std::vector<S>& v) { re
 ScanRowStrides rowStrides(const View& v) { return {v.stride[0], v.stride[1], v.stride[2]}; }
 ScanBcStrides bcStrides(const View& v) { return {v.stride[0], v.stride[1], v.stride[2], v.stride[3]}; }
 
-template <class T, int P> void run(const Spec& s) {
+template <class T, int P, int SPT> void run(const Spec& s) {
   typedef typename Ty<T>::C S;
-  typedef ScanCfg<S, P> Cfg;
+  typedef ScanCfg<S, P, SPT> Cfg;
   const long long rows = s.B * s.D;
   const long long cpg = s.D / s.G;
   const long long blocks = s.B * s.G * ((cpg + Cfg::RB - 1) / Cfg::RB);
@@ -77,7 +79,7 @@ template <class T, int P> void run(const Spec& s) {
   std::vector<T> out(rows * s.L);
   std::vector<S> last(s.wantLast ? rows * s.N : 0);
   emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
-    scan_forward_body<T, P>(u.data() + vu.offset, delta.data() + vdl.offset, pz, Bm.data() + vB.offset,
+    scan_forward_body<T, P, SPT>(u.data() + vu.offset, delta.data() + vdl.offset, pz, Bm.data() + vB.offset,
         Cm.data() + vC.offset, A.data(), pD, pbias, out.data(), s.wantLast ? last.data() : nullptr, s.D, s.L, s.N, s.G,
         rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), s.softplus);
   });
@@ -89,7 +91,7 @@ template <class T, int P> void run(const Spec& s) {
   std::vector<S> dD(s.D, (S)0), dbias(s.D, (S)0);
   std::vector<S> bounds(chunks > 1 ? (chunks - 1) * rows * Cfg::NPAD : 0);
   emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
-    scan_backward_body<T, P>(u.data() + vu.offset, delta.data() + vdl.offset, pz, gy.data() + vg.offset,
+    scan_backward_body<T, P, SPT>(u.data() + vu.offset, delta.data() + vdl.offset, pz, gy.data() + vg.offset,
         Bm.data() + vB.offset, Cm.data() + vC.offset, A.data(), pD, pbias, du.data(), ddelta.data(),
         s.hasZ ? dz.data() : nullptr, dA.data(), dB.data(), dC.data(), s.hasD ? dD.data() : nullptr,
         s.hasBias ? dbias.data() : nullptr, bounds.empty() ? nullptr : bounds.data(), s.B, s.D, s.L, s.N, s.G,
@@ -106,10 +108,16 @@ template <class T, int P> void run(const Spec& s) {
 }
 
 template <class T> void runType(const Spec& s) {
-  if (s.N <= 16) run<T, 4>(s);
-  else if (s.N <= 32) run<T, 8>(s);
-  else if (s.N <= 64) run<T, 16>(s);
-  else run<T, 32>(s);
+  if (s.statesPerLane == 2) {
+    if constexpr (sizeof(typename Ty<T>::C) == 4) {
+      if (s.N <= 16) return run<T, 8, 2>(s);
+    }
+    throw std::runtime_error("the split layout takes float compute and at most 16 states");
+  }
+  if (s.N <= 16) run<T, 4, 4>(s);
+  else if (s.N <= 32) run<T, 8, 4>(s);
+  else if (s.N <= 64) run<T, 16, 4>(s);
+  else run<T, 32, 4>(s);
 }
 
 }  // namespace

@@ -35,7 +35,6 @@
 // registers over the whole sequence and added once per (row, n) or row.
 #include "common.cuh"
 
-#define SCAN_SPT 4
 
 // Strides (elements, any sign) of a [B, D, L] operand and of a [B, G, N, L] operand.
 struct ScanRowStrides { long long b, d, t; };
@@ -107,10 +106,11 @@ template <> struct ScanExp<double> {
 template <class S> __device__ __forceinline__ S scan_sigmoid(S x) { return ScanExp<S>::sigmoid(x); }
 
 // Launch geometry per compute type S and P lanes a row (mirrored by scanGeometry in scan.ts).
-template <class S, int P_> struct ScanCfg {
+template <class S, int P_, int SPT_ = 4> struct ScanCfg {
   static constexpr int P = P_;
+  static constexpr int SPT = SPT_;
   static constexpr int BITS = P == 4 ? 2 : P == 8 ? 3 : P == 16 ? 4 : 5;
-  static constexpr int NPAD = P * SCAN_SPT;
+  static constexpr int NPAD = P * SPT;
   // double halves the block so every shared buffer stays within the 48 KB of static shared memory.
   static constexpr int THREADS = sizeof(S) == 8 ? 64 : 128;
   // K · SPT states per lane are kept through the backward's reverse sweep (64 registers in float;
@@ -125,23 +125,31 @@ template <class S, int P_> struct ScanCfg {
   // Blocks per SM the register allocation must allow, for the hot 16-state float configuration:
   // 3 (about 170 registers a thread) keep 12 warps per SM busy, and put the 1152 blocks of a B16
   // Dimba-L-2 scan (36,864 rows) in 2.9 waves on 132 SMs (4 would give 2.2: a thin last wave).
-  static constexpr int MIN_BLOCKS_FWD = (sizeof(S) == 4 && P == 4) ? 3 : 1;
-  static constexpr int MIN_BLOCKS_BWD = (sizeof(S) == 4 && P == 4) ? 3 : 1;
+  // The two-states-a-lane configuration (small batches) holds half the states and decays.
+  static constexpr int MIN_BLOCKS_FWD = SPT == 2 ? 4 : (sizeof(S) == 4 && P == 4) ? 3 : 1;
+  static constexpr int MIN_BLOCKS_BWD = SPT == 2 ? 3 : (sizeof(S) == 4 && P == 4) ? 3 : 1;
+  // Whether the staging items tile [RB rows][K steps] and [K steps][NPAD states] exactly, so a
+  // full tile (all rows of the block, all steps of the chunk, all states) needs no item checks.
+  static constexpr bool ROWS_EXACT = EPT * THREADS == RB * K;
+  static constexpr bool BC_EXACT = EB * THREADS == K * NPAD;
   static_assert(K % 4 == 0, "steps are handled in groups of 4");
 };
 
-template <class S> struct alignas(16) ScanV4 { S v[4]; };
-template <class S> __device__ __forceinline__ void ld4(const S* p, S (&v)[4]) {
-  const ScanV4<S> q = *reinterpret_cast<const ScanV4<S>*>(p);
+// N consecutive values as one access (at most 16 bytes aligned: a double x4 is two).
+template <class S, int N> struct alignas(sizeof(S) * N < 16 ? sizeof(S) * N : 16) ScanVec { S v[N]; };
+template <int N, class S> __device__ __forceinline__ void ldv(const S* p, S (&v)[N]) {
+  const ScanVec<S, N> q = *reinterpret_cast<const ScanVec<S, N>*>(p);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) v[i] = q.v[i];
+  for (int i = 0; i < N; ++i) v[i] = q.v[i];
 }
-template <class S> __device__ __forceinline__ void st4(S* p, const S (&v)[4]) {
-  ScanV4<S> q;
+template <int N, class S> __device__ __forceinline__ void stv(S* p, const S (&v)[N]) {
+  ScanVec<S, N> q;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) q.v[i] = v[i];
-  *reinterpret_cast<ScanV4<S>*>(p) = q;
+  for (int i = 0; i < N; ++i) q.v[i] = v[i];
+  *reinterpret_cast<ScanVec<S, N>*>(p) = q;
 }
+template <class S> __device__ __forceinline__ void ld4(const S* p, S (&v)[4]) { ldv<4>(p, v); }
+template <class S> __device__ __forceinline__ void st4(S* p, const S (&v)[4]) { stv<4>(p, v); }
 
 // Four float atomics in one instruction where the target allows (sm_90), else four.
 __device__ __forceinline__ void scan_red4(float* p, const float (&v)[4]) {
@@ -230,6 +238,13 @@ __device__ __forceinline__ void fetch_rows(const T* p, const ScanRowStrides& s, 
   const ScanTileMap m = scan_tile_map<Cfg::RB, Cfg::K, Cfg::THREADS>(dfast);
   const T* base = p + w.b * s.b + (w.d0 + m.r0) * s.d + (t0 + m.k0) * s.t;
   const long long step = m.rstep * s.d + m.kstep * s.t;
+  if (Cfg::ROWS_EXACT && w.rows == Cfg::RB && t0 + Cfg::K <= len) {
+    // A full tile (every chunk but a partial last one, every block but a group's partial last):
+    // no per-item checks.
+#pragma unroll
+    for (int i = 0; i < Cfg::EPT; ++i) reg[i] = base[i * step];
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < Cfg::EPT; ++i) {
     const int r = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
@@ -244,7 +259,7 @@ __device__ __forceinline__ void put_rows(S (*dst)[Cfg::K + 1], const ScanRowStri
 #pragma unroll
   for (int i = 0; i < Cfg::EPT; ++i) {
     const int r = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
-    if (r < Cfg::RB && k < Cfg::K) dst[r][k] = Ty<T>::load(reg[i]);
+    if (Cfg::ROWS_EXACT || (r < Cfg::RB && k < Cfg::K)) dst[r][k] = Ty<T>::load(reg[i]);
   }
 }
 
@@ -267,6 +282,11 @@ __device__ __forceinline__ void fetch_bc(const T* p, const ScanBcStrides& s, con
   const ScanTileMap m = scan_bc_map<Cfg>(!scan_unit(s.t) && scan_unit(s.n));
   const T* base = p + w.b * s.b + w.g * s.g + m.r0 * s.n + (t0 + m.k0) * s.t;
   const long long step = m.rstep * s.n + m.kstep * s.t;
+  if (Cfg::BC_EXACT && nstate == Cfg::NPAD && t0 + Cfg::K <= len) {
+#pragma unroll
+    for (int i = 0; i < Cfg::EB; ++i) reg[i] = base[i * step];
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < Cfg::EB; ++i) {
     const int n = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
@@ -280,7 +300,7 @@ __device__ __forceinline__ void put_bc(S (*dst)[Cfg::NPAD + 4], const ScanBcStri
 #pragma unroll
   for (int i = 0; i < Cfg::EB; ++i) {
     const int n = m.r0 + i * m.rstep, k = m.k0 + i * m.kstep;
-    if (n < Cfg::NPAD && k < Cfg::K) dst[k][n] = Ty<T>::load(reg[i]);
+    if (Cfg::BC_EXACT || (n < Cfg::NPAD && k < Cfg::K)) dst[k][n] = Ty<T>::load(reg[i]);
   }
 }
 
@@ -306,13 +326,13 @@ template <class S, class Cfg> struct ScanFwdSmem {
   S bias[Cfg::RB], skip[Cfg::RB];
 };
 
-template <class T, int P>
+template <class T, int P, int SPT>
 __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const T* Bm, const T* Cm,
     const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
     T* out, typename Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups,
     ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) {
   typedef typename Ty<T>::C S;
-  typedef ScanCfg<S, P> Cfg;
+  typedef ScanCfg<S, P, SPT> Cfg;
   typedef ScanExp<S> Exp;
   constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB;
   __shared__ ScanFwdSmem<S, Cfg> sm;
@@ -324,12 +344,12 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
   const int lane = tid & 31;
   const int r = (tid >> 5) * Cfg::RW + lane / P;  // this lane's row in the block
   const int nl = lane % P;
-  const int n0 = nl * SCAN_SPT;
+  const int n0 = nl * SPT;
   const bool rowOk = r < w.rows;
   const long long d = w.d0 + (rowOk ? r : 0);
-  S a2[SCAN_SPT], x[SCAN_SPT];
+  S a2[SPT], x[SPT];
 #pragma unroll
-  for (int s = 0; s < SCAN_SPT; ++s) {
+  for (int s = 0; s < SPT; ++s) {
     const long long n = n0 + s;
     a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
     x[s] = (S)0;
@@ -349,6 +369,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
   fetch_bc<T, Cfg>(Cm, sC, w, 0, len, nstate, rC);
   for (long long c = 0; c < chunks; ++c) {
     const long long t0 = c * K;
+    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
     __syncthreads();
     put_rows<T, Cfg>(sm.raw[0], su, ru);
     put_rows<T, Cfg>(sm.raw[1], sdl, rdl);
@@ -367,10 +388,10 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
 #pragma unroll
     for (int i = 0; i < EPT; ++i) {
       const int rr = mr0 + i * MSTEP, k = mk;
-      if (rr < Cfg::RB) {
+      if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         S slope;
         S dt = scan_step(sm.raw[1][rr][k] + sm.bias[rr], softplus, slope);
-        if (rr >= w.rows || t0 + k >= len) dt = (S)0;
+        if (!full && (rr >= w.rows || t0 + k >= len)) dt = (S)0;
         sm.dt[rr][k] = dt;
         sm.dtu[rr][k] = dt * sm.raw[0][rr][k];
       }
@@ -383,12 +404,12 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
       ld4(&sm.dtu[r][kb], dtu4);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        S Bv[4], Cv[4];
-        ld4(&sm.Bt[kb + j][n0], Bv);
-        ld4(&sm.Ct[kb + j][n0], Cv);
+        S Bv[SPT], Cv[SPT];
+        ldv<SPT>(&sm.Bt[kb + j][n0], Bv);
+        ldv<SPT>(&sm.Ct[kb + j][n0], Cv);
         S acc = (S)0;
 #pragma unroll
-        for (int s = 0; s < SCAN_SPT; ++s) {
+        for (int s = 0; s < SPT; ++s) {
           x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
           acc += Cv[s] * x[s];
         }
@@ -402,8 +423,8 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
 #pragma unroll
     for (int i = 0; i < EPT; ++i) {
       const int rr = mr0 + i * MSTEP, k = mk;
-      if (rr < Cfg::RB) {
-        if (rr < w.rows && t0 + k < len) {
+      if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
+        if (full || (rr < w.rows && t0 + k < len)) {
           S o = sm.y[rr][k] + sm.skip[rr] * sm.raw[0][rr][k];
           if (z) {
             const S zv = sm.raw[2][rr][k];
@@ -416,7 +437,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
   }
   if (last && rowOk) {
 #pragma unroll
-    for (int s = 0; s < SCAN_SPT; ++s) {
+    for (int s = 0; s < SPT; ++s) {
       if (n0 + s < nstate) last[(w.b * dim + d) * nstate + n0 + s] = x[s];
     }
   }
@@ -450,7 +471,7 @@ template <class S, class Cfg> struct ScanBwdSmem {
   S bias[Cfg::RB], skip[Cfg::RB];
 };
 
-template <class T, int P>
+template <class T, int P, int SPT>
 __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const T* gy, const T* Bm, const T* Cm,
     const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
     T* du, T* ddelta, T* dz, typename Ty<T>::C* dA, typename Ty<T>::C* dB, typename Ty<T>::C* dC,
@@ -459,7 +480,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg,
     ScanBcStrides sB, ScanBcStrides sC, int softplus) {
   typedef typename Ty<T>::C S;
-  typedef ScanCfg<S, P> Cfg;
+  typedef ScanCfg<S, P, SPT> Cfg;
   typedef ScanExp<S> Exp;
   constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB, NPAD = Cfg::NPAD;
   __shared__ ScanBwdSmem<S, Cfg> sm;
@@ -473,14 +494,14 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   const int rl = lane / P;
   const int r = warp * Cfg::RW + rl;
   const int nl = lane % P;
-  const int n0 = nl * SCAN_SPT;
+  const int n0 = nl * SPT;
   const bool rowOk = r < w.rows;
   const long long d = w.d0 + (rowOk ? r : 0);
   const long long rowsAll = batch * dim;
   const long long row = w.b * dim + d;
-  S a2[SCAN_SPT], x[SCAN_SPT];
+  S a2[SPT], x[SPT];
 #pragma unroll
-  for (int s = 0; s < SCAN_SPT; ++s) {
+  for (int s = 0; s < SPT; ++s) {
     const long long n = n0 + s;
     a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
     x[s] = (S)0;
@@ -499,6 +520,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   fetch_bc<T, Cfg>(Bm, sB, w, 0, len, nstate, rB);
   for (long long c = 0; c < chunks - 1; ++c) {
     const long long t0 = c * K;
+    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
     __syncthreads();
     put_rows<T, Cfg>(sm.st.raw[0], su, ru);
     put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
@@ -512,10 +534,10 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 #pragma unroll
     for (int i = 0; i < EPT; ++i) {
       const int rr = mr0 + i * MSTEP, k = mk;
-      if (rr < Cfg::RB) {
+      if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         S slope;
         S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
-        if (rr >= w.rows || t0 + k >= len) dt = (S)0;
+        if (!full && (rr >= w.rows || t0 + k >= len)) dt = (S)0;
         sm.dt[rr][k] = dt;
         sm.dtu[rr][k] = dt * sm.st.raw[0][rr][k];
       }
@@ -528,20 +550,20 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       ld4(&sm.dtu[r][kb], dtu4);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        S Bv[4];
-        ld4(&sm.Bt[kb + j][n0], Bv);
+        S Bv[SPT];
+        ldv<SPT>(&sm.Bt[kb + j][n0], Bv);
 #pragma unroll
-        for (int s = 0; s < SCAN_SPT; ++s) x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
+        for (int s = 0; s < SPT; ++s) x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
       }
     }
-    if (rowOk) st4(&bounds[(c * rowsAll + row) * NPAD + n0], x);
+    if (rowOk) stv<SPT>(&bounds[(c * rowsAll + row) * NPAD + n0], x);
   }
 
   // Pass 2: chunks in reverse.
   // lamE: λ_{t+1} exp(Δ_{t+1} A), which both λ_t and ∂loss/∂(Δ_{t+1} A) use.
-  S lamE[SCAN_SPT], accA[SCAN_SPT];
+  S lamE[SPT], accA[SPT];
 #pragma unroll
-  for (int s = 0; s < SCAN_SPT; ++s) { lamE[s] = (S)0; accA[s] = (S)0; }
+  for (int s = 0; s < SPT; ++s) { lamE[s] = (S)0; accA[s] = (S)0; }
   S accD[EPT], accBias[EPT];
 #pragma unroll
   for (int i = 0; i < EPT; ++i) { accD[i] = (S)0; accBias[i] = (S)0; }
@@ -557,6 +579,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   }
   for (long long c = chunks - 1; c >= 0; --c) {
     const long long t0 = c * K;
+    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
     __syncthreads();
     put_rows<T, Cfg>(sm.st.raw[0], su, ru);
     put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
@@ -572,11 +595,11 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       fetch_bc<T, Cfg>(Bm, sB, w, t0 - K, len, nstate, rB);
       fetch_bc<T, Cfg>(Cm, sC, w, t0 - K, len, nstate, rC);
     }
-    S x0[SCAN_SPT];
-    if (c > 0 && rowOk) ld4(&bounds[((c - 1) * rowsAll + row) * NPAD + n0], x0);
+    S x0[SPT];
+    if (c > 0 && rowOk) ldv<SPT>(&bounds[((c - 1) * rowsAll + row) * NPAD + n0], x0);
     else {
 #pragma unroll
-      for (int s = 0; s < SCAN_SPT; ++s) x0[s] = (S)0;
+      for (int s = 0; s < SPT; ++s) x0[s] = (S)0;
     }
     __syncthreads();
     // Per (row, step): Δ_t, Δ_t u_t and g_t = gy_t silu(z_t); kept for the outputs below: u_t,
@@ -586,8 +609,8 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     for (int i = 0; i < EPT; ++i) {
       const int rr = mr0 + i * MSTEP, k = mk;
       keepGz[i] = (S)0;
-      if (rr < Cfg::RB) {
-        const bool ok = rr < w.rows && t0 + k < len;
+      if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
+        const bool ok = full || (rr < w.rows && t0 + k < len);
         S slope;
         S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
         const S uv = sm.st.raw[0][rr][k];
@@ -609,9 +632,9 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     __syncthreads();
 
     // Recompute the chunk's states (and y_t for the gate's gradient).
-    S xs[K][SCAN_SPT];
+    S xs[K][SPT];
 #pragma unroll
-    for (int s = 0; s < SCAN_SPT; ++s) x[s] = x0[s];
+    for (int s = 0; s < SPT; ++s) x[s] = x0[s];
 #pragma unroll
     for (int kb = 0; kb < K; kb += 4) {
       S dt4[4], dtu4[4], yp[4];
@@ -619,12 +642,16 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       ld4(&sm.dtu[r][kb], dtu4);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        S Bv[4], Cv[4] = {(S)0, (S)0, (S)0, (S)0};
-        ld4(&sm.Bt[kb + j][n0], Bv);
+        S Bv[SPT], Cv[SPT];
+        ldv<SPT>(&sm.Bt[kb + j][n0], Bv);
         S acc = (S)0;
-        if (z) ld4(&sm.Ct[kb + j][n0], Cv);
+        if (z) ldv<SPT>(&sm.Ct[kb + j][n0], Cv);
+        else {
 #pragma unroll
-        for (int s = 0; s < SCAN_SPT; ++s) {
+          for (int s = 0; s < SPT; ++s) Cv[s] = (S)0;
+        }
+#pragma unroll
+        for (int s = 0; s < SPT; ++s) {
           x[s] = Exp::decay(dt4[j], a2[s]) * x[s] + dtu4[j] * Bv[s];
           xs[kb + j][s] = x[s];
           if (z) acc += Cv[s] * x[s];
@@ -648,12 +675,12 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 #pragma unroll
       for (int j = 3; j >= 0; --j) {
         const int k = kb + j;
-        S Bv[4], Cv[4], vB[4], vC[4];
-        ld4(&sm.Bt[k][n0], Bv);
-        ld4(&sm.Ct[k][n0], Cv);
+        S Bv[SPT], Cv[SPT], vB[SPT], vC[SPT];
+        ldv<SPT>(&sm.Bt[k][n0], Bv);
+        ldv<SPT>(&sm.Ct[k][n0], Cv);
         S sb = (S)0, sa = (S)0;
 #pragma unroll
-        for (int s = 0; s < SCAN_SPT; ++s) {
+        for (int s = 0; s < SPT; ++s) {
           const S lam = g4[j] * Cv[s] + lamE[s];
           const S xPrev = k > 0 ? xs[k - 1][s] : x0[s];
           lamE[s] = lam * Exp::decay(dt4[j], a2[s]);
@@ -668,11 +695,11 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
         sums[j] = sb;
         sums[4 + j] = Exp::unscale(sa);
         if constexpr (Cfg::RW > 1) {
-          st4(&sm.st.wst[warp][rl][j * 2 * NPAD + n0], vB);
-          st4(&sm.st.wst[warp][rl][j * 2 * NPAD + NPAD + n0], vC);
+          stv<SPT>(&sm.st.wst[warp][rl][j * 2 * NPAD + n0], vB);
+          stv<SPT>(&sm.st.wst[warp][rl][j * 2 * NPAD + NPAD + n0], vC);
         } else {
-          st4(&sm.blk[warp][k][n0], vB);
-          st4(&sm.blk[warp][k][NPAD + n0], vC);
+          stv<SPT>(&sm.blk[warp][k][n0], vB);
+          stv<SPT>(&sm.blk[warp][k][NPAD + n0], vC);
         }
       }
       int first = 0;
@@ -733,7 +760,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 #pragma unroll
     for (int i = 0; i < EPT; ++i) {
       const int rr = mr0 + i * MSTEP, k = mk;
-      if (rr < Cfg::RB) {
+      if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         const S g = sm.g[rr][k];
         const S sbv = sm.sumB[rr][k];
         const S skip = sm.skip[rr];
@@ -741,7 +768,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
         const S gd = (uv * sbv + sm.sumA[rr][k]) * sm.slope[rr][k];
         accD[i] += g * uv;
         accBias[i] += gd;
-        if (rr < w.rows && t0 + k < len) {
+        if (full || (rr < w.rows && t0 + k < len)) {
           const long long o = (w.b * dim + w.d0 + rr) * len + t0 + k;
           du[o] = Ty<T>::store(g * skip + sm.dt[rr][k] * sbv);
           ddelta[o] = Ty<T>::store(gd);
@@ -754,7 +781,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   // dA over the batch; dD and dbias over the batch and the K threads that shared each row.
   if (rowOk) {
 #pragma unroll
-    for (int s = 0; s < SCAN_SPT; ++s) if (n0 + s < nstate) atomicAdd(&dA[d * nstate + n0 + s], accA[s]);
+    for (int s = 0; s < SPT; ++s) if (n0 + s < nstate) atomicAdd(&dA[d * nstate + n0 + s], accA[s]);
   }
 #pragma unroll
   for (int i = 0; i < EPT; ++i) {
@@ -772,26 +799,34 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   }
 }
 
-#define DIMBA_SCAN(name, T, P) \
-  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P>::THREADS, ScanCfg<Ty<T>::C, P>::MIN_BLOCKS_FWD) scan_fwd_##name##_##P( \
+#define DIMBA_SCAN(name, T, P, SPT, tag) \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_FWD) \
+  scan_fwd_##name##_##tag( \
       const T* u, const T* delta, const T* z, const T* Bm, const T* Cm, const Ty<T>::C* A, const Ty<T>::C* Dv, \
       const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups, \
       ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) { \
-    scan_forward_body<T, P>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, sC, \
-      softplus); \
+    scan_forward_body<T, P, SPT>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, \
+      sC, softplus); \
   } \
-  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P>::THREADS, ScanCfg<Ty<T>::C, P>::MIN_BLOCKS_BWD) scan_bwd_##name##_##P( \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_BWD) \
+  scan_bwd_##name##_##tag( \
       const T* u, const T* delta, const T* z, const T* gy, const T* Bm, const T* Cm, const Ty<T>::C* A, \
       const Ty<T>::C* Dv, const Ty<T>::C* bias, T* du, T* ddelta, T* dz, Ty<T>::C* dA, Ty<T>::C* dB, Ty<T>::C* dC, \
       Ty<T>::C* dD, Ty<T>::C* dbias, Ty<T>::C* bounds, long long batch, long long dim, long long len, long long nstate, \
       long long groups, ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg, ScanBcStrides sB, \
       ScanBcStrides sC, int softplus) { \
-    scan_backward_body<T, P>(u, delta, z, gy, Bm, Cm, A, Dv, bias, du, ddelta, dz, dA, dB, dC, dD, dbias, bounds, \
+    scan_backward_body<T, P, SPT>(u, delta, z, gy, Bm, Cm, A, Dv, bias, du, ddelta, dz, dA, dB, dC, dD, dbias, bounds, \
       batch, dim, len, nstate, groups, su, sdl, sz, sg, sB, sC, softplus); \
   }
-// Lanes per row: 4, 8, 16 or 32 (up to 16, 32, 64 or 128 states).
-#define DIMBA_SCAN_TYPE(name, T) DIMBA_SCAN(name, T, 4) DIMBA_SCAN(name, T, 8) DIMBA_SCAN(name, T, 16) DIMBA_SCAN(name, T, 32)
+// Lanes per row with 4 states each: 4, 8, 16 or 32 (up to 16, 32, 64 or 128 states). For small
+// batches (few rows) a 16-state row can instead take 8 lanes of 2 states ("8x2"): twice the warps
+// for the same rows, at the cost of one more shuffle level per reduction.
+#define DIMBA_SCAN_TYPE(name, T) DIMBA_SCAN(name, T, 4, 4, 4) DIMBA_SCAN(name, T, 8, 4, 8) DIMBA_SCAN(name, T, 16, 4, 16) \
+  DIMBA_SCAN(name, T, 32, 4, 32)
 DIMBA_SCAN_TYPE(f32, float)
 DIMBA_SCAN_TYPE(f64, double)
 DIMBA_SCAN_TYPE(bf16, bf16)
 DIMBA_SCAN_TYPE(f16, f16)
+DIMBA_SCAN(f32, float, 8, 2, 8x2)
+DIMBA_SCAN(bf16, bf16, 8, 2, 8x2)
+DIMBA_SCAN(f16, f16, 8, 2, 8x2)

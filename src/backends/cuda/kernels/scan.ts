@@ -26,11 +26,35 @@ export interface ScanProblem {
   readonly groups: number;
 }
 
+/**
+ * How a row's states are spread over lanes: 'wide' = 4 states a lane (4, 8, 16 or 32 lanes a row),
+ * 'split' = 2 states a lane for up to 16 states (8 lanes a row; twice the warps per row, which
+ * pays when the batch has too few rows to fill the GPU: the sampler's batch 1), 'auto' picks.
+ */
+export type ScanLayout = 'auto' | 'wide' | 'split';
+
+/**
+ * 'auto' takes the split layout when the wide one would not fill one wave at 3 blocks (12 warps) a
+ * multiprocessor: below that, each warp walks the whole sequence with nothing to hide its latency.
+ */
+const SPLIT_BELOW_BLOCKS_PER_SM = 3;
+
+/** DIMBA_SCAN_LAYOUT=auto|wide|split (benchmarks compare the two layouts on one shape). */
+export function scanLayoutFromEnv(value = process.env.DIMBA_SCAN_LAYOUT): ScanLayout {
+  const v = (value ?? 'auto').trim() || 'auto';
+  if (v !== 'auto' && v !== 'wide' && v !== 'split') {
+    throw new RangeError(`DIMBA_SCAN_LAYOUT=${JSON.stringify(value)}: expected auto, wide or split`);
+  }
+  return v;
+}
+
 /** How scan.cu splits one problem (mirrors ScanCfg there; pure, so the CPU tests check it). */
 export interface ScanGeometry {
-  /** Lanes of a warp per (batch, channel) row, each holding 4 of its states. */
+  /** Lanes of a warp per (batch, channel) row. */
   readonly lanes: number;
-  /** States per row rounded up to lanes * 4 (the kernels' padded state count). */
+  /** States each lane holds: 4, or 2 in the split layout. */
+  readonly statesPerLane: number;
+  /** States per row rounded up to lanes * statesPerLane (the kernels' padded state count). */
   readonly paddedStates: number;
   readonly threads: number;
   /** Time steps per chunk. */
@@ -44,32 +68,42 @@ export interface ScanGeometry {
   readonly boundsElements: number;
 }
 
-export function scanGeometry(p: ScanProblem, compute: 'float32' | 'float64'): ScanGeometry {
+/**
+ * multiprocessors: the device's count, for the 'auto' layout (0 = unknown: wide). The split layout
+ * exists for float compute and up to 16 states; elsewhere it falls back to wide.
+ */
+export function scanGeometry(p: ScanProblem, compute: 'float32' | 'float64', layout: ScanLayout = 'wide', multiprocessors = 0): ScanGeometry {
   const { batch, dim, len, nState, groups } = p;
   if (!Number.isInteger(nState) || nState < 1) throw new RangeError(`selectiveScan: N = ${nState} states; need at least 1`);
   if (nState > SCAN_MAX_STATES) {
     throw new CudaNotImplementedError(`selectiveScan with N = ${nState} states (the CUDA kernel takes at most ${SCAN_MAX_STATES})`);
   }
   if (groups < 1 || dim % groups !== 0) throw new RangeError(`selectiveScan: ${groups} groups do not divide dim = ${dim}`);
-  const lanes = nState <= 16 ? 4 : nState <= 32 ? 8 : nState <= 64 ? 16 : 32;
   const double = compute === 'float64';
   const threads = double ? 64 : 128;
+  const wideLanes = nState <= 16 ? 4 : nState <= 32 ? 8 : nState <= 64 ? 16 : 32;
+  const wideBlocks = batch * groups * Math.ceil(dim / groups / (threads / wideLanes));
+  const splitFits = !double && nState <= 16;
+  const split = splitFits && (layout === 'split'
+    || (layout === 'auto' && multiprocessors > 0 && wideBlocks < SPLIT_BELOW_BLOCKS_PER_SM * multiprocessors));
+  const lanes = split ? 8 : wideLanes;
+  const statesPerLane = split ? 2 : 4;
   const chunk = double ? 4 : lanes <= 8 ? 16 : lanes === 16 ? 8 : 4;
   const rowsPerBlock = threads / lanes;
   const blocksPerGroup = Math.ceil(dim / groups / rowsPerBlock);
   const chunks = Math.ceil(len / chunk);
-  const paddedStates = lanes * 4;
+  const paddedStates = lanes * statesPerLane;
   return {
-    lanes, paddedStates, threads, chunk, rowsPerBlock, blocksPerGroup,
+    lanes, statesPerLane, paddedStates, threads, chunk, rowsPerBlock, blocksPerGroup,
     blocks: batch * groups * blocksPerGroup,
     chunks,
     boundsElements: Math.max(0, chunks - 1) * batch * dim * paddedStates,
   };
 }
 
-/** Kernel names of one instantiation in scan.cu. */
-export function scanKernelName(direction: 'fwd' | 'bwd', storage: DType, lanes: number): string {
-  return `scan_${direction}_${DTYPE_SUFFIX[storage]}_${lanes}`;
+/** Kernel names of one instantiation in scan.cu ("8x2" for the split layout). */
+export function scanKernelName(direction: 'fwd' | 'bwd', storage: DType, lanes: number, statesPerLane = 4): string {
+  return `scan_${direction}_${DTYPE_SUFFIX[storage]}_${lanes}${statesPerLane === 4 ? '' : `x${statesPerLane}`}`;
 }
 
 interface Prepared {
@@ -87,7 +121,7 @@ interface Prepared {
   readonly deltaBias: Tensor | null;
 }
 
-function prepare(s: Scratch, inputs: ScanInputs): Prepared {
+function prepareFor(s: Scratch, inputs: ScanInputs, layout: ScanLayout, multiprocessors: number): Prepared {
   const { u, delta, A, B, C, D, z, deltaBias } = inputs;
   const [batch, dim, len] = u.shape as [number, number, number];
   const problem: ScanProblem = { batch, dim, len, nState: A.shape[1]!, groups: B.shape[1]! };
@@ -97,7 +131,7 @@ function prepare(s: Scratch, inputs: ScanInputs): Prepared {
   const operand = (t: Tensor) => (t.dtype === storage ? t : s.input(t, storage));
   const small = (t: Tensor | null) => (t ? s.input(t, compute) : null);
   return {
-    problem, geometry: scanGeometry(problem, compute), compute, storage,
+    problem, geometry: scanGeometry(problem, compute, layout, multiprocessors), compute, storage,
     u: operand(u), delta: operand(delta), B: operand(B), C: operand(C), z: z ? operand(z) : null,
     A: s.input(A, compute), D: small(D), deltaBias: small(deltaBias),
   };
@@ -116,6 +150,8 @@ export function bcStrides(t: Tensor): [number, number, number, number] {
 }
 
 export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'> {
+  const layout = scanLayoutFromEnv();
+  const prepare = (s: Scratch, inputs: ScanInputs) => prepareFor(s, inputs, layout, rt.info.multiprocessors);
   return {
     selectiveScan(inputs, out0, lastState0) {
       const s = new Scratch(rt);
@@ -131,7 +167,7 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
           .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z))
           .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
           .i32(inputs.deltaSoftplus ? 1 : 0);
-        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('fwd', p.storage, p.geometry.lanes)), p.geometry.blocks, p.geometry.threads);
+        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('fwd', p.storage, p.geometry.lanes, p.geometry.statesPerLane)), p.geometry.blocks, p.geometry.threads);
       }
       s.finish();
     },
@@ -161,7 +197,7 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
           .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z)).i64Struct(rowStrides(gy))
           .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
           .i32(inputs.deltaSoftplus ? 1 : 0);
-        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('bwd', p.storage, g.lanes)), g.blocks, g.threads);
+        rt.launch(rt.fn(SCAN_MODULE, scanKernelName('bwd', p.storage, g.lanes, g.statesPerLane)), g.blocks, g.threads);
       }
       s.finish();
     },
