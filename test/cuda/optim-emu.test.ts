@@ -158,7 +158,7 @@ interface Pair { cpu: Tensor; gpu: Tensor }
 class Session {
   readonly dev = new FakeDevice();
   readonly backend = { device: { kind: 'cuda', index: 0 }, kernels: {}, fused: {} } as unknown as Backend;
-  readonly kernels: Required<Pick<FusedKernels, 'adamwStep' | 'cameStep' | 'emaUpdate' | 'sumSquares' | 'scaleTensors'>>;
+  readonly kernels: Required<Pick<FusedKernels, 'adamwStep' | 'cameStep' | 'emaUpdate' | 'sumSquares' | 'scaleTensors' | 'gradNormCheck'>>;
   readonly pairs: [string, Pair, number][] = [];
 
   constructor() {
@@ -340,6 +340,105 @@ test('CAME: the emulated kernels give the formulas\' results to a last float32 b
       EMULATED.cameStep(lists('cpu'), c);
       s.kernels.cameStep(lists('gpu'), c, { cacheKey: key });
     }
+    for (const n of s.check(dir, exe)) console.log(`# ${n}`);
+  });
+});
+
+/** Writes `values` into a fake-device tensor at this point of the trace (the host rewriting a static input between replays). */
+function writeDevice(s: Session, t: Tensor, values: number[]): void {
+  const host = tensor(values, { shape: [...t.shape], dtype: t.dtype }).toHost();
+  s.dev.copy((t.storage as CudaStorage).address, new Uint8Array(host.buffer, host.byteOffset, host.byteLength).slice());
+}
+
+test('captured-step kernels: coefficients from device memory, a set skip flag changes nothing, grad_norm_check\'s arithmetic is the host\'s', { skip, timeout: 600_000 }, () => {
+  withHarness((dir, exe) => {
+    const s = new Session();
+    const list = entries([[1], [1000], [33, 31], [2, 3, 4], [300, 7], [5, 1], ...SMALL.slice(0, 6)]);
+    const params = list.map((e, i) => s.pair(`param ${i}`, tensor(lcg(numelOf(e.shape), i + 1, 0.5), { shape: e.shape, dtype: e.dtype }), 0));
+    const weights = list.map((e, i) => (e.dtype === 'float32' ? params[i]! : s.pair(`master ${i}`, tensor(params[i]!.cpu.toFloat64Array(), { shape: e.shape, dtype: 'float32' }), 0)));
+    const m = list.map((e, i) => s.pair(`exp_avg ${i}`, zeros(e.shape), 0));
+    const v = list.map((e, i) => s.pair(`exp_avg_sq ${i}`, zeros(e.shape), 0));
+    const shadows = list.map((e, i) => s.pair(`shadow ${i}`, tensor(params[i]!.cpu.toFloat64Array(), { shape: e.shape, dtype: 'float32' }), 0));
+    const scratch = (shape: number[], dtype: DType) => fakeTensor(s.dev, s.backend, shape, dtype, null);
+    const flag = { gpu: scratch([], 'int32') };
+    const coef = { gpu: scratch([8], 'float32') };
+    const options: AdamWOptions = { lr: 0.02, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 };
+    const key = {};
+    const control = { skip: flag.gpu, coefficients: coef.gpu };
+    // Steps 1 and 3 run; step 2 is skipped on the device (with coefficients that would wreck the weights).
+    let taken = 0;
+    for (let call = 1; call <= 3; call++) {
+      const skipped = call === 2;
+      const grads = list.map((e, i) => s.pair(`grad ${i} call ${call}`, tensor(lcg(numelOf(e.shape), 100 * call + i, 0.1), { shape: e.shape, dtype: e.gradDtype }), 0));
+      const lists = (side: 'cpu' | 'gpu') => ({
+        weights: weights.map((p) => p[side]), grads: grads.map((p) => p[side]), expAvg: m.map((p) => p[side]), expAvgSq: v.map((p) => p[side]),
+        halfParams: list.map((e, k) => (e.dtype === 'float32' ? null : params[k]![side])), decay: list.map((e) => e.decay),
+      });
+      const c = adamwCoefficients(skipped ? { ...options, lr: 1e6 } : options, taken + 1);
+      writeDevice(s, flag.gpu, [skipped ? 1 : 0]);
+      writeDevice(s, coef.gpu, [c.decayScale, c.lerpWeight, c.lerpFromGrad ? 1 : 0, c.beta2, c.oneMinusBeta2, c.rootBias2, c.eps, c.stepScale]);
+      // The argument coefficients are ignored on this path: pass nonsense.
+      s.kernels.adamwStep(lists('gpu'), { ...c, stepScale: NaN, decayScale: NaN }, { cacheKey: key, control });
+      s.kernels.emaUpdate(shadows.map((p) => p.gpu), params.map((p) => p.gpu), Math.fround(0.9), Math.fround(0.1), { cacheKey: key, control: { skip: flag.gpu } });
+      if (!skipped) {
+        EMULATED.adamwStep(lists('cpu'), c);
+        EMULATED.emaUpdate(shadows.map((p) => p.cpu), params.map((p) => p.cpu), Math.fround(0.9), Math.fround(0.1));
+        taken++;
+      }
+    }
+    // Rescale by a device factor (the launcher's argument ignored).
+    const src = list.map((e, i) => s.pair(`clip source ${i}`, tensor(lcg(numelOf(e.shape), 900 + i, 2), { shape: e.shape, dtype: e.gradDtype }), 0));
+    const outs = list.map((e, i) => s.pair(`clipped ${i}`, zeros(e.shape, { dtype: e.gradDtype }), 0));
+    const factor = { gpu: scratch([], 'float64') };
+    writeDevice(s, factor.gpu, [0.37]);
+    s.kernels.scaleTensors(src.map((p) => p.gpu), outs.map((p) => p.gpu), 5, { control: { skip: flag.gpu, factor: factor.gpu } });
+    EMULATED.scaleTensors(src.map((p) => p.cpu), outs.map((p) => p.cpu), 0.37);
+    // grad_norm_check against clipGradNorm's host arithmetic, for a finite, a NaN loss, an infinite sum and no clipping.
+    const cases: [number, number, number][] = [[12.25, 0.5, 1], [12.25, NaN, 1], [Infinity, 0.5, 1], [0.01, 0.5, 1], [7, -Infinity, Infinity]];
+    cases.forEach(([sum, lossValue, maxNorm], k) => {
+      const sumT = s.pair(`sum ${k}`, tensor([sum], { shape: [] }), 0);
+      const lossT = s.pair(`loss ${k}`, tensor([lossValue], { shape: [] }), 0);
+      const norm = s.pair(`norm ${k}`, zeros([], { dtype: 'float64' }), 0);
+      const f = s.pair(`factor ${k}`, zeros([], { dtype: 'float64' }), 0);
+      const skipT = s.pair(`skip ${k}`, zeros([], { dtype: 'int32' }), 0);
+      s.kernels.gradNormCheck(sumT.gpu, lossT.gpu, maxNorm, norm.gpu, f.gpu, skipT.gpu);
+      const total = Math.sqrt(Math.fround(sum));
+      const clip = maxNorm / (total + 1e-6);
+      norm.cpu.storage.backend.kernels.copy(tensor([total], { shape: [], dtype: 'float64' }), norm.cpu);
+      f.cpu.storage.backend.kernels.copy(tensor([clip < 1 ? clip : 1], { shape: [], dtype: 'float64' }), f.cpu);
+      skipT.cpu.storage.backend.kernels.copy(tensor([Number.isFinite(lossValue) && Number.isFinite(total) ? 0 : 1], { shape: [], dtype: 'int32' }), skipT.cpu);
+    });
+    // CAME: one device-skipped call between two that run.
+    const cameList = entries([[3], [33, 31], [300, 7], [2, 3, 4], [9]]);
+    const cw = cameList.map((e, i) => s.pair(`came weight ${i}`, tensor(lcg(numelOf(e.shape), 50 + i, 0.5), { shape: e.shape }), 4e-7));
+    const factored = (e: Entry) => e.shape.length >= 2;
+    const buf = (name: string, i: number, shape: number[] | null) => (shape ? s.pair(`came ${name} ${i}`, zeros(shape), 4e-7) : null);
+    const rowShape = (e: Entry) => e.shape.slice(0, -1);
+    const colShape = (e: Entry) => [...e.shape.slice(0, -2), e.shape[e.shape.length - 1]!];
+    const cm = cameList.map((e, i) => s.pair(`came exp_avg ${i}`, zeros(e.shape), 4e-7));
+    const cv = cameList.map((e, i) => buf('exp_avg_sq', i, factored(e) ? null : e.shape));
+    const sr = cameList.map((e, i) => buf('sq_row', i, factored(e) ? rowShape(e) : null));
+    const sc = cameList.map((e, i) => buf('sq_col', i, factored(e) ? colShape(e) : null));
+    const rr = cameList.map((e, i) => buf('res_row', i, factored(e) ? rowShape(e) : null));
+    const rc = cameList.map((e, i) => buf('res_col', i, factored(e) ? colShape(e) : null));
+    const cameCoef = { gpu: scratch([2], 'float32') };
+    const cameOptions: CAMEOptions = { lr: 0.02, betas: [0.9, 0.999, 0.9999], eps: [1e-30, 1e-16], clipThreshold: 1, weightDecay: 0.1 };
+    for (let call = 1; call <= 3; call++) {
+      const skipped = call === 2;
+      const grads = cameList.map((e, i) => s.pair(`came grad ${i} call ${call}`, tensor(lcg(numelOf(e.shape), 300 * call + i, 0.1), { shape: e.shape }), 0));
+      const side = (x: Pair | null, k: 'cpu' | 'gpu') => (x ? x[k] : null);
+      const lists = (k: 'cpu' | 'gpu') => ({
+        weights: cw.map((p) => p[k]), grads: grads.map((p) => p[k]), expAvg: cm.map((p) => p[k]), expAvgSq: cv.map((p) => side(p, k)),
+        sqRow: sr.map((p) => side(p, k)), sqCol: sc.map((p) => side(p, k)), resRow: rr.map((p) => side(p, k)), resCol: rc.map((p) => side(p, k)),
+        halfParams: cameList.map(() => null), decay: cameList.map(() => true),
+      });
+      const c = cameCoefficients({ ...cameOptions, lr: call === 3 ? 0.005 : skipped ? 1e6 : 0.02 });
+      writeDevice(s, flag.gpu, [skipped ? 1 : 0]);
+      writeDevice(s, cameCoef.gpu, [c.decayScale, c.negLr]);
+      s.kernels.cameStep(lists('gpu'), { ...c, negLr: NaN }, { cacheKey: key, control: { skip: flag.gpu, coefficients: cameCoef.gpu } });
+      if (!skipped) EMULATED.cameStep(lists('cpu'), c);
+    }
+    writeDevice(s, flag.gpu, [0]);
     for (const n of s.check(dir, exe)) console.log(`# ${n}`);
   });
 });

@@ -90,6 +90,35 @@ const std::map<std::string, Kernel> KERNELS = {
   {"came_apply", {"pilppff", [](const Args& a) {
     came_apply(a.p<const long long>(0), a.i(1), a.l(2), a.p<const float>(3), a.p<const float>(4), a.f(5), a.f(6));
   }}},
+  // The captured-step twins: coefficients from device memory, a device skip flag (see optim.cu).
+  {"adamw_step_ctl", {"ppilpp", [](const Args& a) {
+    adamw_step_ctl(a.p<const long long>(0), a.p<const long long>(1), a.i(2), a.l(3), a.p<const float>(4), a.p<const int>(5));
+  }}},
+  {"ema_update_ctl", {"pilffp", [](const Args& a) { ema_update_ctl(a.p<const long long>(0), a.i(1), a.l(2), a.f(3), a.f(4), a.p<const int>(5)); }}},
+  {"scale_tensors_ctl", {"ppilp", [](const Args& a) {
+    scale_tensors_ctl(a.p<const long long>(0), a.p<const long long>(1), a.i(2), a.l(3), a.p<const double>(4));
+  }}},
+  {"grad_norm_check", {"ppdppp", [](const Args& a) {
+    grad_norm_check(a.p<const float>(0), a.p<const float>(1), a.d(2), a.p<double>(3), a.p<double>(4), a.p<int>(5));
+  }}},
+  {"came_stats_ctl", {"ppilppfp", [](const Args& a) {
+    came_stats_ctl(a.p<const long long>(0), a.p<const long long>(1), a.i(2), a.l(3), a.p<float>(4), a.p<double>(5), a.f(6), a.p<const int>(7));
+  }}},
+  {"came_finish_ctl", {"pilppppiffp", [](const Args& a) {
+    came_finish_ctl(a.p<const long long>(0), a.i(1), a.l(2), a.p<const float>(3), a.p<const double>(4), a.p<float>(5), a.p<float>(6),
+        a.i(7), a.f(8), a.f(9), a.p<const int>(10));
+  }}},
+  {"came_rms_ctl", {"ppilpppfffp", [](const Args& a) {
+    came_rms_ctl(a.p<const long long>(0), a.p<const long long>(1), a.i(2), a.l(3), a.p<const float>(4), a.p<const float>(5), a.p<double>(6),
+        a.f(7), a.f(8), a.f(9), a.p<const int>(10));
+  }}},
+  {"came_update_ctl", {"ppilpppppffffpp", [](const Args& a) {
+    came_update_ctl(a.p<const long long>(0), a.p<const long long>(1), a.i(2), a.l(3), a.p<const float>(4), a.p<const float>(5),
+        a.p<const double>(6), a.p<float>(7), a.p<double>(8), a.f(9), a.f(10), a.f(11), a.f(12), a.p<const float>(13), a.p<const int>(14));
+  }}},
+  {"came_apply_ctl", {"pilpppp", [](const Args& a) {
+    came_apply_ctl(a.p<const long long>(0), a.i(1), a.l(2), a.p<const float>(3), a.p<const float>(4), a.p<const float>(5), a.p<const int>(6));
+  }}},
 };
 
 }  // namespace

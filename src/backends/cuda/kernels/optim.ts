@@ -136,7 +136,7 @@ class Mirror {
       const upload = (): void => {
         if (words.byteLength > 0) check(this.rt.api, 'cuMemcpyHtoDAsync', htodAsync(this.rt.api)(address, words, words.byteLength, this.rt.stream.handle));
       };
-      if (deferrable && this.rt.allocator.capturing !== null) {
+      if (deferrable && this.rt.allocator.capturing) {
         deferUntilCaptured(this.rt, upload, () => { this.host = null; });
       } else {
         this.rt.refuseDuringCapture(`uploading the ${what} table of a multi-tensor kernel (its addresses changed)`, 'hostWrite');
