@@ -6,9 +6,9 @@
  * and 4096 tokens, and cross-attention from 1024 tokens to 120 caption keys with a key-padding
  * mask (the reference's caption lengths). q, k, v are [B, L, H, E] storage viewed as [B, H, L, E],
  * the layout the model's head split makes. TFLOP/s by bench/gpu/flops.ts (forward 4 B H Lq Lk E,
- * forward+backward 3.5x; padded keys counted). On CUDA each unmasked case runs twice, by route:
- * 'ours' (DIMBA_ATTENTION=ours: our flash kernels) and 'cudnn' (DIMBA_ATTENTION=cudnn: cuDNN's
- * fused attention, an error if it declines); masked cases run 'ours' only (cuDNN takes no masks).
+ * forward+backward 3.5x; padded keys counted). On CUDA each case runs twice, by route: 'ours'
+ * (DIMBA_ATTENTION=ours: our flash kernels) and 'cudnn' (DIMBA_ATTENTION=cudnn: cuDNN's fused
+ * attention, an error if it declines; the caption mask goes in as cuDNN's bias).
  *
  *   node dist/bench/cuda/attention-compare.js [--steps 20] [--warmup 5] [--device cuda|cpu] [--tiny] [--json]
  */
@@ -53,7 +53,7 @@ for (const c of cases) {
   const mask = c.masked ? T.keep(captionMask(c.batch, c.lk, dev)) : null;
   const heads4 = (t: T.Tensor) => T.permute(t, [0, 2, 1, 3]);
   const call = () => T.scaledDotProductAttention(heads4(q), heads4(k), heads4(v), { keyPadding: mask });
-  const routes = dev === 'cuda' ? (c.masked ? ['ours'] : ['ours', 'cudnn']) : ['default'];
+  const routes = dev === 'cuda' ? ['ours', 'cudnn'] : ['default'];
   try {
     for (const route of routes) {
       const before = process.env.DIMBA_ATTENTION;

@@ -5,8 +5,9 @@
  * padding. Forward, and forward + backward:
  *   flash     our fused kernels called directly on preallocated buffers (device time only; DIMBA_ATTENTION=ours)
  *   flash op  scaledDotProductAttention + backward through the engine (adds op work, allocations)
- *   cudnn     cuDNN's fused attention (cudnn-attention/) called directly, self-attention only (it takes no masks)
- *   cudnn op  the op under DIMBA_ATTENTION=auto, which routes unmasked calls to cuDNN
+ *   cudnn     cuDNN's fused attention (cudnn-attention/) called directly; cross-attention's key padding
+ *             goes in as cuDNN's bias (composite masked graphs plus the fully-masked-row fix-up)
+ *   cudnn op  the op under DIMBA_ATTENTION=auto, which routes unmasked and key-padded calls to cuDNN
  *   composed  the same op with the fused kernels switched off
  * TFLOP/s count 4 B H Lq Lk E for the forward and 2.5x that for the backward (the convention of
  * PyTorch's and FlashAttention's benchmarks, so ../shared/GPU.md's SDPA figures compare directly).
@@ -101,7 +102,7 @@ for (const s of SHAPES) {
     const allMs = time(() => { fwd(); flashBackward(q, k, v, out, lse, dO, gq, gk, gv, margs); });
     rows.push(row('flash', fwdMs, allMs));
   });
-  if (cudnnMissing === null && !s.cross) {
+  if (cudnnMissing === null) {
     const cfwd = () => { cudnnForward(rt, q, k, v, out, lse, margs, 'cudnn'); };
     const cfwdMs = time(cfwd);
     const callMs = time(() => { cfwd(); cudnnBackward(rt, q, k, v, out, lse, dO, gq, gk, gv, margs, 'cudnn'); });
@@ -117,7 +118,7 @@ for (const s of SHAPES) {
     for (const l of leaves) l.grad = null;
   });
   withMode('ours', () => rows.push(row('flash op', time(opFwd), time(opAll))));
-  if (cudnnMissing === null && !s.cross) withMode('auto', () => rows.push(row('cudnn op', time(opFwd), time(opAll))));
+  if (cudnnMissing === null) withMode('auto', () => rows.push(row('cudnn op', time(opFwd), time(opAll))));
 
   if (!args['skip-composed']) {
     delete fused.attention;

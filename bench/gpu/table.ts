@@ -246,7 +246,7 @@ function attentionRows(records: BenchRecord[]): Row[] {
   const rows: Row[] = [];
   const cases = [...new Set([...ours(records, 'attention'), ...reference(records, 'attention')].map((r) => r.case).filter((c): c is string => !!c))];
   for (const name of cases) {
-    // On CUDA attention-compare times each unmasked case by route (our kernel, cuDNN): the faster one is ours.
+    // On CUDA attention-compare times each case by route (our kernel, cuDNN): the faster one is ours.
     const o = ours(records, 'attention').filter((r) => r.case === name)
       .reduce<BenchRecord | undefined>((b, r) => (!b || !finite(b.fwd_bwd_tflops) || (finite(r.fwd_bwd_tflops) && r.fwd_bwd_tflops! > b.fwd_bwd_tflops!) ? r : b), undefined);
     const refs = reference(records, 'attention').filter((r) => r.case === name && finite(r.fwd_bwd_tflops));
