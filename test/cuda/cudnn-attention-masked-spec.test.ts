@@ -1,6 +1,6 @@
 /**
  * The masked (key-padding) cuDNN attention graphs without a GPU: the forward is the frontend's
- * composite SDPA lowering with a [B, 1, 1, Lk] bias, the backward the unmasked composite graph
+ * composite SDPA lowering with a bias (declared [B, 1, Lq, Lk], query stride 0), the backward the unmasked composite graph
  * with one bias ADD after the scale; both are run through a float64 evaluator of the backend
  * graph semantics (cudnn-graph-eval.ts) and compared with attention computed directly, including
  * a batch row whose keys are all masked (the backward then gets Stats with -inf turned into +inf,
@@ -56,7 +56,8 @@ test('the masked forward is the frontend\'s composite lowering: bmm1, scale, bia
     'bmm2 matmul A33 B2 C3',
   ]);
   const bias = tensorOf(spec, UID.bias);
-  assert.deepEqual([bias.dtype, bias.dims, bias.strides, bias.virtual], ['bfloat16', [B, 1, 1, LK], [LK, LK, LK, 1], false]);
+  // PyTorch's form of a [B, 1, 1, Lk] attn_mask: expanded over the queries with stride 0.
+  assert.deepEqual([bias.dtype, bias.dims, bias.strides, bias.virtual], ['bfloat16', [B, 1, LQ, LK], [LK, LK, 0, 1], false]);
   const kT = tensorOf(spec, UID.k);
   assert.deepEqual([kT.dims, kT.strides], [[B, H, E, LK], [LK * H * E, E, 1, H * E]], 'K declared transposed for bmm1');
   const p = tensorOf(spec, UID.pFwd);
@@ -101,9 +102,9 @@ test('the mask is part of the plan key, and so is its row step', () => {
   assert.equal(forwardGraph({ ...cross }).key, keys[0]);
 });
 
-test('one batch row: the bias is declared without a zero stride', () => {
+test('one batch row: the bias\'s batch and head strides are the row\'s span, not 0', () => {
   const one = { ...cross, shape: { ...cross.shape, batch: 1 }, biasBatchStride: 0 };
-  assert.deepEqual(tensorOf(forwardGraph(one), UID.bias).strides, [LK, LK, LK, 1]);
+  assert.deepEqual(tensorOf(forwardGraph(one), UID.bias).strides, [LK, LK, 0, 1]);
   assert.throws(() => forwardGraph({ ...cross, biasBatchStride: -8 }), /bias batch stride -8/);
 });
 

@@ -1,5 +1,5 @@
 /**
- * cuDNN's attention with key padding (cudnn-attention/: a [B, 1, 1, Lk] bias in the composite
+ * cuDNN's attention with key padding (cudnn-attention/: a bias, one row per batch, in the composite
  * forward and backward graphs) on the GPU, forward and every gradient against a float64 CPU
  * reference and against our kernel: issue 7's cross-attention (1024 queries to 120 caption keys,
  * 16 heads of 72, split heads) with random prefix masks, a non-prefix mask, a batch row with no

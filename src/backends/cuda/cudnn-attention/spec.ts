@@ -19,7 +19,8 @@
  *   dQ  = dS K, accumulated in float32 (dQ_accum, in the workspace; zeroed by cuDNN >= 9.6) then
  *         converted by an identity pointwise op.
  * Key padding (the additive mask our op builds from a [B, Lk] caption mask, 0 or -inf, the same for
- * every head and query) goes in as cuDNN's bias, a [B, 1, 1, Lk] tensor of the io dtype, as
+ * every head and query) goes in as cuDNN's bias of the io dtype, declared [B, 1, Lq, Lk] with query
+ * stride 0 (how PyTorch passes a [B, 1, 1, Lk] attn_mask to cuDNN), as
  * cudnn-frontend lowers SDPA with a bias on cuDNN 9.13..9.20 (the SDPA_FWD node takes no bias
  * before its 9.21 subgraph):
  *   forward:  the composite graph (CompositeSDPANode + its softmax node): S = Q K^T; S*scale;
@@ -118,7 +119,7 @@ export interface ForwardProblem {
   readonly v: Strides4;
   readonly o: Strides4;
   /**
-   * Key padding as an additive bias of the io dtype, [B, 1, 1, Lk]: the element stride between
+   * Key padding as an additive bias of the io dtype, one row of Lk per batch: the element stride between
    * batch rows (keys at stride 1). Absent or null: unmasked.
    */
   readonly biasBatchStride?: number | null;
@@ -163,16 +164,17 @@ function problemKey(direction: Direction, p: ForwardProblem, extra: [string, Str
 }
 
 /**
- * The bias tensor of a masked problem: [B, 1, 1, Lk], the batch step as given and the unit dims
- * declared with that step too (a contiguous [B, 1, 1, Lk] tensor's strides when it is Lk).
+ * The bias tensor of a masked problem: [B, 1, Lq, Lk] with query stride 0, as PyTorch hands
+ * cuDNN a [B, 1, 1, Lk] attn_mask (expanded over the queries, the head dim left at 1), the
+ * batch step as given and the head dim declared with that step too.
  */
 function biasOf(p: ForwardProblem): { dims: Dims4; strides: Dims4 } | null {
   const sb = p.biasBatchStride;
   if (sb === undefined || sb === null) return null;
   if (!Number.isInteger(sb) || sb < 0) throw new RangeError(`cuDNN attention: bias batch stride ${sb} is not a non-negative integer`);
-  // A single batch row is never stepped along; give it the row's span so no stride is 0.
+  // A single batch row is never stepped along; give it the row's span so the batch stride is not 0.
   const step = p.shape.batch === 1 ? p.shape.lk : sb;
-  return { dims: [p.shape.batch, 1, 1, p.shape.lk], strides: [step, step, step, 1] };
+  return { dims: [p.shape.batch, 1, p.shape.lq, p.shape.lk], strides: [step, step, 0, 1] };
 }
 
 export function forwardGraph(p: ForwardProblem): GraphSpec {
