@@ -113,8 +113,7 @@ interface Entry {
   readonly control: OptimizerControl;
   readonly clip: ClipControl;
   readonly emaKey: object;
-  draws: DrawRecord[] | null;
-  drawStatics: Tensor[];
+  readonly draws: DrawTape;
   replayable: Replayable<Tensor> | null;
   termNames: string[];
 }
@@ -149,7 +148,7 @@ export function captionArrays(encoder: SmallTextEncoder, captions: readonly stri
 }
 
 /** SmallTextEncoder.encode's device half plus encodeCaptions' condition, from the static caption tensors. */
-function encodeOnDevice(encoder: SmallTextEncoder, withGrad: boolean, ids: Tensor, tokenMask: Tensor, keepMask: Tensor,
+export function encodeOnDevice(encoder: SmallTextEncoder, withGrad: boolean, ids: Tensor, tokenMask: Tensor, keepMask: Tensor,
   outMask: Tensor, isNull: Tensor): CaptionCondition {
   const run = () => T.where(keepMask, encoder.forward(ids, tokenMask), 0);
   const features = withGrad ? run() : noGrad(run);
@@ -253,28 +252,25 @@ export class GraphedTrainStep {
 
     let out: Tensor;
     let mode: GraphedStepResult['mode'];
-    if (entry.draws === null) {
+    const tape = entry.draws;
+    if (!tape.recorded) {
       // Warm-up: the signature's first step, eagerly through the captured function, recording its draws.
-      const records: DrawRecord[] = [];
-      out = tidy(() => interceptDraws(this.recorder(records), () => this.stepFn(entry)(...entry.statics)));
-      keep(out);
-      entry.draws = records;
-      entry.drawStatics = records.map((r) => keep(Tensor.empty(r.shape, r.dtype, r.backend)));
+      out = keep(tidy(() => tape.record(() => this.stepFn(entry)(...entry.statics))));
       this.warmups++;
       mode = 'warmup';
     } else {
-      const saved = this.o.params.length > 0 ? this.generatorStates(entry.draws) : [];
-      this.fillDraws(entry);
+      const saved = tape.generatorStates();
+      tape.fill();
       try {
         if (entry.replayable === null) {
           entry.replayable = captureReplayable((...inputs) => this.stepFn(entry)(...inputs), entry.statics, { graph: true, warmup: 0, label: `${this.label} ${key}` });
         }
         const replayable = entry.replayable;
-        out = replayable.captured ? replayable.run() : interceptDraws(this.substitute(entry), () => replayable.run());
+        out = replayable.captured ? replayable.run() : tape.substitute(() => replayable.run());
       } catch (e) {
         if (entry.replayable?.captured) throw e;
         // Nothing ran: put the generators back so the caller's eager step draws what this one would have.
-        for (const [g, s] of saved) g.setState(s);
+        for (const [g, st] of saved) g.setState(st);
         for (const p of this.o.params) p.grad = null;
         return this.giveUp(e);
       }
@@ -315,7 +311,7 @@ export class GraphedTrainStep {
       cacheKeys: { sumSquares: keys.get('sumSquares'), scale: keys.get('scale') },
     };
     const control = this.o.optimizer.createControl(skip);
-    return { key, statics, control, clip, emaKey: keys.get('ema'), draws: null, drawStatics: [], replayable: null, termNames: [] };
+    return { key, statics, control, clip, emaKey: keys.get('ema'), draws: new DrawTape(this.label), replayable: null, termNames: [] };
   }
 
   private dropEntry(key: string): void {
@@ -324,7 +320,8 @@ export class GraphedTrainStep {
     this.entries.delete(key);
     e.replayable?.dispose({ outputs: true });
     e.control.dispose();
-    for (const t of [...e.statics, ...e.drawStatics, e.clip.skip, e.clip.norm, e.clip.factor]) t.dispose();
+    e.draws.dispose();
+    for (const t of [...e.statics, e.clip.skip, e.clip.norm, e.clip.factor]) t.dispose();
   }
 
   /**
@@ -350,51 +347,103 @@ export class GraphedTrainStep {
     };
   }
 
-  /** Records each draw of the warm-up (and lets it happen). */
-  private recorder(records: DrawRecord[]): DrawInterceptor {
-    return (shape, dist, dtype, backend, generator) => {
+  /** Destroys the graphs and frees their static tensors and private memory. */
+  dispose(): void {
+    for (const k of [...this.entries.keys()]) this.dropEntry(k);
+  }
+}
+
+/**
+ * The random draws of a function that draws the same way at every call (shapes, distributions,
+ * generators, order). record() runs it eagerly and notes each draw; afterwards fill() makes the
+ * same draws again, from the generators' current positions, into static tensors (advancing the
+ * generators exactly as the function would), and substitute() runs the function with each draw
+ * replaced by a copy of its static tensor, advancing nothing. fill() then substitute() therefore
+ * computes what a plain call computes, with the draws outside: a graph captured inside
+ * substitute() replays correct numbers when fill() runs before each replay.
+ *
+ * A draw at a generator position already drawn from in the same call (activation checkpointing
+ * rewinds the global generator to recompute dropout masks) repeats the earlier draw's tensor and
+ * is not made again by fill().
+ */
+export class DrawTape {
+  private records: DrawRecord[] | null = null;
+  private statics: Tensor[] = [];
+
+  constructor(private readonly label = 'DrawTape') {}
+
+  get recorded(): boolean {
+    return this.records !== null;
+  }
+
+  /** Draws noted by record(), including repeats. */
+  get length(): number {
+    return this.records?.length ?? 0;
+  }
+
+  /** Runs fn with its draws made as usual and noted; allocates the static tensors (kept). */
+  record<T>(fn: () => T): T {
+    if (this.records !== null) throw new TrainingError(`${this.label}: the draws were already recorded`);
+    const records: DrawRecord[] = [];
+    const result = interceptDraws((shape, dist, dtype, backend, generator) => {
       const offset = generator.offset;
       const seed = generator.seed;
       const repeatOf = records.findIndex((r) => r.generator === generator && r.offset === offset && r.seed === seed && r.dist === dist
         && r.dtype === dtype && r.shape.length === shape.length && r.shape.every((d, i) => d === shape[i]));
       records.push({ generator, shape: [...shape], dist, dtype, backend, repeatOf, offset, seed });
       return null;
-    };
+    }, fn);
+    this.records = records;
+    this.statics = records.map((r) => keep(Tensor.empty(r.shape, r.dtype, r.backend)));
+    return result;
   }
 
-  /** During capture: the k-th draw becomes a copy of the k-th static (filled before each replay). */
-  private substitute(entry: Entry): DrawInterceptor {
-    let k = 0;
-    return (shape, dist, dtype, _backend, generator) => {
-      const r = entry.draws![k];
-      const where = `${this.label}: random draw ${k + 1} (${dist} ${formatShape(shape)} ${dtype})`;
-      if (!r) throw new TrainingError(`${where} was not made by the warm-up step (it made ${entry.draws!.length}); the step draws differently each time and cannot be captured`);
-      if (r.generator !== generator || r.dist !== dist || r.dtype !== dtype || r.shape.length !== shape.length || r.shape.some((d, i) => d !== shape[i])) {
-        throw new TrainingError(`${where} differs from the warm-up's draw ${k + 1} (${r.dist} ${formatShape(r.shape)} ${r.dtype}); the step cannot be captured`);
-      }
-      const source = entry.drawStatics[r.repeatOf >= 0 ? r.repeatOf : k]!;
-      k++;
-      return T.clone(source);
-    };
-  }
-
-  private generatorStates(draws: readonly DrawRecord[]): [Generator, ReturnType<Generator['getState']>][] {
-    const gens = [...new Set(draws.map((d) => d.generator))];
-    return gens.map((g) => [g, g.getState()]);
-  }
-
-  /** The warm-up's draws again, with the generators' current positions, into the static tensors (as ops/random.ts draws). */
-  private fillDraws(entry: Entry): void {
-    entry.draws!.forEach((r, k) => {
+  /** The recorded draws again, from each generator's current position, into the static tensors (as ops/random.ts draws). */
+  fill(): void {
+    this.recordsOrThrow().forEach((r, k) => {
       if (r.repeatOf >= 0) return;
-      const t = entry.drawStatics[k]!;
+      const t = this.statics[k]!;
       const offset = r.generator.reserve(t.numel);
       if (t.numel > 0) t.backend.kernels.random(t, r.dist, r.generator.seed, offset);
     });
   }
 
-  /** Destroys the graphs and frees their static tensors and private memory. */
+  /** Runs fn with its k-th draw replaced by a copy of the k-th static tensor; throws if fn draws otherwise than recorded. */
+  substitute<T>(fn: () => T): T {
+    const records = this.recordsOrThrow();
+    let k = 0;
+    const interceptor: DrawInterceptor = (shape, dist, dtype, _backend, generator) => {
+      const r = records[k];
+      const where = `${this.label}: random draw ${k + 1} (${dist} ${formatShape(shape)} ${dtype})`;
+      if (!r) throw new TrainingError(`${where} was not made by the recorded call (it made ${records.length}); the function draws differently each time`);
+      if (r.generator !== generator || r.dist !== dist || r.dtype !== dtype || r.shape.length !== shape.length || r.shape.some((d, i) => d !== shape[i])) {
+        throw new TrainingError(`${where} differs from the recorded draw ${k + 1} (${r.dist} ${formatShape(r.shape)} ${r.dtype}${r.generator !== generator ? ', another generator' : ''})`);
+      }
+      const source = this.statics[r.repeatOf >= 0 ? r.repeatOf : k]!;
+      k++;
+      return T.clone(source);
+    };
+    const result = interceptDraws(interceptor, fn);
+    if (k !== records.length) {
+      throw new TrainingError(`${this.label}: the call made ${k} random draws, the recorded one ${records.length}; the function draws differently each time`);
+    }
+    return result;
+  }
+
+  /** The states of the generators drawn from (to undo a fill()). */
+  generatorStates(): [Generator, ReturnType<Generator['getState']>][] {
+    const gens = [...new Set(this.recordsOrThrow().map((d) => d.generator))];
+    return gens.map((g) => [g, g.getState()]);
+  }
+
   dispose(): void {
-    for (const k of [...this.entries.keys()]) this.dropEntry(k);
+    for (const t of this.statics) t.dispose();
+    this.statics = [];
+    this.records = null;
+  }
+
+  private recordsOrThrow(): DrawRecord[] {
+    if (this.records === null) throw new TrainingError(`${this.label}: no draws recorded yet (record() first)`);
+    return this.records;
   }
 }
