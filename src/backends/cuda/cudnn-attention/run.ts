@@ -210,7 +210,7 @@ function placeBias(rt: CudaRuntime, s: Scratch, mask: Tensor, shape: SdpaShape):
 }
 
 /** Rows of H * Lq one block of cudnn_attn_empty_rows covers. */
-const EMPTY_ROWS_PER_BLOCK = 256;
+export const EMPTY_ROWS_PER_BLOCK = 256;
 
 /** Batch rows whose keys are all masked get O = 0 and lse = -inf (our kernel's result). */
 function emptyRows(rt: CudaRuntime, bias: Bias, o: Tensor, lse: Tensor, shape: SdpaShape): void {
