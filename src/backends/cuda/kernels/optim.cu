@@ -279,7 +279,9 @@ extern "C" __global__ void grad_norm_check(const float* sumSquares, const float*
   const double coef = maxNorm / (total + 1e-6);
   norm[0] = total;
   factor[0] = coef < 1.0 ? coef : 1.0;
-  skip[0] = (isfinite(loss[0]) && isfinite(total)) ? 0 : 1;
+  // x - x is 0 exactly for finite x and NaN for infinities and NaN (IEEE; kernels build without fast math).
+  const double l = (double)loss[0];
+  skip[0] = (l - l == 0.0 && total - total == 0.0) ? 0 : 1;
 }
 
 // ---------------------------------------------------------------------------------------------
