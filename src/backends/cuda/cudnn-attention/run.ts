@@ -54,8 +54,8 @@ function shapeOf(q: Tensor, k: Tensor, v: Tensor): SdpaShape & { ev: number } {
   return { batch, heads, lq, lk: k.shape[2]!, e, ev: v.shape[3]! };
 }
 
-export function describeCall(direction: Direction, dtype: string, s: SdpaShape): string {
-  return `${direction} ${dtype} B${s.batch} H${s.heads} Lq${s.lq} Lk${s.lk} E${s.e}`;
+export function describeCall(direction: Direction, dtype: string, s: SdpaShape, masked = false): string {
+  return `${direction} ${dtype} B${s.batch} H${s.heads} Lq${s.lq} Lk${s.lk} E${s.e}${masked ? ' masked' : ''}`;
 }
 
 /** false (auto) or a thrown error (cudnn) for a call cuDNN does not take. */
@@ -145,7 +145,7 @@ export function cudnnForward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, o
   mode: AttentionMode = attentionMode()): boolean {
   if (mode === 'ours') return false;
   const shape = shapeOf(q, k, v);
-  const label = describeCall('forward', q.dtype, shape);
+  const label = describeCall('forward', q.dtype, shape, args.mask !== null);
   const why = staticReason(rt, 'forward', q, [k, v, out], args);
   if (why !== null) return decline(mode, label, why);
   const [pq, pk, pv, po] = [place(q), place(k), place(v), place(out)];
@@ -165,7 +165,7 @@ export function cudnnBackward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, 
   gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs, mode: AttentionMode = attentionMode()): boolean {
   if (mode === 'ours') return false;
   const shape = shapeOf(q, k, v);
-  const label = describeCall('backward', q.dtype, shape);
+  const label = describeCall('backward', q.dtype, shape, args.mask !== null);
   const why = staticReason(rt, 'backward', q, [k, v, out, gy, gq, gk, gv], args);
   if (why !== null) return decline(mode, label, why);
   const [pq, pk, pv, po, pdo, pdq, pdk, pdv] = [q, k, v, out, gy, gq, gk, gv].map(place) as
