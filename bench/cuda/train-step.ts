@@ -11,8 +11,19 @@
  *
  *   node dist/bench/cuda/train-step.js [--preset Dimba-L-2] [--res 256,512] [--batch 32,8]
  *        [--find-batch '32,48,64;8,12,16'] [--steps 5] [--warmup 2] [--checkpointing]
- *        [--device cuda|cpu] [--tiny] [--json]
+ *        [--depth N] [--device cuda|cpu] [--tiny] [--json] [--graphs]
  * --tiny: Dimba-XS at 64 px, batch 2, one timed step (a quick CPU smoke run).
+ * --depth N: the preset with N blocks (e.g. 4: a step short enough for the host to matter).
+ *
+ * --graphs: eager trainer steps against CUDA-graph replayed ones (src/train/graphed-step.ts), the
+ * whole trainer step each: TextToImage with a small trained text encoder (width 64, one layer,
+ * projecting to the caption channels), epsilon loss, backward, gradient clipping (1.0), AdamW,
+ * EMA, as src/train/stage.ts runs it (the eager step reads the loss and the gradient norm, the
+ * graphed one a packed [loss, norm, skip, terms] tensor). Per timed step: wall ms (host clock
+ * around the step, which ends in a read of its results), stream ms (CUDA events at the step's
+ * start and end on the stream: kernel time plus the gaps where the GPU waited for the host), and
+ * per mode the median GPU busy ms, taken as the graphed steps' stream ms (the same kernels replayed
+ * back to back; its few pre-replay copies included), and idle = wall - busy.
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
@@ -23,13 +34,21 @@ import { NoiseSchedule } from '../../src/diffusion/schedule.js';
 import { sampleTimesteps } from '../../src/diffusion/timestep-sampling.js';
 import { dimbaFlops, mfu, H100_BF16_DENSE_TFLOPS } from '../gpu/flops.js';
 import { buildBenchModel, captionMask, emit, intList, latentSide, median, openDevice, positiveInt } from '../gpu/device.js';
+import { getBackend } from '../../src/backends/registry.js';
+import { CudaBackend, CudaEvent } from '../../src/backends/cuda/index.js';
+import { SmallTextEncoder } from '../../src/models/text/small-encoder.js';
+import { buildWordVocabulary } from '../../src/models/text/word-tokenizer.js';
+import { TextToImage } from '../../src/pipeline/text-to-image.js';
+import { EMA } from '../../src/optim/ema.js';
+import { clipGradNorm } from '../../src/optim/clip-grad.js';
+import { GraphedTrainStep } from '../../src/train/graphed-step.js';
 
 const { values: args } = parseArgs({
   options: {
     preset: { type: 'string' }, res: { type: 'string' }, batch: { type: 'string' }, 'find-batch': { type: 'string' },
     steps: { type: 'string' }, warmup: { type: 'string' }, checkpointing: { type: 'boolean', default: false },
     device: { type: 'string', default: 'cuda' }, tiny: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-    'peak-tflops': { type: 'string' },
+    'peak-tflops': { type: 'string' }, depth: { type: 'string' }, graphs: { type: 'boolean', default: false },
   },
 });
 
@@ -47,7 +66,8 @@ const device = openDevice(args.device!);
 const dev = device.name;
 const patchSize = presetConfig(preset).patchSize;
 const latents = resolutions.map((r) => latentSide(r, patchSize));
-const config = presetConfig(preset, { inputSize: latents[0]! });
+const depth = args.depth === undefined ? undefined : positiveInt('--depth', args.depth, 1);
+const config = presetConfig(preset, { inputSize: latents[0]!, ...(depth === undefined ? {} : { depth }) });
 const { model, buildMs, dtype } = buildBenchModel(config, device);
 model.gradientCheckpointing = args.checkpointing!;
 model.train();
@@ -111,7 +131,13 @@ function findBatch(latent: number, list: number[]): number | null {
   return null;
 }
 
-resolutions.forEach((res, i) => {
+if (args.graphs) {
+  resolutions.forEach((res, i) => graphComparison(res, latents[i]!, batches[Math.min(i, batches.length - 1)]!));
+} else {
+  resolutions.forEach((res, i) => plainStep(res, i));
+}
+
+function plainStep(res: number, i: number): void {
   const latent = latents[i]!;
   let batch = batches[Math.min(i, batches.length - 1)]!;
   if (candidates) {
@@ -146,4 +172,94 @@ resolutions.forEach((res, i) => {
     step.dispose();
     device.releaseCache();
   }
-});
+}
+
+/** Words for random captions of the graph comparison's text encoder. */
+const WORDS = ('a an the red green blue yellow black white small large round square cat dog bird fish tree house car boat '
+  + 'flower mountain river city night day sunny rainy painting photo of on in with under over near').split(' ');
+
+function randomCaptions(n: number, seed: number): string[] {
+  let x = seed >>> 0;
+  const next = () => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return Array.from({ length: n }, () => Array.from({ length: 3 + Math.floor(next() * 25) }, () => WORDS[Math.floor(next() * WORDS.length)]!).join(' '));
+}
+
+interface TimedStep { mode: 'eager' | 'graphed'; step: number; wall_ms: number; stream_ms: number }
+
+function graphComparison(res: number, latent: number, batch: number): void {
+  if (device.name !== 'cuda') {
+    emit(args.json!, device, { kind: 'train-graphs', res, batch, error: 'CUDA graphs need --device cuda' });
+    return;
+  }
+  const backend = getBackend('cuda') as CudaBackend;
+  const rt = backend.runtime;
+  const start = CudaEvent.create(rt.api);
+  const end = CudaEvent.create(rt.api);
+  const encoder = new SmallTextEncoder(buildWordVocabulary(WORDS), {
+    width: 64, depth: 1, numHeads: 2, mlpRatio: 2, maxTokens: config.captionTokens, channels: config.captionChannels,
+  }, { seed: 1 });
+  encoder.to(dev);
+  encoder.cast(dtype);
+  const pipeline = new TextToImage({ model, textEncoder: encoder, objective: 'epsilon' });
+  pipeline.train();
+  const params = pipeline.parameters();
+  const opt = new AdamW(params, { lr: 2e-5, weightDecay: 0.03 });
+  const ema = new EMA(params, { decay: 0.9999 });
+  const noise = new Generator(3);
+  const x0 = T.keep(T.randn([batch, config.inChannels, latent, latent], { device: dev, generator: new Generator(1) }));
+  const captions = randomCaptions(batch, 7);
+  const eager = (): void => {
+    opt.zeroGrad();
+    const value = T.tidy(() => {
+      const out = T.tidy(() => pipeline.loss(x0, captions, { generator: noise }));
+      const v = out.loss.item();
+      if (Number.isFinite(v)) out.loss.backward();
+      return v;
+    });
+    if (Number.isFinite(value) && Number.isFinite(T.tidy(() => clipGradNorm(params, 1)))) {
+      T.tidy(() => {
+        opt.step();
+        ema.update();
+      });
+    }
+    opt.zeroGrad();
+  };
+  const graphed = new GraphedTrainStep({ pipeline, params, optimizer: opt, ema, gradClip: 1, minSnrGamma: null, noise, setting: true, label: 'bench step' });
+  const graphedStep = (): void => {
+    graphed.run(x0, captions);
+  };
+  const records: TimedStep[] = [];
+  try {
+    for (const [mode, fn] of [['eager', eager], ['graphed', graphedStep]] as const) {
+      // The graphed step's first call is its eager warm-up, the second captures: both untimed.
+      for (let w = 0; w < Math.max(warmup, mode === 'graphed' ? 2 : 1); w++) fn();
+      backend.synchronize();
+      for (let i = 0; i < steps; i++) {
+        const t0 = performance.now();
+        start.record(rt.stream);
+        fn();
+        end.record(rt.stream);
+        end.synchronize();
+        records.push({ mode, step: i + 1, wall_ms: performance.now() - t0, stream_ms: end.elapsedSince(start) });
+        if (!args.json) console.log(`  ${mode} step ${i + 1}: wall ${records.at(-1)!.wall_ms.toFixed(2)} ms, stream ${records.at(-1)!.stream_ms.toFixed(2)} ms`);
+      }
+    }
+    const of = (mode: string, key: 'wall_ms' | 'stream_ms') => median(records.filter((r) => r.mode === mode).map((r) => r[key]));
+    const busy = of('graphed', 'stream_ms');
+    const summary = (mode: string) => ({ wall_ms: of(mode, 'wall_ms'), stream_ms: of(mode, 'stream_ms'), busy_ms: busy, idle_ms: of(mode, 'wall_ms') - busy });
+    const stats = graphed.stats();
+    emit(args.json!, device, {
+      kind: 'train-graphs', preset, depth: config.depth, res, batch, dtype, checkpointing: args.checkpointing,
+      eager: summary('eager'), graphed: summary('graphed'), speedup: of('eager', 'wall_ms') / of('graphed', 'wall_ms'),
+      graph: { captures: stats.captures, replays: stats.replays, fallback: stats.fallback }, steps: records,
+    });
+  } catch (e) {
+    if (!device.isOutOfMemory(e)) throw e;
+    opt.zeroGrad();
+    emit(args.json!, device, { kind: 'train-graphs', res, batch, error: `out of memory: ${(e as Error).message.slice(0, 200)}` });
+  } finally {
+    graphed.dispose();
+    x0.dispose();
+    device.releaseCache();
+  }
+}
