@@ -1,7 +1,8 @@
 /**
  * cuDNN's fused attention through the backend (graph) C API: a GraphSpec (spec.ts) becomes
  * tensor and operation descriptors, an operation graph, heuristic engine configs and an execution
- * plan, cached per problem (direction, dtype, sizes, strides). Execution is a variant pack (uids
+ * plan, cached per problem (direction, dtype, sizes, strides, and the key-padding bias's row step
+ * when masked: masked and unmasked problems are separate plans). Execution is a variant pack (uids
  * -> device pointers, host pointers for the by-value scalars) and cudnnBackendExecute on the
  * runtime's stream, so it orders with our kernels and is recorded by CUDA graph capture.
  *
