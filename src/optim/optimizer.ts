@@ -222,7 +222,8 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
    */
   stepControlled(control: OptimizerControl): void {
     noGrad(() => {
-      const stepped: ParamState[] = [];
+      // Every group is checked before any kernel runs, so a refusal leaves the weights alone.
+      const batches: { g: number; step: number; params: Tensor[]; grads: Tensor[]; states: ParamState[]; decays: boolean[] }[] = [];
       this.paramGroups.forEach((group, g) => {
         const step = this.groupStep(g) + 1;
         const params: Tensor[] = [];
@@ -247,21 +248,37 @@ export abstract class Optimizer<O extends OptimizerOptions<O>> {
           states.push(state);
           decays.push(group.decays[i]! && group.options.weightDecay !== 0);
         });
-        if (params.length === 0) return;
+        if (params.length > 0) batches.push({ g, step, params, grads, states, decays });
+      });
+      for (const { g, step, params, grads, states, decays } of batches) {
         const inputs = grads.map(kernelInput);
         try {
           this.stepFused({
-            fused: params[0]!.backend.fused, options: group.options, step, params, grads: inputs, states, decays,
+            fused: params[0]!.backend.fused, options: this.paramGroups[g]!.options, step, params, grads: inputs, states, decays,
             cacheKey: control.cacheKeys.get(`${params[0]!.deviceName}|${g}`),
             control: { skip: control.skip, coefficients: control.coefficients[g]! },
           });
         } finally {
           releaseInputs(inputs, grads);
         }
-        stepped.push(...states);
-      });
-      control.stepped = stepped;
+      }
+      control.stepped = batches.flatMap((b) => b.states);
     });
+  }
+
+  /**
+   * Why captured steps cannot be taken now (a group whose parameters have taken different numbers
+   * of steps, say after loading such a state), or null.
+   */
+  controlProblem(): string | null {
+    for (let g = 0; g < this.paramGroups.length; g++) {
+      try {
+        this.groupStep(g);
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+    }
+    return null;
   }
 
   step(): void {

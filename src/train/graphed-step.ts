@@ -21,8 +21,8 @@
  *
  * The first step of a signature runs the same function eagerly (a real step, which also compiles
  * kernels, creates optimizer state and library handles); the second captures and replays. A new
- * signature (say, a last partial batch) gets its own graph, up to `maxGraphs`, the least recently
- * used one going first.
+ * signature (say, a last partial batch) gets its own graph, up to `maxGraphs`; batches of further
+ * signatures are left to the caller's eager step.
  *
  * When the step cannot be captured (no graph support, gradient accumulation, a text encoder
  * other than SmallTextEncoder, an optimizer or device without the multi-tensor kernels, or a
@@ -67,7 +67,10 @@ export interface GraphedStepOptions {
   setting: GraphSetting;
   /** Micro-batches per step: graphs need 1 (each micro-batch's loss is checked before the next is drawn). */
   gradAccumulation?: number;
-  /** Signatures kept captured at once (default 2: the batch and a last partial one). */
+  /**
+   * Signatures captured at most (default 2: the batch and a last partial one); batches of further
+   * signatures return null from run() (the caller steps eagerly), fallback staying null.
+   */
   maxGraphs?: number;
   label?: string;
 }
@@ -89,6 +92,8 @@ export interface GraphedStepStats {
   warmups: number;
   captures: number;
   replays: number;
+  /** Batches left to the caller's eager step because maxGraphs signatures were already captured. */
+  uncaptured: number;
   /** Why steps are not captured (null while they are). */
   fallback: string | null;
 }
@@ -168,6 +173,7 @@ export class GraphedTrainStep {
   private readonly maxGraphs: number;
   private steps = 0;
   private warmups = 0;
+  private uncaptured = 0;
 
   constructor(private readonly o: GraphedStepOptions) {
     this.label = o.label ?? 'training step';
@@ -191,7 +197,7 @@ export class GraphedTrainStep {
       if (e.replayable?.captured) captures++;
       replays += e.replayable?.replays ?? 0;
     }
-    return { steps: this.steps, warmups: this.warmups, captures, replays, fallback: this.reason };
+    return { steps: this.steps, warmups: this.warmups, captures, replays, uncaptured: this.uncaptured, fallback: this.reason };
   }
 
   /** Reasons known before any step: the setting, the device, the parts. */
@@ -228,18 +234,21 @@ export class GraphedTrainStep {
     const host = captionArrays(encoder, captions);
     const key = `${formatShape(images.shape)}:${images.dtype}:${host.length}`;
     let entry = this.entries.get(key);
-    if (entry) {
-      // Most recently used last (eviction takes the first).
-      this.entries.delete(key);
-      this.entries.set(key, entry);
-    } else {
+    if (!entry) {
+      // More signatures than graphs (aspect buckets, say): the others step eagerly (the caller's
+      // step), rather than evicting and re-capturing graphs all the time.
+      if (this.entries.size >= this.maxGraphs) {
+        this.uncaptured++;
+        return null;
+      }
+      const problem = this.o.optimizer.controlProblem();
+      if (problem !== null) return this.giveUp(new TrainingError(problem));
       try {
         entry = this.createEntry(key, images, host.length);
       } catch (e) {
         return this.giveUp(e);
       }
       this.entries.set(key, entry);
-      while (this.entries.size > this.maxGraphs) this.dropEntry(this.entries.keys().next().value!);
     }
     const [x, ids, tokenMask, keepMask, outMask, isNull] = entry.statics as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     assign_(x, images);

@@ -11,7 +11,8 @@ import { checkpoint } from '../../src/autograd/checkpoint.js';
 import { Generator, defaultGenerator } from '../../src/random/generator.js';
 import { DrawTape, GraphedTrainStep, captionArrays, encodeOnDevice } from '../../src/train/graphed-step.js';
 import { TrainingError } from '../../src/train/errors.js';
-import { AdamW } from '../../src/optim/adamw.js';
+import { AdamW, adamwCoefficients } from '../../src/optim/adamw.js';
+import { CAME } from '../../src/optim/came.js';
 import { EMA } from '../../src/optim/ema.js';
 import { encodeCaptions } from '../../src/pipeline/conditioning.js';
 import { SmallTextEncoder } from '../../src/models/text/small-encoder.js';
@@ -119,7 +120,7 @@ test('GraphedTrainStep on the CPU: says why it does not capture, and run() chang
   assert.deepEqual(values(params), weights);
   assert.deepEqual(noise.getState(), state);
   assert.equal(optimizer.stateOf(params[0]!), undefined);
-  assert.deepEqual(auto.stats(), { steps: 0, warmups: 0, captures: 0, replays: 0, fallback: auto.fallback });
+  assert.deepEqual(auto.stats(), { steps: 0, warmups: 0, captures: 0, replays: 0, uncaptured: 0, fallback: auto.fallback });
   assert.equal(make(false).fallback, 'cudaGraphs is false');
   assert.throws(() => make(true), (e: unknown) => e instanceof TrainingError && /cudaGraphs is true but the step cannot be captured: the cpu backend has no CUDA graphs/.test(e.message));
   assert.throws(() => make('yes' as never), /cudaGraphs must be true, false or 'auto', got yes/);
@@ -137,4 +138,39 @@ test('config: cudaGraphs is true, false or \'auto\' (default), and not part of t
   const on = parseTrainConfig({ ...base, cudaGraphs: true });
   const off = parseTrainConfig({ ...base, cudaGraphs: false });
   assert.deepEqual(trajectoryOf(on, on.stages[0]!), trajectoryOf(off, off.stages[0]!));
+});
+
+test('OptimizerControl: prepare writes the next step\'s coefficients (lr and step as now), commit advances counts unless skipped', () => {
+  const a = T.ones([3], { requiresGrad: true });
+  const b = T.ones([2, 2], { requiresGrad: true });
+  const opt = new AdamW([a, b], { lr: 0.01, betas: [0.9, 0.99], weightDecay: 0.1 });
+  const control = opt.createControl(T.zeros([], { dtype: 'int32' }));
+  const expected = (lr: number, step: number) => {
+    const c = adamwCoefficients({ lr, betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0.1 }, step);
+    return [c.decayScale, c.lerpWeight, c.lerpFromGrad ? 1 : 0, c.beta2, c.oneMinusBeta2, c.rootBias2, c.eps, c.stepScale];
+  };
+  control.prepare();
+  assert.deepEqual([...control.coefficients[0]!.toFloat64Array()], expected(0.01, 1));
+  for (const p of [a, b]) p.grad = T.ones(p.shape);
+  opt.step();
+  opt.paramGroups[0]!.options.lr = 0.004;
+  control.prepare();
+  assert.deepEqual([...control.coefficients[0]!.toFloat64Array()], expected(0.004, 2));
+  // The CPU has no multi-tensor kernel: refused by name, nothing updated, no count advanced.
+  const before = values([a, b]);
+  assert.throws(() => opt.stepControlled(control), /AdamW: group 0 param 0 .* cannot take a captured step/);
+  assert.deepEqual(values([a, b]), before);
+  control.stepped = [opt.stateOf(a)!, opt.stateOf(b)!];
+  control.commit(true);
+  assert.equal(opt.stateOf(a)!.step, 1);
+  control.commit(false);
+  assert.deepEqual([opt.stateOf(a)!.step, opt.stateOf(b)!.step], [2, 2]);
+  assert.equal(opt.controlProblem(), null);
+  a.grad = T.ones([3]);
+  b.grad = null;
+  opt.step();
+  assert.match(opt.controlProblem()!, /group 0's parameters have taken different numbers of steps \(3, 2\)/);
+  const came = new CAME([a], { lr: 0.5, weightDecay: 0.2 }).createControl(T.zeros([], { dtype: 'int32' }));
+  came.prepare();
+  assert.deepEqual([...came.coefficients[0]!.toFloat64Array()], [Math.fround(-0.2 * 0.5), Math.fround(-0.5)]);
 });
