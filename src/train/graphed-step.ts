@@ -52,11 +52,13 @@ import { TrainingError } from './errors.js';
 
 export type GraphSetting = boolean | 'auto';
 
+/** What a captured step needs of its optimizer (AdamW and CAME have it). */
+export type ControlledOptimizer = Pick<Optimizer<never>, 'createControl' | 'stepControlled' | 'controlProblem' | 'zeroGrad'>;
+
 export interface GraphedStepOptions {
   pipeline: TextToImage;
   params: readonly Tensor[];
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  optimizer: Optimizer<any>;
+  optimizer: ControlledOptimizer;
   ema: EMA | null;
   /** clipGradNorm's maxNorm (null: no clipping; the norm is still computed and checked). */
   gradClip: number | null;

@@ -19,7 +19,6 @@ import { CAME } from '../../src/optim/came.js';
 import { EMA } from '../../src/optim/ema.js';
 import { LrScheduler } from '../../src/optim/schedule.js';
 import { clipGradNorm } from '../../src/optim/clip-grad.js';
-import type { Optimizer } from '../../src/optim/optimizer.js';
 import { GraphedTrainStep } from '../../src/train/graphed-step.js';
 import { train } from '../../src/train/train.js';
 import { MetricsLog } from '../../src/train/metrics.js';
@@ -33,8 +32,7 @@ import { cudaSkip, realCuda } from './helpers.js';
 interface Setup {
   pipe: TextToImage;
   params: Tensor[];
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  optimizer: Optimizer<any>;
+  optimizer: AdamW | CAME;
   scheduler: LrScheduler;
   ema: EMA;
   noise: Generator;
