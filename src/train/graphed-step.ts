@@ -277,7 +277,9 @@ export class GraphedTrainStep {
           entry.replayable = captureReplayable((...inputs) => this.stepFn(entry)(...inputs), entry.statics, { graph: true, warmup: 0, label: `${this.label} ${key}` });
         }
         const replayable = entry.replayable;
-        out = replayable.captured ? replayable.run() : tape.substitute(() => replayable.run());
+        // Capture must make every recorded draw; a replay makes none on a real graph (it calls no
+        // JS), but a backend whose "replay" calls the function again gets the statics just filled.
+        out = tape.substitute(() => replayable.run(), { complete: !replayable.captured });
       } catch (e) {
         if (entry.replayable?.captured) throw e;
         // Nothing ran: put the generators back so the caller's eager step draws what this one would have.
@@ -419,24 +421,33 @@ export class DrawTape {
     });
   }
 
-  /** Runs fn with its k-th draw replaced by a copy of the k-th static tensor; throws if fn draws otherwise than recorded. */
-  substitute<T>(fn: () => T): T {
+  /**
+   * Runs fn with its k-th draw replaced by a copy of the k-th static tensor; throws if fn draws
+   * otherwise than recorded. The function may run several times inside (a capture followed by a
+   * replay that runs it again, on a backend that replays so): each run starts over at draw 1.
+   * `complete` (default true): fn must make the recorded draws at least once; false also accepts
+   * none (a graph replay, which calls no JS).
+   */
+  substitute<T>(fn: () => T, options: { complete?: boolean } = {}): T {
     const records = this.recordsOrThrow();
     let k = 0;
     const interceptor: DrawInterceptor = (shape, dist, dtype, _backend, generator) => {
-      const r = records[k];
-      const where = `${this.label}: random draw ${k + 1} (${dist} ${formatShape(shape)} ${dtype})`;
+      const at = records.length === 0 ? k : k % records.length;
+      const r = records[at];
+      const where = `${this.label}: random draw ${at + 1} (${dist} ${formatShape(shape)} ${dtype})`;
       if (!r) throw new TrainingError(`${where} was not made by the recorded call (it made ${records.length}); the function draws differently each time`);
       if (r.generator !== generator || r.dist !== dist || r.dtype !== dtype || r.shape.length !== shape.length || r.shape.some((d, i) => d !== shape[i])) {
-        throw new TrainingError(`${where} differs from the recorded draw ${k + 1} (${r.dist} ${formatShape(r.shape)} ${r.dtype}${r.generator !== generator ? ', another generator' : ''})`);
+        throw new TrainingError(`${where} differs from the recorded draw ${at + 1} (${r.dist} ${formatShape(r.shape)} ${r.dtype}${r.generator !== generator ? ', another generator' : ''})`);
       }
-      const source = this.statics[r.repeatOf >= 0 ? r.repeatOf : k]!;
+      const source = this.statics[r.repeatOf >= 0 ? r.repeatOf : at]!;
       k++;
       return T.clone(source);
     };
     const result = interceptDraws(interceptor, fn);
-    if (k !== records.length) {
-      throw new TrainingError(`${this.label}: the call made ${k} random draws, the recorded one ${records.length}; the function draws differently each time`);
+    const whole = records.length === 0 ? k === 0 : k % records.length === 0;
+    if (!whole || (options.complete !== false && records.length > 0 && k === 0)) {
+      throw new TrainingError(`${this.label}: the call made ${k} random draws, the recorded one ${records.length}${k > records.length ? ' (over several runs)' : ''}; `
+        + 'the function draws differently each time');
     }
     return result;
   }
