@@ -75,6 +75,8 @@ export interface GraphedStepOptions {
    */
   maxGraphs?: number;
   label?: string;
+  /** Called right before each graph launch (a bench records a CUDA event there to time the replay alone). */
+  beforeReplay?: () => void;
 }
 
 export interface GraphedStepResult {
@@ -279,7 +281,10 @@ export class GraphedTrainStep {
         const replayable = entry.replayable;
         // Capture must make every recorded draw; a replay makes none on a real graph (it calls no
         // JS), but a backend whose "replay" calls the function again gets the statics just filled.
-        out = tape.substitute(() => replayable.run(), { complete: !replayable.captured });
+        out = tape.substitute(() => {
+          if (replayable.captured) this.o.beforeReplay?.();
+          return replayable.run();
+        }, { complete: !replayable.captured });
       } catch (e) {
         if (entry.replayable?.captured) throw e;
         // Nothing ran: put the generators back so the caller's eager step draws what this one would have.
