@@ -7,6 +7,7 @@
  * skips the update on the device (weights, state, counts untouched) and training goes on; a new
  * batch shape gets its own graph and the old one still replays; the trainer with cudaGraphs on
  * and off writes the same checkpoint.
+ * DIMBA_CUDA_TEST_FAKE=graphs runs it on the CPU stand-in of test/train/fake-graph-device.ts.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,6 +29,13 @@ import type { SmallTextEncoder } from '../../src/models/text/small-encoder.js';
 import { CAPTIONS, tinyTextToImage } from '../pipeline/fixtures.js';
 import { makeTinyDataset, quietReporter, tempDir, tinyConfig } from '../train/helpers.js';
 import { cudaSkip, realCuda } from './helpers.js';
+import { installFakeGraphDevice } from '../train/fake-graph-device.js';
+
+// DIMBA_CUDA_TEST_FAKE=graphs: the specs against the CPU stand-in with re-running "graphs"
+// (test/train/fake-graph-device.ts), a check of this file's own logic on machines without a GPU.
+const fakeGraphs = process.env.DIMBA_CUDA_TEST_FAKE === 'graphs';
+if (fakeGraphs) installFakeGraphDevice();
+const skip = fakeGraphs ? false : cudaSkip || (!realCuda && 'the CPU stand-in (DIMBA_CUDA_TEST_FAKE=cpu) has no graphs');
 
 interface Setup {
   pipe: TextToImage;
@@ -190,7 +198,7 @@ function compare(dtype: 'float32' | 'bfloat16', optimizer: 'adamw' | 'came', pla
   return g;
 }
 
-describe('graphed training steps on CUDA', { skip: cudaSkip || (!realCuda && 'the CPU stand-in has no graphs') }, () => {
+describe('graphed training steps on CUDA', { skip }, () => {
   test('float32 AdamW: warm-up, capture, replays equal eager steps (clipping active, lr changing every step)', () => {
     const g = compare('float32', 'adamw', [{ size: 4 }, { size: 4 }, { size: 4 }, { size: 4 }, { size: 4 }], { loss: 1e-5, weight: 1e-5, fraction: 0.01 });
     const s = g.stats();

@@ -1,24 +1,16 @@
 /**
- * Captured training steps end to end on the CPU, through a stand-in 'cuda' device: the CPU backend
- * with the multi-tensor kernels' documented formulas (test/optim/fused-emulation.ts, pinned to the
- * composed optimizers; test/cuda/optim-emu.test.ts pins optim.cu to them, _ctl twins included)
- * honouring the captured-step control (device coefficients, skip flag, device clip factor), and a
- * graph capability whose "replay" calls the captured function again. That is not a CUDA graph (JS
- * runs at every replay, so values baked in at capture go unnoticed: test/cuda/graphed-train-step
- * checks those on a GPU), but everything around it is the real path: the trainer's loop, warm-up,
- * capture, draw tape, control coefficients and counts, skip handling, checkpoints and resume.
- * Results must equal eager steps bit for bit.
+ * Captured training steps end to end on the CPU, through the stand-in 'cuda' device of
+ * fake-graph-device.ts (the multi-tensor formulas honouring the step control; a "replay" that runs
+ * the captured function again): the trainer's loop, warm-up, capture, draw tape, control
+ * coefficients and counts, skip handling, checkpoints and resume. Results must equal eager steps
+ * bit for bit. test/cuda/graphed-train-step.test.ts runs on this device too with
+ * DIMBA_CUDA_TEST_FAKE=graphs (a check of that test itself).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import * as T from '../../src/index.js';
-import { assign_ } from '../../src/ops/inplace.js';
-import { registerBackendFactory } from '../../src/backends/registry.js';
-import { CpuBackend } from '../../src/backends/cpu/index.js';
-import type { AdamWCoefficients, CAMECoefficients, CapturedGraph, FusedKernels, GraphCapability, MultiTensorOptions } from '../../src/backends/backend.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
 import { Generator } from '../../src/random/generator.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { EMA } from '../../src/optim/ema.js';
@@ -26,98 +18,11 @@ import { GraphedTrainStep } from '../../src/train/graphed-step.js';
 import { train } from '../../src/train/train.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import type { SmallTextEncoder } from '../../src/models/text/small-encoder.js';
-import { EMULATED } from '../optim/fused-emulation.js';
+import { installFakeGraphDevice } from './fake-graph-device.js';
 import { CAPTIONS, tinyTextToImage } from '../pipeline/fixtures.js';
 import { makeTinyDataset, quietReporter, tempDir, tinyConfig } from './helpers.js';
 
-function scalar(t: Tensor): number {
-  return t.toFloat64Array()[0]!;
-}
-
-/**
- * A real capture records without running; this one runs the function to get its outputs, so the
- * updates it would make are dropped (a captured step's state changes come from its kernels alone).
- */
-function skipped(o?: MultiTensorOptions): boolean {
-  return o?.control !== undefined && (graphs.capturing || scalar(o.control.skip) !== 0);
-}
-
-const fakeOptim: FusedKernels = {
-  adamwStep(t, c, o) {
-    if (skipped(o)) return;
-    let k: AdamWCoefficients = c;
-    if (o?.control?.coefficients) {
-      const v = o.control.coefficients.toFloat64Array();
-      k = { decayScale: v[0]!, lerpWeight: v[1]!, lerpFromGrad: v[2] !== 0, beta2: v[3]!, oneMinusBeta2: v[4]!, rootBias2: v[5]!, eps: v[6]!, stepScale: v[7]! };
-    }
-    EMULATED.adamwStep(t, k);
-  },
-  cameStep(t, c, o) {
-    if (skipped(o)) return;
-    let k: CAMECoefficients = c;
-    if (o?.control?.coefficients) {
-      const v = o.control.coefficients.toFloat64Array();
-      k = { ...c, decayScale: v[0]!, negLr: v[1]! };
-    }
-    EMULATED.cameStep(t, k);
-  },
-  emaUpdate(shadows, params, keep, take, o) {
-    if (!skipped(o)) EMULATED.emaUpdate(shadows, params, keep, take);
-  },
-  sumSquares: (tensors, out) => EMULATED.sumSquares(tensors, out),
-  scaleTensors(src, out, factor, o) {
-    EMULATED.scaleTensors(src, out, o?.control?.factor ? scalar(o.control.factor) : factor);
-  },
-  gradNormCheck(sumSquares, loss, maxNorm, norm, factor, skip) {
-    const total = Math.sqrt(scalar(sumSquares));
-    const coef = maxNorm / (total + 1e-6);
-    assign_(norm, total);
-    assign_(factor, coef < 1 ? coef : 1);
-    assign_(skip, Number.isFinite(scalar(loss)) && Number.isFinite(total) ? 0 : 1);
-  },
-};
-
-/** "Capture" runs the function; "replay" runs it again and writes its result into the captured output. */
-class RerunGraphs implements GraphCapability {
-  captures = 0;
-  replays = 0;
-  capturing = false;
-
-  capture<R>(fn: () => R): { result: R; graph: CapturedGraph } {
-    this.captures++;
-    this.capturing = true;
-    let result: R;
-    try {
-      result = fn();
-    } finally {
-      this.capturing = false;
-    }
-    assert.ok(result instanceof T.Tensor, 'the captured step returns one tensor');
-    const owner = this;
-    const graph = {
-      replays: 0,
-      destroyed: false,
-      replay(): void {
-        const again = fn() as Tensor;
-        assign_(result, again);
-        again.dispose();
-        this.replays++;
-        owner.replays++;
-      },
-      destroy(): void {
-        this.destroyed = true;
-      },
-    };
-    return { result, graph };
-  }
-}
-
-const graphs = new RerunGraphs();
-registerBackendFactory('cuda', (d) => {
-  const b = new CpuBackend(d);
-  Object.assign(b.fused, fakeOptim);
-  return Object.assign(b, { graphs });
-});
+const graphs = installFakeGraphDevice();
 
 function checkpointFiles(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
