@@ -234,6 +234,9 @@ export class GraphedTrainStep {
    */
   run(images: Tensor, captions: readonly string[]): GraphedStepResult | null {
     if (this.reason !== null) return null;
+    if (images.ndim < 1 || captions.length !== images.shape[0]) {
+      throw new TrainingError(`${this.label}: ${captions.length} captions for a batch of ${images.shape[0] ?? 'no'} images (${formatShape(images.shape)})`);
+    }
     const encoder = this.o.pipeline.textEncoder as SmallTextEncoder;
     const host = captionArrays(encoder, captions);
     const key = `${formatShape(images.shape)}:${images.dtype}:${host.length}`;

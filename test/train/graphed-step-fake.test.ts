@@ -110,5 +110,6 @@ test('GraphedTrainStep on the stand-in device: a NaN batch is skipped on the dev
   assert.equal(optimizer.stateOf(params[0]!)!.step, 3);
   assert.notDeepEqual(snapshot(), before);
   assert.deepEqual(g.stats().replays, 3);
+  assert.throws(() => g.run(images(5), ['one caption']), /training step: 1 captions for a batch of 2 images \(\[2, 3, 8, 8\]\)/);
   g.dispose();
 });
