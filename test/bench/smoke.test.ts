@@ -173,3 +173,11 @@ test('bench.py modes run on the CPU (train, sample, scan-only, attention)', { sk
     check(parseRecords(r.stdout));
   }
 });
+
+test('train-step --graphs needs CUDA (one record saying so on the CPU); --depth cuts the preset', () => {
+  const [g, ...rest] = runNode('train-step', '--tiny', '--graphs');
+  assert.equal(rest.length, 0);
+  assert.deepEqual([g!.kind, g!['error']], ['train-graphs', 'CUDA graphs need --device cuda']);
+  const [d] = runNode('train-step', '--tiny', '--depth', '2');
+  assert.ok(finitePositive(d!.step_ms), `step_ms = ${String(d!.step_ms)}`);
+});
