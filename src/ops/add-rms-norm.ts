@@ -91,7 +91,8 @@ export function addRmsNorm(residual: Tensor | null, x: Tensor, weight: Tensor | 
   const w32 = weight ? contiguous(cast(weight, stream)) : null;
   const res = Tensor.empty([rows, c], stream, be);
   const normed = Tensor.empty([rows, c], x.dtype, be);
-  const rstd = Tensor.empty([rows], 'float32', be);
+  // The row statistic in the stream's precision: float32 would cost a float64 stream ~1e-7.
+  const rstd = Tensor.empty([rows], stream, be);
   if (res.numel > 0) fused.addRmsNorm!(r2, x2, w32, eps, res, normed, rstd);
   const inputs = [x2, ...(r2 ? [r2] : []), ...(w32 ? [w32] : [])];
   record(op, inputs, [res, normed], ([gRes, gNormed]) => {

@@ -56,6 +56,22 @@ function argsXWt(m: number, n: number, k: number, bias: Tensor | null = null): M
   return { batch: 1, m, n, k, transA: false, transB: true, strideA: 0, strideB: 0, bias };
 }
 
+/**
+ * Which epilogue the MLP backward's g @ w2 GEMM uses (DIMBA_FUSED_GELU_BACKWARD): 'bgrad' = DGELU_BGRAD
+ * (gelu' and the bias gradient in the GEMM), 'dgelu' = DGELU (the bias gradient summed
+ * separately), 'off' = a plain GEMM and the elementwise GELU backward.
+ */
+export type GeluBackwardMode = 'bgrad' | 'dgelu' | 'off';
+export const DEFAULT_GELU_BACKWARD: GeluBackwardMode = 'bgrad';
+
+export function geluBackwardMode(env: NodeJS.ProcessEnv = process.env): GeluBackwardMode {
+  const v = env.DIMBA_FUSED_GELU_BACKWARD?.trim() || DEFAULT_GELU_BACKWARD;
+  if (v !== 'bgrad' && v !== 'dgelu' && v !== 'off') {
+    throw new RangeError(`DIMBA_FUSED_GELU_BACKWARD=${JSON.stringify(env.DIMBA_FUSED_GELU_BACKWARD)}: expected bgrad, dgelu or off`);
+  }
+  return v;
+}
+
 function fusedKernels(x: Tensor): FusedKernels {
   return fusedGeluDisabled() ? {} : x.backend.fused;
 }
@@ -93,9 +109,10 @@ function backwardGelu(g: Tensor, w2: Tensor, preact: Tensor, wantBias: boolean):
   const gh = Tensor.empty([m, n], preact.dtype, be);
   const args: MatmulArgs = { batch: 1, m, n, k: n2, transA: false, transB: false, strideA: 0, strideB: 0 };
   const fused = fusedKernels(g);
-  if (fused.matmulGeluBackward && n2 > 0 && m > 0 && n > 0) {
+  const mode = geluBackwardMode();
+  if (mode !== 'off' && fused.matmulGeluBackward && n2 > 0 && m > 0 && n > 0) {
     const w2c = contiguous(w2);
-    if (wantBias) {
+    if (wantBias && mode === 'bgrad') {
       const gb = Tensor.empty([n], preact.dtype, be);
       if (fused.matmulGeluBackward(g, w2c, preact, gh, gb, args)) return { gh, gb };
       gb.dispose();

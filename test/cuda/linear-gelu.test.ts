@@ -88,7 +88,10 @@ function mlpInputs(xShape: readonly number[], k: number, h: number, n: number, d
 for (const [dtype, use] of [['bfloat16', 'half'], ['float16', 'half'], ['float32', 'all']] as const) {
   test(`mlpGelu ${dtype} (DIMBA_CUBLASLT=${use === 'all' ? 'all' : '1'}): epilogues forward and backward match the CPU`, { skip }, () => {
     for (const [xs, k, h, n] of SHAPES) {
-      const counts = counting(use, () => checkOp(`${dtype} [${xs}] ${k}->${h}->${n}`, mlpInputs(xs, k, h, n, dtype), mlp));
+      // Two chained GEMMs, and the epilogue rounds the hidden activation once where the CPU's
+      // composed ops round it twice (after fc1 and after the GELU): twice the one-op tolerance.
+      const counts = counting(use, () => checkOp(`${dtype} [${xs}] ${k}->${h}->${n}`, mlpInputs(xs, k, h, n, dtype), mlp,
+        { rtol: 2 * TOL[dtype] }));
       // Forward GELU_AUX_BIAS, backward DGELU_BGRAD (or DGELU where cuBLASLt declines the bias
       // gradient: worth seeing, not an error).
       if (counts) {

@@ -10,7 +10,7 @@ import * as T from '../../src/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import type { FusedKernels, MatmulArgs } from '../../src/backends/backend.js';
-import { composedMlpGelu } from '../../src/ops/linear-gelu.js';
+import { DEFAULT_GELU_BACKWARD, composedMlpGelu, geluBackwardMode } from '../../src/ops/linear-gelu.js';
 import { Mlp, geluTanh } from '../../src/models/dimba/embedders.js';
 import { Generator } from '../../src/random/generator.js';
 import { gradcheck, rand64 } from '../helpers/gradcheck.js';
@@ -227,4 +227,11 @@ test('the model Mlp with GELU-tanh is one mlpGelu node and equals the composed l
   walk(y);
   assert.ok(names.includes('mlpGelu'), `graph nodes: ${names.join(', ')}`);
   assert.ok(!names.includes('gelu_tanh') && !names.includes('linear'), `graph nodes: ${names.join(', ')}`);
+});
+
+test('DIMBA_FUSED_GELU_BACKWARD picks the backward epilogue or fails naming the value', () => {
+  assert.equal(geluBackwardMode({}), DEFAULT_GELU_BACKWARD);
+  assert.equal(geluBackwardMode({ DIMBA_FUSED_GELU_BACKWARD: 'dgelu' }), 'dgelu');
+  assert.equal(geluBackwardMode({ DIMBA_FUSED_GELU_BACKWARD: ' off ' }), 'off');
+  assert.throws(() => geluBackwardMode({ DIMBA_FUSED_GELU_BACKWARD: 'fast' }), /DIMBA_FUSED_GELU_BACKWARD="fast": expected bgrad, dgelu or off/);
 });
