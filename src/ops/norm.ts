@@ -14,8 +14,10 @@ export function normalizeRows(kind: 'layer' | 'rms', x0: Tensor, cols: number, e
   const rows = cols === 0 ? 0 : x.numel / cols;
   const x2 = reshape(x, [rows, cols]);
   const out = Tensor.empty([rows, cols], x.dtype, x.backend);
-  const mean = Tensor.empty([rows], 'float32', x.backend);
-  const rstd = Tensor.empty([rows], 'float32', x.backend);
+  // Statistics in the compute type: float32 ones would cost a float64 backward ~1e-7.
+  const stats = x.dtype === 'float64' ? 'float64' : 'float32';
+  const mean = Tensor.empty([rows], stats, x.backend);
+  const rstd = Tensor.empty([rows], stats, x.backend);
   if (out.numel > 0) x.backend.kernels.normRows(kind, x2, eps, out, mean, rstd);
   record(kind === 'layer' ? 'layerNorm' : 'rmsNorm', [x2], [out], ([g]) => {
     const gx = Tensor.empty([rows, cols], x.dtype, x.backend);

@@ -74,6 +74,14 @@ function counting(use: LtUse, body: () => void): { ran: number; declined: number
   }
 }
 
+/**
+ * Two GEMMs and a GELU in a row: the GPU rounds the hidden activation at other points than the
+ * CPU (once in the epilogue, or after each composed kernel), and bf16 GEMMs accumulate in another
+ * order; the composed GPU route (DIMBA_CUBLASLT=0) already differs from the CPU by 1.35e-2 in bf16
+ * and the weight gradient of fc2 by 2.3e-2 (H100). Three times the one-op tolerance.
+ */
+const CHAIN_TOL = (dtype: DType): number => 3 * TOL[dtype];
+
 const mlp = (x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) => ops.mlpGelu(x, w1, b1, w2, b2);
 
 /** [rows, in, hidden, out]: a 3-D x folded into rows, odd in/out widths, hidden a multiple of 8. */
@@ -88,12 +96,10 @@ function mlpInputs(xShape: readonly number[], k: number, h: number, n: number, d
 for (const [dtype, use] of [['bfloat16', 'half'], ['float16', 'half'], ['float32', 'all']] as const) {
   test(`mlpGelu ${dtype} (DIMBA_CUBLASLT=${use === 'all' ? 'all' : '1'}): epilogues forward and backward match the CPU`, { skip }, () => {
     for (const [xs, k, h, n] of SHAPES) {
-      // Two chained GEMMs, and the epilogue rounds the hidden activation once where the CPU's
-      // composed ops round it twice (after fc1 and after the GELU): twice the one-op tolerance.
       const counts = counting(use, () => checkOp(`${dtype} [${xs}] ${k}->${h}->${n}`, mlpInputs(xs, k, h, n, dtype), mlp,
-        { rtol: 2 * TOL[dtype] }));
-      // Forward GELU_AUX_BIAS, backward DGELU_BGRAD (or DGELU where cuBLASLt declines the bias
-      // gradient: worth seeing, not an error).
+        { rtol: CHAIN_TOL(dtype) }));
+      // Forward GELU_AUX_BIAS, backward DGELU (DIMBA_FUSED_GELU_BACKWARD's default; with 'bgrad',
+      // DGELU_BGRAD or DGELU where cuBLASLt declines the bias gradient: worth seeing, not an error).
       if (counts) {
         assert.equal(counts.ran, 2, `${dtype} [${xs}]: epilogue GEMMs ${JSON.stringify(counts)}`);
         if (counts.declined > 0) console.log(`# ${dtype} [${xs}]: ${counts.declined} epilogue problems declined (DGELU_BGRAD fell back to DGELU + sum)`);
@@ -107,7 +113,8 @@ for (const [dtype, use] of [['bfloat16', 'half'], ['float16', 'half'], ['float32
 test('declined routes compose and still match: hidden 36, float32 under DIMBA_CUBLASLT=1, bfloat16 under 0, float64', { skip }, () => {
   const cases: [DType, LtUse, number][] = [['bfloat16', 'half', 36], ['float32', 'half', 40], ['bfloat16', 'off', 40], ['float64', 'all', 40]];
   for (const [dtype, use, h] of cases) {
-    const counts = counting(use, () => checkOp(`${dtype} ${use} hidden ${h}`, mlpInputs([2, 9, 16], 16, h, 11, dtype), mlp));
+    const counts = counting(use, () => checkOp(`${dtype} ${use} hidden ${h}`, mlpInputs([2, 9, 16], 16, h, 11, dtype), mlp,
+      { rtol: CHAIN_TOL(dtype) }));
     if (counts) assert.equal(counts.ran, 0, `${dtype} ${use} hidden ${h}: no epilogue GEMM expected`);
   }
 });

@@ -172,12 +172,22 @@ describe('the fused kernels when a backend has them', () => {
   };
   const reference = run({});
 
-  test('taken: forward keeps the pre-activation, backward fuses dgelu and the bias gradient; same results', () => {
-    const { fused, calls } = fakeEpilogues(T.zeros([1]), true);
-    const got = run(fused);
-    assert.deepEqual(calls, { forward: 1, forwardPreact: 1, backward: 1, backwardBias: 1 });
-    assert.equal(maxRelError(got.y, reference.y), 0);
-    got.grads.forEach((g, i) => assert.ok(maxRelError(g, reference.grads[i]!) <= 1e-6, `gradient ${i}`));
+  test('taken: forward keeps the pre-activation, backward fuses dgelu (and the bias gradient under bgrad); same results', () => {
+    const saved = process.env.DIMBA_FUSED_GELU_BACKWARD;
+    try {
+      for (const [mode, backwardBias] of [[undefined, 0], ['bgrad', 1], ['dgelu', 0]] as const) {
+        if (mode === undefined) delete process.env.DIMBA_FUSED_GELU_BACKWARD;
+        else process.env.DIMBA_FUSED_GELU_BACKWARD = mode;
+        const { fused, calls } = fakeEpilogues(T.zeros([1]), true);
+        const got = run(fused);
+        assert.deepEqual(calls, { forward: 1, forwardPreact: 1, backward: 1, backwardBias }, `mode ${mode ?? 'default'}`);
+        assert.equal(maxRelError(got.y, reference.y), 0);
+        got.grads.forEach((g, i) => assert.ok(maxRelError(g, reference.grads[i]!) <= 1e-6, `gradient ${i}`));
+      }
+    } finally {
+      if (saved === undefined) delete process.env.DIMBA_FUSED_GELU_BACKWARD;
+      else process.env.DIMBA_FUSED_GELU_BACKWARD = saved;
+    }
   });
 
   test('declined: the op composes (same results)', () => {

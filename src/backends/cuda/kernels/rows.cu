@@ -57,9 +57,11 @@ __device__ void softmax_backward_body(const T* y, const T* gy, T* gx, long long 
 }
 
 // Layer norm (rms = 0): mean, then the variance as a second pass over x - mean (no cancellation
-// from E[x^2] - E[x]^2); rms norm skips the mean. rstd = 1 / sqrt(var + eps).
+// from E[x^2] - E[x]^2); rms norm skips the mean. rstd = 1 / sqrt(var + eps). The row statistics
+// are kept in the compute type (float, double for double rows), so a float64 backward stays exact.
 template <bool WARP, class T>
-__device__ void norm_body(int rms, const T* x, T* y, float* mean, float* rstd, long long rows, long long cols, double eps) {
+__device__ void norm_body(int rms, const T* x, T* y, typename Ty<T>::C* mean, typename Ty<T>::C* rstd, long long rows, long long cols,
+    double eps) {
   typedef typename Ty<T>::C C;
   __shared__ C shm[32];
   const long long row = group_row<WARP>();
@@ -82,14 +84,14 @@ __device__ void norm_body(int rms, const T* x, T* y, float* mean, float* rstd, l
   const C rs = (C)1 / m_sqrt(sq / (C)cols + (C)eps);
   for (long long c = lane; c < cols; c += width) yr[c] = Ty<T>::store((Ty<T>::load(xr[c]) - mu) * rs);
   if (lane == 0) {
-    mean[row] = (float)mu;
-    rstd[row] = (float)rs;
+    mean[row] = mu;
+    rstd[row] = rs;
   }
 }
 
 // gx = rstd * (gy - mean(gy) [layer only] - xhat * mean(gy * xhat)), xhat = (x - mean) * rstd.
 template <bool WARP, class T>
-__device__ void norm_backward_body(int rms, const T* x, const float* mean, const float* rstd, const T* gy, T* gx,
+__device__ void norm_backward_body(int rms, const T* x, const typename Ty<T>::C* mean, const typename Ty<T>::C* rstd, const T* gy, T* gx,
     long long rows, long long cols) {
   typedef typename Ty<T>::C C;
   __shared__ C shm[32];
@@ -123,10 +125,11 @@ __device__ void norm_backward_body(int rms, const T* x, const float* mean, const
   extern "C" __global__ void softmax_backward_##mode##_##name(const T* y, const T* gy, T* gx, long long rows, long long cols, int logMode) { \
     softmax_backward_body<WARP, T>(y, gy, gx, rows, cols, logMode); \
   } \
-  extern "C" __global__ void norm_##mode##_##name(int rms, const T* x, T* y, float* mean, float* rstd, long long rows, long long cols, double eps) { \
+  extern "C" __global__ void norm_##mode##_##name(int rms, const T* x, T* y, Ty<T>::C* mean, Ty<T>::C* rstd, long long rows, long long cols, \
+      double eps) { \
     norm_body<WARP, T>(rms, x, y, mean, rstd, rows, cols, eps); \
   } \
-  extern "C" __global__ void norm_backward_##mode##_##name(int rms, const T* x, const float* mean, const float* rstd, \
+  extern "C" __global__ void norm_backward_##mode##_##name(int rms, const T* x, const Ty<T>::C* mean, const Ty<T>::C* rstd, \
       const T* gy, T* gx, long long rows, long long cols) { \
     norm_backward_body<WARP, T>(rms, x, mean, rstd, gy, gx, rows, cols); \
   }

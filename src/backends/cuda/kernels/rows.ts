@@ -53,7 +53,8 @@ export function rowKernels(rt: CudaRuntime): Pick<Kernels, 'softmax' | 'softmaxB
       const [rows, cols] = rowsOf(`${kind}Norm`, x0);
       if (rows * cols === 0) return;
       requireOutput(`${kind}Norm`, out, x0);
-      if (mean.dtype !== 'float32' || rstd.dtype !== 'float32') throw new TypeError(`${kind}Norm: CUDA statistics must be float32`);
+      const stats = x0.dtype === 'float64' ? 'float64' : 'float32';
+      if (mean.dtype !== stats || rstd.dtype !== stats) throw new TypeError(`${kind}Norm: CUDA statistics of ${x0.dtype} rows must be ${stats}, got ${mean.dtype}/${rstd.dtype}`);
       withContiguous([x0], ([x]) => {
         const { mode, grid, block } = rowLaunch(rows, cols);
         rt.params.begin().i32(kind === 'rms' ? 1 : 0).ptr(addressOf(x!)).ptr(addressOf(out)).ptr(addressOf(mean)).ptr(addressOf(rstd))
