@@ -132,11 +132,6 @@ function findBatch(latent: number, list: number[]): number | null {
   return null;
 }
 
-if (args.graphs) {
-  resolutions.forEach((res, i) => graphComparison(res, latents[i]!, batches[Math.min(i, batches.length - 1)]!));
-} else {
-  resolutions.forEach((res, i) => plainStep(res, i));
-}
 
 function plainStep(res: number, i: number): void {
   const latent = latents[i]!;
@@ -274,4 +269,11 @@ function graphComparison(res: number, latent: number, batch: number): void {
     x0.dispose();
     device.releaseCache();
   }
+}
+
+// Last: the functions above read module constants declared after their definitions (WORDS).
+if (args.graphs) {
+  resolutions.forEach((res, i) => graphComparison(res, latents[i]!, batches[Math.min(i, batches.length - 1)]!));
+} else {
+  resolutions.forEach((res, i) => plainStep(res, i));
 }
