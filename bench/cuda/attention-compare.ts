@@ -11,18 +11,24 @@
  * attention; the caption mask goes in as cuDNN's bias; a case cuDNN declines is recorded with the
  * reason instead of timings).
  *
- *   node dist/bench/cuda/attention-compare.js [--steps 20] [--warmup 5] [--device cuda|cpu] [--tiny] [--json]
+ * --graphs (CUDA): also each case captured once into a CUDA graph (forward; forward + backward) and
+ * timed by replays, recorded as case "<name> (graph replay)": the device time of the kernels alone,
+ * without the per-call host work (mask conversion, plan lookup, launches) that bounds a ~0.1 ms
+ * call measured call by call. bench.py --attention --cuda-graphs does the same for PyTorch.
+ *
+ *   node dist/bench/cuda/attention-compare.js [--steps 20] [--warmup 5] [--device cuda|cpu] [--tiny] [--json] [--graphs]
  */
 import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
 import { Generator } from '../../src/random/generator.js';
+import { captureReplayable } from '../../src/backends/replayable.js';
 import { attentionFlops } from '../gpu/flops.js';
 import { captionMask, emit, median, openDevice, positiveInt } from '../gpu/device.js';
 
 const { values: args } = parseArgs({
   options: {
     steps: { type: 'string' }, warmup: { type: 'string' }, device: { type: 'string', default: 'cuda' },
-    tiny: { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+    tiny: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, graphs: { type: 'boolean', default: false },
   },
 });
 
@@ -60,14 +66,30 @@ for (const c of cases) {
       const before = process.env.DIMBA_ATTENTION;
       if (dev === 'cuda') process.env.DIMBA_ATTENTION = route;
       try {
-        const fwd = median(device.time(() => T.noGrad(() => T.tidy(() => { call(); })), warmup, steps));
-        const both = median(device.time(() => T.tidy(() => { T.grad(call(), [q, k, v], g); }), warmup, steps));
-        emit(args.json!, device, {
-          kind: 'attention', case: c.name, route, batch: c.batch, heads, lq: c.lq, lk: c.lk, head_dim: headDim, masked: c.masked, dtype,
+        const record = (name: string, fwd: number, both: number) => emit(args.json!, device, {
+          kind: 'attention', case: name, route, batch: c.batch, heads, lq: c.lq, lk: c.lk, head_dim: headDim, masked: c.masked, dtype,
           fwd_ms: fwd, fwd_bwd_ms: both,
           fwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, false) / fwd / 1e9,
           fwd_bwd_tflops: attentionFlops(c.batch, heads, c.lq, c.lk, headDim, true) / both / 1e9,
         });
+        const fwd = median(device.time(() => T.noGrad(() => T.tidy(() => { call(); })), warmup, steps));
+        const both = median(device.time(() => T.tidy(() => { T.grad(call(), [q, k, v], g); }), warmup, steps));
+        record(c.name, fwd, both);
+        if (args.graphs && dev === 'cuda') {
+          const inputs = [q, k, v, g, ...(mask ? [mask] : [])];
+          const att = (qs: T.Tensor, ks: T.Tensor, vs: T.Tensor, ms: T.Tensor | undefined) =>
+            T.scaledDotProductAttention(heads4(qs), heads4(ks), heads4(vs), { keyPadding: ms ?? null });
+          const fwdGraph = captureReplayable((qs, ks, vs, _g, ms) => T.noGrad(() => att(qs!, ks!, vs!, ms)), inputs, { graph: true, label: `${c.name} fwd` });
+          const bothGraph = captureReplayable((qs, ks, vs, gs, ms) => T.grad(att(qs!, ks!, vs!, ms), [qs!, ks!, vs!], gs!) as T.Tensor[], inputs,
+            { graph: true, label: `${c.name} fwd+bwd` });
+          try {
+            record(`${c.name} (graph replay)`, median(device.time(() => { fwdGraph.run(); }, warmup, steps)),
+              median(device.time(() => { bothGraph.run(); }, warmup, steps)));
+          } finally {
+            fwdGraph.dispose({ outputs: true });
+            bothGraph.dispose({ outputs: true });
+          }
+        }
       } catch (e) {
         // cuDNN declining a case (DIMBA_ATTENTION=cudnn makes that an error naming why) is a result, not a crash.
         if (!(e instanceof Error) || !e.message.startsWith('DIMBA_ATTENTION=cudnn, but')) throw e;

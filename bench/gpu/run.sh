@@ -74,6 +74,10 @@ if [ "$quick" = 1 ]; then
 else
   t_steps=10; t_warm=2; s_steps=3; s_warm=1; k_steps=20; k_warm=5
 fi
+# Attention is also timed from CUDA-graph replays on both sides (cases "... (graph replay)"): the
+# kernels alone, where a ~0.1 ms call timed call by call measures host work.
+att_graphs=(); ref_att_graphs=()
+if [ "$cpu" = 0 ]; then att_graphs=(--graphs); ref_att_graphs=(--cuda-graphs); fi
 find_ours=(); find_ref=()
 if [ -n "${FIND_BATCH:-}" ]; then find_ours=(--find-batch "$FIND_BATCH"); find_ref=(--find-batch "$FIND_BATCH"); fi
 
@@ -121,11 +125,11 @@ want() { [ "$part" = all ] || [ "$part" = "$1" ] || { [ "$part" = ref ] && [[ "$
 
 if want ours; then
   [ "$cpu" = 1 ] || step warm-kernels 30 node "$dist/bench/cuda/warm-kernels.js"
-  step ours-attention 20 node "$dist/bench/cuda/attention-compare.js" --json --steps "$k_steps" --warmup "$k_warm" ${node_dev[@]+"${node_dev[@]}"}
+  step ours-attention 20 node "$dist/bench/cuda/attention-compare.js" --json --steps "$k_steps" --warmup "$k_warm" ${node_dev[@]+"${node_dev[@]}"} ${att_graphs[@]+"${att_graphs[@]}"}
   step ours-scan 20 node "$dist/bench/cuda/scan-compare.js" --json --steps "$k_steps" --warmup "$k_warm" ${node_dev[@]+"${node_dev[@]}"}
 fi
 if want ref-eager; then
-  step ref-attention 20 "${ref[@]}" --attention --steps "$k_steps" --warmup "$k_warm" ${ref_kernels[@]+"${ref_kernels[@]}"}
+  step ref-attention 20 "${ref[@]}" --attention --steps "$k_steps" --warmup "$k_warm" ${ref_kernels[@]+"${ref_kernels[@]}"} ${ref_att_graphs[@]+"${ref_att_graphs[@]}"}
   step ref-scan 30 "${ref[@]}" --scan-only --steps "$k_steps" --warmup "$k_warm" ${ref_kernels[@]+"${ref_kernels[@]}"}
 fi
 if want ours; then

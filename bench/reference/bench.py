@@ -433,9 +433,34 @@ def mode_attention(args) -> None:
                 rec.update({"fwd_ms": f, "fwd_bwd_ms": fb,
                             "fwd_tflops": attention_flops(b, heads, lq, lk, dim, False) / f / 1e9,
                             "fwd_bwd_tflops": attention_flops(b, heads, lq, lk, dim, True) / fb / 1e9})
+                if args.cuda_graphs and args.device.type == "cuda":
+                    # The same calls captured into CUDA graphs and timed by replay: kernels alone,
+                    # as bench/cuda/attention-compare.ts --graphs records ours.
+                    f_graph, fb_graph = graphed(fwd), graphed(both)
+                    gf = median(time_ms(f_graph.replay, args.device, args.warmup, args.steps))
+                    gfb = median(time_ms(fb_graph.replay, args.device, args.warmup, args.steps))
+                    grec = dict(rec, case=f"{name} (graph replay)", fwd_ms=gf, fwd_bwd_ms=gfb,
+                                fwd_tflops=attention_flops(b, heads, lq, lk, dim, False) / gf / 1e9,
+                                fwd_bwd_tflops=attention_flops(b, heads, lq, lk, dim, True) / gfb / 1e9)
+                    emit(args, grec)
             except RuntimeError as e:
                 rec["error"] = str(e).splitlines()[0][:300]
             emit(args, rec)
+
+
+def graphed(fn):
+    """fn captured into a torch.cuda.CUDAGraph after warm-up on a side stream (as PyTorch's docs
+    prescribe for capture, backward included); replay() reruns its kernels."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
 
 
 def attention_strict(q, k, v, mask, backend):
@@ -525,6 +550,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--scan-only", action="store_true")
     ap.add_argument("--attention", action="store_true")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="--attention: also time each case captured into a CUDA graph (replays: kernels without host work)")
     ap.add_argument("--check", metavar="WEIGHTS", help="weights.safetensors written by bench/cuda/export-check.ts")
     ap.add_argument("--inputs", metavar="INPUTS", help="inputs.safetensors (x, timestep, caption, caption_mask, force_drop, out)")
     ap.add_argument("--tol", type=float, default=1e-4, help="--check: largest accepted max|diff| / max|out|")
