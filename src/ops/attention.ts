@@ -9,7 +9,7 @@
 import type { AttentionArgs, FusedKernels } from '../backends/backend.js';
 import { ShapeError, formatShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { add, where, mul } from './elementwise.js';
+import { add, log, where, mul } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { softmax } from './softmax.js';
 import { reshape, transpose, cast, expand } from './layout.js';
@@ -36,7 +36,10 @@ export function additiveMask(q: Tensor, lk: number, options: AttentionOptions): 
     if (kp.ndim !== 2 || kp.shape[0] !== b || kp.shape[1] !== lk) {
       throw new ShapeError(`attention: keyPadding must be [batch=${b}, keys=${lk}], got ${formatShape(kp.shape)}`);
     }
-    const pad = where(reshape(cast(kp, 'bool'), [b!, 1, 1, lk]), 0, full([], -Infinity, { dtype: q.dtype, device: q.device }));
+    // log of the 0/1 mask is the additive one (log 1 = 0, log 0 = -inf): two kernels, where
+    // where(mask, 0, -inf) would also fill two scalar tensors on every call.
+    const valid = kp.dtype === 'bool' ? kp : cast(kp, 'bool');
+    const pad = log(cast(reshape(valid, [b!, 1, 1, lk]), q.dtype));
     mask = mask ? add(mask, pad) : pad;
   }
   return mask;
