@@ -7,8 +7,9 @@
  *
  * DIMBA_FLASH=0 in the environment leaves the fused kernels out (the composed path runs).
  *
- * cuDNN's fused attention (cudnn-attention/) takes the calls it applies to first: unmasked
- * bfloat16 / float16 with cuDNN >= 9.13 (DIMBA_ATTENTION=auto, the default). DIMBA_ATTENTION=ours
+ * cuDNN's fused attention (cudnn-attention/) takes the calls it applies to first: bfloat16 /
+ * float16, unmasked or with a key-padding mask (one row of Lk per batch, cuDNN's bias), with cuDNN
+ * >= 9.13 (DIMBA_ATTENTION=auto, the default). DIMBA_ATTENTION=ours
  * keeps every call on our kernel; DIMBA_ATTENTION=cudnn makes a call cuDNN cannot take an error
  * naming the reason. The environment is read per call, so tests can switch it.
  */
