@@ -11,7 +11,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -20,6 +20,7 @@ import { Generator } from '../../src/random/generator.js';
 import { modulateGeometry, MAX_MODULATE_COLS } from '../../src/backends/cuda/kernels/modulate.js';
 import { modulateKernels as cpu } from '../../src/backends/cpu/kernels/modulate.js';
 import { buildSimtEmulation } from './emu/host-compiler.js';
+import { assertNear, readOutput, rounded, tensorOf } from './emu/values.js';
 
 const { skip, binary, work } = buildSimtEmulation({
   kernel: 'modulate.cu', harness: 'modulate-emu.cpp', binaryName: 'modulate-emu', label: 'emulated modulation kernels',
@@ -33,32 +34,7 @@ function values(n: number, scale = 1, shift = 0): Float64Array {
 const SUFFIX: Partial<Record<DType, string>> = { float32: 'f32', float64: 'f64', bfloat16: 'bf16', float16: 'f16' };
 const RTOL: Partial<Record<DType, number>> = { float32: 1e-5, float64: 1e-12, bfloat16: 1e-2, float16: 5e-3 };
 
-/** Values as `dtype` rounds them (what both sides then read). */
-function rounded(v: Float64Array, dtype: DType): Float64Array {
-  return ops.cast(Tensor.fromHost(v, [v.length], 'float64'), dtype).toFloat64Array();
-}
-
-function tensorOf(v: Float64Array, shape: number[], dtype: DType): Tensor {
-  return ops.cast(Tensor.fromHost(v, shape, 'float64'), dtype);
-}
-
-function readOut(name: string): Float64Array {
-  const b = readFileSync(join(work, `${name}.bin`));
-  return new Float64Array(b.buffer, b.byteOffset, b.byteLength / 8);
-}
-
-function assertNear(name: string, actual: Float64Array, expected: Float64Array, rtol: number): void {
-  assert.equal(actual.length, expected.length, `${name}: length`);
-  let scale = 0;
-  for (const v of expected) scale += Math.abs(v);
-  scale /= Math.max(1, expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const [a, e] = [actual[i]!, expected[i]!];
-    if (!(Math.abs(a - e) <= rtol * (Math.abs(e) + scale))) {
-      assert.fail(`${name}: element ${i} of ${expected.length}: emulated ${a}, CPU ${e} (tolerance ${rtol})`);
-    }
-  }
-}
+const readOut = (name: string): Float64Array => readOutput(work, name);
 
 /** How the modulation rows lie: own rows [G, 1, C] (stride C), chunks of [G, 6, C] (6C), shared [C] (0). */
 type ModLayout = 'rows' | 'chunks' | 'shared';

@@ -8,12 +8,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import type { DType } from '../../src/tensor/dtype.js';
 import type { FusedKernels } from '../../src/backends/backend.js';
 import { composedAddRmsNorm } from '../../src/ops/add-rms-norm.js';
 import { MambaBlock } from '../../src/models/dimba/mamba.js';
 import { Generator } from '../../src/random/generator.js';
 import { gradcheck, rand64 } from '../helpers/gradcheck.js';
+import { leaf, maxRelError } from '../helpers/leaves.js';
 
 /** Both outputs in one tensor, so the loss weighs each (gradcheck takes one output). */
 const both = (o: { residual: Tensor; normed: Tensor }) => T.cat([T.reshape(o.residual, [-1]), T.reshape(T.cast(o.normed, o.residual.dtype), [-1])], 0);
@@ -42,21 +42,6 @@ describe('gradients of both outputs (float64 finite differences, fused CPU kerne
     assert.deepEqual([...names], ['addRmsNorm']);
   });
 });
-
-function leaf(shape: number[], seed: number, dtype: DType, scale = 1, shift = 0): Tensor {
-  return T.cast(rand64(shape, seed, scale, shift).detach(), dtype).requiresGrad_(true);
-}
-
-function maxRelError(a: Tensor, e: Tensor): number {
-  const av = a.toFloat64Array();
-  const ev = e.toFloat64Array();
-  let scale = 0;
-  for (const v of ev) scale += Math.abs(v);
-  scale /= Math.max(1, ev.length);
-  let worst = 0;
-  for (let i = 0; i < ev.length; i++) worst = Math.max(worst, Math.abs(av[i]! - ev[i]!) / (Math.abs(ev[i]!) + scale));
-  return worst;
-}
 
 describe('equal to the composed ops (float32 stream)', () => {
   for (const [dtype, tol] of [['float32', 1e-6], ['bfloat16', 8e-3]] as const) {

@@ -14,6 +14,7 @@ import { DEFAULT_GELU_BACKWARD, composedMlpGelu, geluBackwardMode } from '../../
 import { Mlp, geluTanh } from '../../src/models/dimba/embedders.js';
 import { Generator } from '../../src/random/generator.js';
 import { gradcheck, rand64 } from '../helpers/gradcheck.js';
+import { leaf, maxRelError } from '../helpers/leaves.js';
 
 describe('gradients (float64 finite differences)', () => {
   test('linearGelu, x [2, 3, 4], weight [5, 4]', () => {
@@ -34,21 +35,6 @@ describe('gradients (float64 finite differences)', () => {
       [rand64([5, 4], 12), rand64([6], 15), rand64([3, 6], 16)]);
   });
 });
-
-function leaf(shape: number[], seed: number, dtype: DType, scale = 1): Tensor {
-  return T.cast(rand64(shape, seed, scale).detach(), dtype).requiresGrad_(true);
-}
-
-function maxRelError(a: Tensor, e: Tensor): number {
-  const av = a.toFloat64Array();
-  const ev = e.toFloat64Array();
-  let scale = 0;
-  for (const v of ev) scale += Math.abs(v);
-  scale /= Math.max(1, ev.length);
-  let worst = 0;
-  for (let i = 0; i < ev.length; i++) worst = Math.max(worst, Math.abs(av[i]! - ev[i]!) / (Math.abs(ev[i]!) + scale));
-  return worst;
-}
 
 /** Runs both on fresh leaves; outputs must agree to `outTol`, gradients of sum(out * w) to `gradTol`. */
 function compare(name: string, shapes: number[][], dtype: DType, outTol: number, gradTol: number,

@@ -14,6 +14,7 @@ import { composedGatedResidual, composedNormModulate, type ModulateNorm } from '
 import { TransformerBlock } from '../../src/models/dimba/transformer-block.js';
 import { dropPath } from '../../src/models/dimba/drop-path.js';
 import { gradcheck, rand64 } from '../helpers/gradcheck.js';
+import { leaf, maxRelError } from '../helpers/leaves.js';
 
 const KINDS: readonly ModulateNorm[] = ['layer', 'rms'];
 
@@ -60,22 +61,6 @@ describe('gatedResidual gradients (float64 finite differences)', () => {
     }, [rand64([2, 4, 3], 9), rand64([2, 3, 3], 10), rand64([2, 3, 4], 11)]);
   });
 });
-
-/** Random leaves of `dtype` (values drawn in float64 and rounded). */
-function leaf(shape: number[], seed: number, dtype: DType, scale = 1, shift = 0): Tensor {
-  return T.cast(rand64(shape, seed, scale, shift).detach(), dtype).requiresGrad_(true);
-}
-
-function maxRelError(a: Tensor, e: Tensor): number {
-  const av = a.toFloat64Array();
-  const ev = e.toFloat64Array();
-  let scale = 0;
-  for (const v of ev) scale += Math.abs(v);
-  scale /= Math.max(1, ev.length);
-  let worst = 0;
-  for (let i = 0; i < ev.length; i++) worst = Math.max(worst, Math.abs(av[i]! - ev[i]!) / (Math.abs(ev[i]!) + scale));
-  return worst;
-}
 
 /** Runs f on fresh leaves twice (fused, composed); compares outputs and the gradients of sum(out * w). */
 function compareFusedComposed(name: string, shapes: number[][], dtype: DType, rtol: number,
