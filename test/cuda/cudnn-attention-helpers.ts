@@ -177,3 +177,31 @@ export function runCudnn(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, args: Atte
   return { out, lse, gq, gk, gv };
 }
 
+
+/** float64 reference gradients of the first heads and their error bounds (each test's reference()). */
+export interface GradReference {
+  readonly dq: Float64Array; readonly dk: Float64Array; readonly dv: Float64Array;
+  readonly dqB: Float64Array; readonly dkB: Float64Array; readonly dvB: Float64Array;
+}
+
+/**
+ * Either backward after either forward (the two routes share lse's meaning): cuDNN's forward with
+ * our backward, then ours with cuDNN's; the first two heads' gradients against `ref`.
+ */
+export function checkMixedRoutes(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, args: AttentionArgs, ref: GradReference): void {
+  const u = 2 ** -8;
+  const rt = backend().runtime;
+  const fused = backend().fused;
+  for (const [fwd, bwd] of [['cudnn', 'ours'], ['ours', 'cudnn']] as const) {
+    const out = emptyLike(q);
+    const lse = T.Tensor.empty(q.shape.slice(0, 3), 'float32', backend());
+    if (fwd === 'cudnn') assert.ok(cudnnForward(rt, q, k, v, out, lse, args, 'cudnn'));
+    else withMode('ours', () => fused.attention!(q, k, v, out, lse, args));
+    const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
+    if (bwd === 'cudnn') assert.ok(cudnnBackward(rt, q, k, v, out, lse, dO, gq, gk, gv, args, 'cudnn'));
+    else withMode('ours', () => fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args));
+    assertBounded(`${fwd} forward, ${bwd} backward: dq`, firstHeads(gq, 2), ref.dq, ref.dqB, 5 * u);
+    assertBounded(`${fwd} forward, ${bwd} backward: dk`, firstHeads(gk, 2), ref.dk, ref.dkB, 5 * u);
+    assertBounded(`${fwd} forward, ${bwd} backward: dv`, firstHeads(gv, 2), ref.dv, ref.dvB, 3.5 * u);
+  }
+}

@@ -22,7 +22,7 @@ import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-atten
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { randomCpu } from './helpers.js';
 import {
-  assertBounded, backend, emptyLike, executions, firstHeads, printPlans, runCudnn, runOurs, skip, withMode, worstHeadRms,
+  assertBounded, backend, checkMixedRoutes, emptyLike, executions, firstHeads, printPlans, runCudnn, runOurs, skip, withMode, worstHeadRms,
   type Run,
 } from './cudnn-attention-helpers.js';
 
@@ -214,21 +214,7 @@ test('with a fully masked batch row, either backward follows either forward with
   const keep = c.keep(c.b, c.lk);
   const args: AttentionArgs = { scale: 1 / Math.sqrt(c.e), mask: additive(c, keep, qg) };
   const ref = reference(q, k, v, dO, keep, args.scale, 2);
-  const u = 2 ** -8;
-  const rt = backend().runtime;
-  const fused = backend().fused;
-  for (const [fwd, bwd] of [['cudnn', 'ours'], ['ours', 'cudnn']] as const) {
-    const out = emptyLike(qg);
-    const lse = T.Tensor.empty([c.b, c.h, c.lq], 'float32', backend());
-    if (fwd === 'cudnn') assert.ok(cudnnForward(rt, qg, kg, vg, out, lse, args, 'cudnn'));
-    else withMode('ours', () => fused.attention!(qg, kg, vg, out, lse, args));
-    const [gq, gk, gv] = [emptyLike(qg), emptyLike(kg), emptyLike(vg)];
-    if (bwd === 'cudnn') assert.ok(cudnnBackward(rt, qg, kg, vg, out, lse, dOg, gq, gk, gv, args, 'cudnn'));
-    else withMode('ours', () => fused.attentionBackward!(qg, kg, vg, out, lse, dOg, gq, gk, gv, args));
-    assertBounded(`${fwd} forward, ${bwd} backward: dq`, firstHeads(gq, 2), ref.dq, ref.dqB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dk`, firstHeads(gk, 2), ref.dk, ref.dkB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dv`, firstHeads(gv, 2), ref.dv, ref.dvB, 3.5 * u);
-  }
+  checkMixedRoutes(qg, kg, vg, dOg, args, ref);
 });
 
 test('through the op: a caption mask (keyPadding) runs on cuDNN under auto and matches our kernel', { skip }, () => {

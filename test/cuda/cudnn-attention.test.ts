@@ -23,11 +23,12 @@ import * as T from '../../src/index.js';
 import { assign_ } from '../../src/ops/inplace.js';
 import type { AttentionArgs } from '../../src/backends/backend.js';
 import { CudaGraph, CudaGraphCaptureError } from '../../src/backends/cuda/graph.js';
-import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
+import { cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { randomCpu } from './helpers.js';
 import {
-  assertBounded, assertLse, backend, caseName, emptyLike, executions, firstHeads, heads, printPlans, relativeGap, runCudnn, runOurs, skip,
+  assertBounded, assertLse, backend, caseName, checkMixedRoutes, emptyLike, executions, firstHeads, heads, printPlans, relativeGap, runCudnn,
+  runOurs, skip,
   withMode, worstHeadRms, type Case, type Run,
 } from './cudnn-attention-helpers.js';
 
@@ -142,21 +143,7 @@ test('either backward follows either forward (the log-sum-exp conventions agree)
   const [dO, dOg] = heads(MID);
   const args: AttentionArgs = { scale: 1 / Math.sqrt(MID.e), mask: null };
   const ref = reference(q, k, v, dO, args.scale, 2);
-  const u = 2 ** -8;
-  const rt = backend().runtime;
-  const fused = backend().fused;
-  for (const [fwd, bwd] of [['cudnn', 'ours'], ['ours', 'cudnn']] as const) {
-    const out = emptyLike(qg);
-    const lse = T.Tensor.empty([MID.b, MID.h, MID.l], 'float32', backend());
-    if (fwd === 'cudnn') assert.ok(cudnnForward(rt, qg, kg, vg, out, lse, args, 'cudnn'));
-    else withMode('ours', () => fused.attention!(qg, kg, vg, out, lse, args));
-    const [gq, gk, gv] = [emptyLike(qg), emptyLike(kg), emptyLike(vg)];
-    if (bwd === 'cudnn') assert.ok(cudnnBackward(rt, qg, kg, vg, out, lse, dOg, gq, gk, gv, args, 'cudnn'));
-    else withMode('ours', () => fused.attentionBackward!(qg, kg, vg, out, lse, dOg, gq, gk, gv, args));
-    assertBounded(`${fwd} forward, ${bwd} backward: dq`, firstHeads(gq, 2), ref.dq, ref.dqB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dk`, firstHeads(gk, 2), ref.dk, ref.dkB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dv`, firstHeads(gv, 2), ref.dv, ref.dvB, 3.5 * u);
-  }
+  checkMixedRoutes(qg, kg, vg, dOg, args, ref);
 });
 
 test('through the op: auto takes cuDNN (key padding too), a query-varying mask falls back to our kernel, ours never touches cuDNN', { skip }, () => {
