@@ -195,6 +195,12 @@ export interface Kernels {
  * computation from the required kernels, so the CPU reference defines the semantics.
  */
 export interface FusedKernels {
+  /**
+   * Two independent selective scans (the bidirectional mixer's directions) in one launch, no
+   * gradient, no final state: outA/outB as selectiveScan writes them. false: not taken (the
+   * problems differ in shape or types, or the kernels do not cover them); nothing was written.
+   */
+  selectiveScanPair?(a: ScanInputs, b: ScanInputs, outA: Tensor, outB: Tensor): boolean;
   /** out, lse = softmax(q k^T * scale + mask) v; q [B,H,Lq,E], k [B,H,Lk,E], v [B,H,Lk,Ev]. */
   attention?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, args: AttentionArgs): void;
   attentionBackward?(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gy: Tensor,

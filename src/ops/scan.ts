@@ -11,7 +11,7 @@ import { isFloating } from '../tensor/dtype.js';
 import { ShapeError, formatShape, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ScanGrads, ScanInputs } from '../backends/backend.js';
-import { record } from './record.js';
+import { needsGrad, record } from './record.js';
 import { contiguous, reshape } from './layout.js';
 
 export interface SelectiveScanOptions {
@@ -75,6 +75,54 @@ export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
   options?: SelectiveScanOptions): Tensor | [Tensor, Tensor];
 export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor, C0: Tensor,
   options: SelectiveScanOptions = {}): Tensor | [Tensor, Tensor] {
+  const inputs = scanInputs(u0, delta0, A0, B0, C0, options);
+  const [batch, dim] = u0.shape as [number, number, number];
+  const nState = inputs.A.shape[1]!;
+  const backend = u0.backend;
+  const out = Tensor.empty(u0.shape, u0.dtype, backend);
+  // The state lives in the compute type: float64 for float64 u, float32 otherwise.
+  const lastState = options.returnLastState
+    ? Tensor.empty([batch, dim, nState], u0.dtype === 'float64' ? 'float64' : 'float32', backend)
+    : null;
+  backend.kernels.selectiveScan(inputs, out, lastState);
+  recordScan(inputs, out);
+  return lastState ? [out, lastState] : out;
+}
+
+/** One scan of a pair: selectiveScan's arguments. */
+export interface SelectiveScanCall {
+  readonly u: Tensor;
+  readonly delta: Tensor;
+  readonly A: Tensor;
+  readonly B: Tensor;
+  readonly C: Tensor;
+  readonly options?: SelectiveScanOptions;
+}
+
+/**
+ * Two independent scans, e.g. a bidirectional mixer's two directions: [selectiveScan(first),
+ * selectiveScan(second)]. Where nothing needs a gradient and the backend has
+ * FusedKernels.selectiveScanPair (CUDA), both run in one launch, which fills twice the device of
+ * one small-batch call (the sampler's batch 1); otherwise, or when the kernels decline the pair,
+ * they run one after the other. The results are the same either way.
+ */
+export function selectiveScanPair(first: SelectiveScanCall, second: SelectiveScanCall): [Tensor, Tensor] {
+  const one = (c: SelectiveScanCall) => selectiveScan(c.u, c.delta, c.A, c.B, c.C, { ...c.options, returnLastState: false });
+  const pair = first.u.backend.fused.selectiveScanPair;
+  const tensors = (c: SelectiveScanCall) => [c.u, c.delta, c.A, c.B, c.C, c.options?.D ?? null, c.options?.z ?? null, c.options?.deltaBias ?? null];
+  if (!pair || first.u.backend !== second.u.backend || needsGrad(...tensors(first), ...tensors(second))) return [one(first), one(second)];
+  const a = scanInputs(first.u, first.delta, first.A, first.B, first.C, first.options ?? {});
+  const b = scanInputs(second.u, second.delta, second.A, second.B, second.C, second.options ?? {});
+  const outA = Tensor.empty(a.u.shape, a.u.dtype, a.u.backend);
+  const outB = Tensor.empty(b.u.shape, b.u.dtype, b.u.backend);
+  if (pair(a, b, outA, outB)) return [outA, outB];
+  outA.dispose();
+  outB.dispose();
+  return [one(first), one(second)];
+}
+
+/** Checks selectiveScan's operands and puts them in the form the kernels take. */
+function scanInputs(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor, C0: Tensor, options: SelectiveScanOptions): ScanInputs {
   if (u0.ndim !== 3) throw new ShapeError(`${OP}: u must be [batch, dim, L], got ${formatShape(u0.shape)}`);
   const [batch, dim, len] = u0.shape as [number, number, number];
   if (A0.ndim !== 2 || A0.shape[0] !== dim) {
@@ -95,7 +143,7 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
   // u, delta, z, B and C go to the kernels as the views they are (backends read them through
   // their strides): the Mamba mixer passes transposed and flipped views, which would otherwise
   // each cost a copy per call and keep that copy saved for the backward.
-  const inputs: ScanInputs = {
+  return {
     u: u0,
     delta: delta0,
     A: contiguous(A0),
@@ -106,14 +154,11 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
     deltaBias: options.deltaBias ? contiguous(options.deltaBias) : null,
     deltaSoftplus: options.deltaSoftplus ?? false,
   };
-  const backend = u0.backend;
-  const out = Tensor.empty(u0.shape, u0.dtype, backend);
-  // The state lives in the compute type: float64 for float64 u, float32 otherwise.
-  const lastState = options.returnLastState
-    ? Tensor.empty([batch, dim, nState], u0.dtype === 'float64' ? 'float64' : 'float32', backend)
-    : null;
-  backend.kernels.selectiveScan(inputs, out, lastState);
+}
 
+/** The scan's autograd node: its backward recomputes the states (kernels' selectiveScanBackward). */
+function recordScan(inputs: ScanInputs, out: Tensor): void {
+  const backend = inputs.u.backend;
   const optional = [inputs.D, inputs.z, inputs.deltaBias];
   record(OP, [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, ...optional.filter(present)], [out], ([g]) => {
     const grads: ScanGrads = {
@@ -124,5 +169,4 @@ export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor
     const optionalGrads = [grads.dD, grads.dz, grads.ddeltaBias];
     return [grads.du, grads.ddelta, grads.dA, grads.dB, grads.dC, ...optionalGrads.filter(present)];
   }, { onceDifferentiable: true, saved: [inputs.u, inputs.delta, inputs.A, inputs.B, inputs.C, ...optional] });
-  return lastState ? [out, lastState] : out;
 }

@@ -265,3 +265,64 @@ describe('selectiveScan argument errors', () => {
     test(name, () => assert.throws(call, message));
   }
 });
+
+describe('selectiveScanPair: two scans, one launch where the backend pairs them', () => {
+  const d: Dims = { batch: 2, dim: 3, len: 9, nState: 4, groups: null };
+  const f: Flags = { D: true, z: true, bias: true, softplus: true };
+  const call = (t: ScanTensors): T.SelectiveScanCall => ({ u: t.u, delta: t.delta, A: t.A, B: t.B, C: t.C, options: scanOptions(t, f) });
+  const single = (t: ScanTensors) => T.selectiveScan(t.u, t.delta, t.A, t.B, t.C, scanOptions(t, f));
+  const [ta, tb] = [makeInputs(d, 300), makeInputs(d, 400)];
+
+  /** Runs fn with a stand-in selectiveScanPair on the CPU backend that records its calls. */
+  function withPair<R>(result: boolean, fn: (calls: number[]) => R): R {
+    const fused = ta.u.backend.fused;
+    const saved = fused.selectiveScanPair;
+    const calls: number[] = [];
+    fused.selectiveScanPair = (a, b, outA, outB) => {
+      calls.push(1);
+      if (!result) return false;
+      ta.u.backend.kernels.selectiveScan(a, outA, null);
+      ta.u.backend.kernels.selectiveScan(b, outB, null);
+      return true;
+    };
+    try {
+      return fn(calls);
+    } finally {
+      if (saved) fused.selectiveScanPair = saved;
+      else delete fused.selectiveScanPair;
+    }
+  }
+
+  test('without the fused kernel: the two scans, in order', () => {
+    const [ya, yb] = T.selectiveScanPair(call(ta), call(tb));
+    assert.deepEqual(Array.from(ya.toFloat64Array()), Array.from(single(ta).toFloat64Array()));
+    assert.deepEqual(Array.from(yb.toFloat64Array()), Array.from(single(tb).toFloat64Array()));
+  });
+
+  test('the fused pair runs only where nothing needs a gradient, and a declined pair falls back', () => {
+    withPair(true, (calls) => {
+      const [ya, yb] = T.noGrad(() => T.selectiveScanPair(call(ta), call(tb)));
+      assert.equal(calls.length, 1);
+      assert.deepEqual(Array.from(ya.toFloat64Array()), Array.from(single(ta).toFloat64Array()));
+      assert.deepEqual(Array.from(yb.toFloat64Array()), Array.from(single(tb).toFloat64Array()));
+      const u = ta.u.detach().requiresGrad_(true);
+      const [yg] = T.selectiveScanPair({ ...call(ta), u }, call(tb));
+      assert.equal(calls.length, 1, 'a gradient through u keeps the scans apart (the pair has no backward)');
+      T.sum(yg).backward();
+      assert.ok(u.grad, 'the gradient reaches u');
+    });
+    withPair(false, (calls) => {
+      const [ya] = T.noGrad(() => T.selectiveScanPair(call(ta), call(tb)));
+      assert.equal(calls.length, 1);
+      assert.deepEqual(Array.from(ya.toFloat64Array()), Array.from(single(ta).toFloat64Array()));
+    });
+  });
+
+  test('bad operands are refused by name before any kernel runs', () => {
+    withPair(true, (calls) => {
+      assert.throws(() => T.noGrad(() => T.selectiveScanPair(call(ta), { ...call(tb), delta: T.zeros([2, 3, 8], { dtype: 'float64' }) })),
+        /selectiveScan: delta must be \[batch, dim, L\] like u = \[2, 3, 9\], got \[2, 3, 8\]/);
+      assert.equal(calls.length, 0);
+    });
+  });
+});

@@ -61,6 +61,9 @@ export class CudaBackend implements Backend {
     Object.assign(this.fused, linearGeluKernels(rt));
     // Residual add + RMSNorm of the Mamba blocks (kernels/add-rms-norm.ts; DIMBA_FUSED_ADD_RMSNORM=0 leaves them out).
     Object.assign(this.fused, addRmsNormKernels(rt));
+    // Both directions of the bidirectional mixer's scan in one launch at inference (kernels/scan.ts).
+    const { selectiveScanPair } = scanKernels(rt);
+    Object.assign(this.fused, { selectiveScanPair });
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),

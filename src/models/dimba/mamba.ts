@@ -133,8 +133,8 @@ export class BiMambaMixer extends Module {
     assign_(dtProj.bias!, T.tensor(inv, { dtype: 'float64' }));
   }
 
-  /** xz [B, 2*Di, L] (already flipped for the backward direction) -> y [B, Di, L]. */
-  private scanDirection(xz: Tensor, dir: Direction): Tensor {
+  /** xz [B, 2*Di, L] (already flipped for the backward direction) -> the scan's operands for y [B, Di, L]. */
+  private scanOperands(xz: Tensor, dir: Direction): T.SelectiveScanCall {
     const { dState } = this.options;
     const [x, z] = T.chunk(xz, 2, 1) as [Tensor, Tensor];
     const u = T.causalConv1d(x, dir.conv.weight, dir.conv.bias, 'silu');
@@ -143,16 +143,18 @@ export class BiMambaMixer extends Module {
     const delta = T.transpose(T.linear(dt, dir.dtProj.weight), 1, 2); // [B, Di, L]
     // A, D and the delta bias stay in (at least) float32 under mixed precision, as released.
     const A = T.neg(T.exp(atLeastF32(dir.aLog)));
-    return T.selectiveScan(u, delta, A, T.transpose(bMat, 1, 2), T.transpose(cMat, 1, 2), {
-      D: atLeastF32(dir.d), z, deltaBias: atLeastF32(dir.dtProj.bias!), deltaSoftplus: true,
-    }) as Tensor;
+    return {
+      u, delta, A, B: T.transpose(bMat, 1, 2), C: T.transpose(cMat, 1, 2),
+      options: { D: atLeastF32(dir.d), z, deltaBias: atLeastF32(dir.dtProj.bias!), deltaSoftplus: true },
+    };
   }
 
   /** h [B, L, C] -> [B, L, C]. */
   forward(h: Tensor): Tensor {
     const xz = T.transpose(this.inProj.forward(h), 1, 2); // [B, 2Di, L]
-    const yf = this.scanDirection(xz, this.direction(false));
-    const yb = this.scanDirection(T.flip(xz, [2]), this.direction(true));
+    // The two directions' scans are independent: one launch where the backend pairs them.
+    const [yf, yb] = T.selectiveScanPair(this.scanOperands(xz, this.direction(false)),
+      this.scanOperands(T.flip(xz, [2]), this.direction(true)));
     return this.outProj.forward(T.transpose(T.add(yf, T.flip(yb, [2])), 1, 2));
   }
 }

@@ -81,7 +81,7 @@ template <class T, int P, int SPT> void run(const Spec& s) {
   emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
     scan_forward_body<T, P, SPT>(u.data() + vu.offset, delta.data() + vdl.offset, pz, Bm.data() + vB.offset,
         Cm.data() + vC.offset, A.data(), pD, pbias, out.data(), s.wantLast ? last.data() : nullptr, s.D, s.L, s.N, s.G,
-        rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), s.softplus);
+        rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), s.softplus, blockIdx.x);
   });
   writeBin("out", fromStorage(out));
   if (s.wantLast) writeBin("last", fromCompute(last));

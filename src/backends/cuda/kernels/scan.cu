@@ -213,11 +213,12 @@ struct ScanBlock {
   int rows;             // valid rows (channels) of the block
 };
 
+// blk: the block's index within its problem (blockIdx.x, or less the first problem's blocks in a
+// paired launch).
 template <int RB>
-__device__ __forceinline__ ScanBlock scan_block(long long dim, long long groups) {
+__device__ __forceinline__ ScanBlock scan_block(long long dim, long long groups, long long blk) {
   const long long cpg = dim / groups;
   const long long nbg = (cpg + RB - 1) / RB;
-  const long long blk = blockIdx.x;
   const long long j = blk % nbg;
   const long long bg = blk / nbg;
   ScanBlock w;
@@ -330,13 +331,14 @@ template <class T, int P, int SPT>
 __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const T* Bm, const T* Cm,
     const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
     T* out, typename Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups,
-    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) {
+    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus,
+    long long blk) {
   typedef typename Ty<T>::C S;
   typedef ScanCfg<S, P, SPT> Cfg;
   typedef ScanExp<S> Exp;
   constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB;
   __shared__ ScanFwdSmem<S, Cfg> sm;
-  const ScanBlock w = scan_block<Cfg::RB>(dim, groups);
+  const ScanBlock w = scan_block<Cfg::RB>(dim, groups, blk);
   const int tid = threadIdx.x;
   // (row, step) items of the per-step arithmetic: item i is (mr0 + i MSTEP, mk).
   constexpr int MSTEP = Cfg::THREADS / K;
@@ -484,7 +486,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   typedef ScanExp<S> Exp;
   constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB, NPAD = Cfg::NPAD;
   __shared__ ScanBwdSmem<S, Cfg> sm;
-  const ScanBlock w = scan_block<Cfg::RB>(dim, groups);
+  const ScanBlock w = scan_block<Cfg::RB>(dim, groups, blockIdx.x);
   const int tid = threadIdx.x;
   // (row, step) items of the per-step arithmetic: item i is (mr0 + i MSTEP, mk).
   constexpr int MSTEP = Cfg::THREADS / K;
@@ -806,7 +808,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups, \
       ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) { \
     scan_forward_body<T, P, SPT>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, \
-      sC, softplus); \
+      sC, softplus, blockIdx.x); \
   } \
   extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_BWD) \
   scan_bwd_##name##_##tag( \
@@ -830,3 +832,40 @@ DIMBA_SCAN_TYPE(f16, f16)
 DIMBA_SCAN(f32, float, 8, 2, 8x2)
 DIMBA_SCAN(bf16, bf16, 8, 2, 8x2)
 DIMBA_SCAN(f16, f16, 8, 2, 8x2)
+
+// Two forward problems in one launch (the bidirectional Mamba mixer's two directions at inference):
+// blocks [0, blocks0) serve the first, the rest the second, so a small batch fills twice the
+// multiprocessors of one call. Each problem's arguments come as 32 int64 words (ScanFwdArgs, the
+// launcher's i64Struct): pointers, dims, the three row strides, the two B/C strides, softplus.
+struct ScanFwdArgs {
+  unsigned long long u, delta, z, Bm, Cm, A, Dv, bias, out, last;
+  long long dim, len, nstate, groups;
+  ScanRowStrides su, sdl, sz;
+  ScanBcStrides sB, sC;
+  long long softplus;
+};
+
+template <class T, int P, int SPT>
+__device__ __forceinline__ void scan_forward_args(const ScanFwdArgs& a, long long blk) {
+  typedef typename Ty<T>::C S;
+  scan_forward_body<T, P, SPT>(reinterpret_cast<const T*>(a.u), reinterpret_cast<const T*>(a.delta),
+      reinterpret_cast<const T*>(a.z), reinterpret_cast<const T*>(a.Bm), reinterpret_cast<const T*>(a.Cm),
+      reinterpret_cast<const S*>(a.A), reinterpret_cast<const S*>(a.Dv), reinterpret_cast<const S*>(a.bias),
+      reinterpret_cast<T*>(a.out), reinterpret_cast<S*>(a.last), a.dim, a.len, a.nstate, a.groups,
+      a.su, a.sdl, a.sz, a.sB, a.sC, (int)a.softplus, blk);
+}
+
+#define DIMBA_SCAN_PAIR(name, T, P, SPT, tag) \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_FWD) \
+  scan_fwd_pair_##name##_##tag(ScanFwdArgs a0, ScanFwdArgs a1, long long blocks0) { \
+    const long long blk = blockIdx.x; \
+    if (blk < blocks0) scan_forward_args<T, P, SPT>(a0, blk); \
+    else scan_forward_args<T, P, SPT>(a1, blk - blocks0); \
+  }
+// For up to 16 states in float compute: the wide and split layouts.
+DIMBA_SCAN_PAIR(f32, float, 4, 4, 4)
+DIMBA_SCAN_PAIR(bf16, bf16, 4, 4, 4)
+DIMBA_SCAN_PAIR(f16, f16, 4, 4, 4)
+DIMBA_SCAN_PAIR(f32, float, 8, 2, 8x2)
+DIMBA_SCAN_PAIR(bf16, bf16, 8, 2, 8x2)
+DIMBA_SCAN_PAIR(f16, f16, 8, 2, 8x2)

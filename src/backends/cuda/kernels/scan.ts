@@ -6,7 +6,7 @@
  * summed across rows. u, delta, z, B, C and gy go to the kernels as the views they are (element
  * strides of any sign), so the Mamba mixer's transposed and flipped operands need no copies.
  */
-import type { Kernels, ScanGrads, ScanInputs } from '../../backend.js';
+import type { FusedKernels, Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { CudaRuntime } from '../runtime.js';
@@ -149,10 +149,57 @@ export function bcStrides(t: Tensor): [number, number, number, number] {
   return [t.strides[0]!, t.strides[1]!, t.strides[2]!, t.strides[3]!];
 }
 
-export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'> {
+/** One problem's ScanFwdArgs (scan.cu): 32 int64 words. */
+function forwardWords(p: Prepared, out: Tensor, softplus: boolean): number[] {
+  const { dim, len, nState, groups } = p.problem;
+  return [
+    addressOf(p.u), addressOf(p.delta), addr(p.z), addressOf(p.B), addressOf(p.C), addressOf(p.A), addr(p.D), addr(p.deltaBias),
+    addressOf(out), 0, dim, len, nState, groups,
+    ...rowStrides(p.u), ...rowStrides(p.delta), ...rowStrides(p.z), ...bcStrides(p.B), ...bcStrides(p.C), softplus ? 1 : 0,
+  ];
+}
+
+/** Whether two problems can share one paired launch: the same shape, types and softplus. */
+function pairable(a: Prepared, b: Prepared, sa: boolean, sb: boolean): boolean {
+  const [x, y] = [a.problem, b.problem];
+  return x.batch === y.batch && x.dim === y.dim && x.len === y.len && x.nState === y.nState && x.groups === y.groups
+    && a.storage === b.storage && a.compute === b.compute && sa === sb;
+}
+
+/** The paired forward kernels: float compute, up to 16 states (scan.cu's DIMBA_SCAN_PAIR). */
+export function scanPairKernelName(storage: DType, g: ScanGeometry): string | null {
+  if (storage === 'float64' || g.paddedStates !== 16) return null;
+  return `scan_fwd_pair_${DTYPE_SUFFIX[storage]}_${g.lanes}${g.statesPerLane === 4 ? '' : `x${g.statesPerLane}`}`;
+}
+
+export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 'selectiveScanBackward'>
+  & Required<Pick<FusedKernels, 'selectiveScanPair'>> {
   const layout = scanLayoutFromEnv();
   const prepare = (s: Scratch, inputs: ScanInputs) => prepareFor(s, inputs, layout, rt.info.multiprocessors);
   return {
+    selectiveScanPair(a, b, outA0, outB0) {
+      const s = new Scratch(rt);
+      try {
+        const pa0 = prepare(s, a);
+        const pb0 = prepare(s, b);
+        if (!pairable(pa0, pb0, a.deltaSoftplus, b.deltaSoftplus)) return false;
+        const { batch, dim, len } = pa0.problem;
+        if (batch * dim === 0 || len === 0) return false;
+        // The layout as for one problem of twice the batch: the launch has both problems' rows.
+        const doubled = scanGeometry({ ...pa0.problem, batch: 2 * batch }, pa0.compute, layout, rt.info.multiprocessors);
+        const g = scanGeometry(pa0.problem, pa0.compute, doubled.statesPerLane === 2 ? 'split' : 'wide', rt.info.multiprocessors);
+        const name = scanPairKernelName(pa0.storage, g);
+        if (name === null) return false;
+        const outA = s.output(outA0, pa0.storage);
+        const outB = s.output(outB0, pa0.storage);
+        rt.params.begin().i64Struct(forwardWords(pa0, outA, a.deltaSoftplus)).i64Struct(forwardWords(pb0, outB, b.deltaSoftplus)).i64(g.blocks);
+        rt.launch(rt.fn(SCAN_MODULE, name), 2 * g.blocks, g.threads);
+        return true;
+      } finally {
+        s.finish();
+      }
+    },
+
     selectiveScan(inputs, out0, lastState0) {
       const s = new Scratch(rt);
       const p = prepare(s, inputs);
