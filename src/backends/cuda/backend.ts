@@ -17,7 +17,7 @@ import { rowKernels } from './kernels/rows.js';
 import { indexingKernels } from './kernels/indexing.js';
 import { randomKernels } from './kernels/random.js';
 import { matmulKernels } from './kernels/matmul.js';
-import { scanKernels } from './kernels/scan.js';
+import { scanKernels, scanPairDisabled } from './kernels/scan.js';
 import { causalConv1dKernels } from './kernels/causal-conv1d.js';
 import { convKernels } from './kernels/conv.js';
 import { interpolateKernels } from './kernels/interpolate.js';
@@ -62,8 +62,7 @@ export class CudaBackend implements Backend {
     // Residual add + RMSNorm of the Mamba blocks (kernels/add-rms-norm.ts; DIMBA_FUSED_ADD_RMSNORM=0 leaves them out).
     Object.assign(this.fused, addRmsNormKernels(rt));
     // Both directions of the bidirectional mixer's scan in one launch at inference (kernels/scan.ts).
-    const { selectiveScanPair } = scanKernels(rt);
-    Object.assign(this.fused, { selectiveScanPair });
+    if (!scanPairDisabled()) Object.assign(this.fused, { selectiveScanPair: scanKernels(rt).selectiveScanPair });
     const kernels = activating(rt, {
       ...copyKernels(rt),
       ...elementwiseKernels(rt),

@@ -20,6 +20,7 @@ import { Module, Linear, RMSNorm, Parameter, init, assign_ } from '../../nn/inde
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Generator } from '../../random/generator.js';
 import { dropPath } from './drop-path.js';
+import { needsGrad } from '../../ops/record.js';
 
 function atLeastF32(t: Tensor): Tensor {
   return t.dtype === 'float64' ? t : T.cast(t, 'float32');
@@ -152,11 +153,19 @@ export class BiMambaMixer extends Module {
   /** h [B, L, C] -> [B, L, C]. */
   forward(h: Tensor): Tensor {
     const xz = T.transpose(this.inProj.forward(h), 1, 2); // [B, 2Di, L]
-    // The two directions' scans are independent: one launch where the backend pairs them.
-    const [yf, yb] = T.selectiveScanPair(this.scanOperands(xz, this.direction(false)),
-      this.scanOperands(T.flip(xz, [2]), this.direction(true)));
+    const forward = () => this.scanOperands(xz, this.direction(false));
+    const backward = () => this.scanOperands(T.flip(xz, [2]), this.direction(true));
+    // At inference the two directions' scans can share one launch (the backend pairs them where
+    // that pays: small batches); otherwise each direction is scanned right after its operands
+    // are made, while they are fresh in L2.
+    const pairable = !!xz.backend.fused.selectiveScanPair && !needsGrad(xz, ...this.parameters());
+    const [yf, yb] = pairable ? T.selectiveScanPair(forward(), backward()) : [scan(forward()), scan(backward())];
     return this.outProj.forward(T.transpose(T.add(yf, T.flip(yb, [2])), 1, 2));
   }
+}
+
+function scan(c: T.SelectiveScanCall): Tensor {
+  return T.selectiveScan(c.u, c.delta, c.A, c.B, c.C, { ...c.options, returnLastState: false });
 }
 
 export interface MambaBlockOutput {
