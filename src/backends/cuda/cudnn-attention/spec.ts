@@ -145,6 +145,14 @@ function scalar(uid: number, name: string): TensorSpec {
 function io(uid: number, name: string, dtype: IoDType, dims: Dims4, strides: Strides4): TensorSpec {
   return { uid, name, dtype, dims, strides, virtual: false, byValue: false };
 }
+/** An intermediate the graph keeps to itself (no memory bound to it). */
+function virt(uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec {
+  return { uid, name, dtype, dims, strides, virtual: true, byValue: false };
+}
+/** A pointwise op y = mode(x[, b]). */
+function pw(name: string, mode: PointwiseMode, x: number, b: number | null, y: number): OpSpec {
+  return { kind: 'pointwise', name, mode, x, b, y };
+}
 
 /** [B, H, L, E] -> the transposed [B, H, E, L] declaration of the same memory (cuDNN's K^T, V^T). */
 function transposed(dims: Dims4, strides: Strides4): { dims: Dims4; strides: Dims4 } {
@@ -213,8 +221,6 @@ function maskedForwardGraph(p: ForwardProblem): GraphSpec {
   const stats = statsDims(s);
   const kT = transposed(kDims, p.k);
   const bias = biasOf(p)!;
-  const virt = (uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec =>
-    ({ uid, name, dtype, dims, strides, virtual: true, byValue: false });
   const tensors: TensorSpec[] = [
     io(UID.q, 'Q', p.dtype, qDims, p.q),
     io(UID.k, 'K^T', p.dtype, kT.dims, kT.strides),
@@ -234,8 +240,6 @@ function maskedForwardGraph(p: ForwardProblem): GraphSpec {
     // bmm2's A operand in the io dtype, as the frontend sets it ("aType of bmm2").
     virt(UID.pFwd, 'P', p.dtype, scores, scoreStrides),
   ];
-  const pw = (name: string, mode: PointwiseMode, x: number, bIn: number | null, y: number): OpSpec =>
-    ({ kind: 'pointwise', name, mode, x, b: bIn, y });
   const ops: OpSpec[] = [
     { kind: 'matmul', name: 'bmm1', a: UID.q, b: UID.k, c: UID.s },
     pw('attn_scale', 'mul', UID.s, UID.scale, UID.sScaled),
@@ -267,8 +271,6 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
   const kT = transposed(kDims, p.k);
   const vT = transposed(kDims, p.v);
   const bias = biasOf(p);
-  const virt = (uid: number, name: string, dtype: SpecDType, dims: Dims4, strides: Dims4): TensorSpec =>
-    ({ uid, name, dtype, dims, strides, virtual: true, byValue: false });
 
   const tensors: TensorSpec[] = [
     // The frontend's creation order: the node's own inputs and outputs, then each sub-node's new tensors.
@@ -302,8 +304,6 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
     virt(UID.kRows, 'K', f32, kDims, p.k),
     { uid: UID.dQAccum, name: 'dQ_accum', dtype: f32, dims: qDims, strides: contiguous(qDims), virtual: false, byValue: false },
   ];
-  const pw = (name: string, mode: PointwiseMode, x: number, bIn: number | null, y: number): OpSpec =>
-    ({ kind: 'pointwise', name, mode, x, b: bIn, y });
   const ops: OpSpec[] = [
     pw('mul_dO_O', 'mul', UID.dO, UID.o, UID.dOxO),
     { kind: 'reduction', name: 'reduce_dO_o', mode: 'add', x: UID.dOxO, y: UID.rowsum },
