@@ -1,5 +1,5 @@
 /**
- * Shared by the CUDA matmul and linear-bias tests: the real CUDA backend (null under
+ * Shared by the CUDA matmul, linear-bias and linear-gelu tests: the real CUDA backend (null under
  * DIMBA_CUDA_TEST_FAKE=cpu or without a GPU), and running a body under a DIMBA_CUBLASLT setting
  * while checking, on a real GPU, that its GEMMs took the expected route (so a silently skipped
  * route cannot pass).
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { DType } from '../../src/tensor/dtype.js';
 import { getBackend } from '../../src/backends/registry.js';
 import { CudaBackend } from '../../src/backends/cuda/index.js';
-import { gemmStats, setLtUse, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
+import { gemmStats, setLtUse, type GemmStats, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
 import { realCuda } from './helpers.js';
 
 export function cudaBackend(): CudaBackend | null {
@@ -18,17 +18,30 @@ export function cudaBackend(): CudaBackend | null {
   return b;
 }
 
-/** Runs `body` with cuBLASLt used as `use` says and checks the route its calls took. */
-export function withRoute(use: LtUse, expect: 'lt' | 'gemmEx' | 'none', body: () => void): void {
+/**
+ * Runs `body` with cuBLASLt used as `use` says (the previous setting restored after), returning the
+ * GEMM statistics before and after it; null off a real GPU (the body still runs).
+ */
+export function underLtUse(use: LtUse, body: () => void): [GemmStats, GemmStats] | null {
   const b = cudaBackend();
-  if (!b) { body(); return; }
+  if (!b) { body(); return null; }
   const rt = b.runtime;
   const before = gemmStats(rt).use;
   setLtUse(rt, use);
   try {
     const s0 = gemmStats(rt);
     body();
-    const s1 = gemmStats(rt);
+    return [s0, gemmStats(rt)];
+  } finally {
+    setLtUse(rt, before);
+  }
+}
+
+/** Runs `body` with cuBLASLt used as `use` says and checks the route its calls took. */
+export function withRoute(use: LtUse, expect: 'lt' | 'gemmEx' | 'none', body: () => void): void {
+  const stats = underLtUse(use, body);
+  if (stats) {
+    const [s0, s1] = stats;
     const lt = s1.ltCalls - s0.ltCalls;
     const ex = s1.gemmExCalls - s0.gemmExCalls;
     if (expect === 'lt') {
@@ -41,8 +54,6 @@ export function withRoute(use: LtUse, expect: 'lt' | 'gemmEx' | 'none', body: ()
     } else {
       assert.equal(lt + ex, 0, 'no cuBLAS call expected');
     }
-  } finally {
-    setLtUse(rt, before);
   }
 }
 

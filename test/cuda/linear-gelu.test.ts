@@ -11,9 +11,9 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import type { CudaRuntime } from '../../src/backends/cuda/runtime.js';
 import { EPILOGUE, planKey, type LtOperand, type LtProblem } from '../../src/backends/cuda/blas-lt.js';
-import { columnMajorProblem, gemmEpilogue, gemmStats, setLtUse, type GemmSpec, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
+import { columnMajorProblem, gemmEpilogue, type GemmSpec, type LtUse } from '../../src/backends/cuda/kernels/gemm.js';
 import { TOL, assertClose, checkOp, cudaSkip, randomCpu, realCuda } from './helpers.js';
-import { cudaBackend } from './gemm-route.js';
+import { cudaBackend, underLtUse } from './gemm-route.js';
 
 const skip = cudaSkip;
 const gpuOnly = skip || (realCuda ? false : 'needs a real GPU');
@@ -59,19 +59,10 @@ test('gemmEpilogue declines batches, aux ld off 8 and beta 1 before touching the
 
 /** Runs body under `use`, returning how many epilogue GEMMs ran and were declined (null off a real GPU). */
 function counting(use: LtUse, body: () => void): { ran: number; declined: number } | null {
-  const b = cudaBackend();
-  if (!b) { body(); return null; }
-  const rt = b.runtime;
-  const before = gemmStats(rt).use;
-  setLtUse(rt, use);
-  try {
-    const s0 = gemmStats(rt);
-    body();
-    const s1 = gemmStats(rt);
-    return { ran: s1.epilogueCalls - s0.epilogueCalls, declined: s1.epilogueDeclined - s0.epilogueDeclined };
-  } finally {
-    setLtUse(rt, before);
-  }
+  const stats = underLtUse(use, body);
+  if (!stats) return null;
+  const [s0, s1] = stats;
+  return { ran: s1.epilogueCalls - s0.epilogueCalls, declined: s1.epilogueDeclined - s0.epilogueDeclined };
 }
 
 /**
