@@ -76,17 +76,23 @@ export function selectiveScan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
 export function selectiveScan(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor, C0: Tensor,
   options: SelectiveScanOptions = {}): Tensor | [Tensor, Tensor] {
   const inputs = scanInputs(u0, delta0, A0, B0, C0, options);
-  const [batch, dim] = u0.shape as [number, number, number];
-  const nState = inputs.A.shape[1]!;
-  const backend = u0.backend;
-  const out = Tensor.empty(u0.shape, u0.dtype, backend);
+  const out = runScan(inputs, options.returnLastState ?? false);
+  return out.last ? [out.y, out.last] : out.y;
+}
+
+/** The scan of checked inputs, recorded for autograd; the final state too when asked. */
+function runScan(inputs: ScanInputs, withLastState: boolean): { y: Tensor; last: Tensor | null } {
+  const { u } = inputs;
+  const [batch, dim] = u.shape as [number, number, number];
+  const backend = u.backend;
+  const y = Tensor.empty(u.shape, u.dtype, backend);
   // The state lives in the compute type: float64 for float64 u, float32 otherwise.
-  const lastState = options.returnLastState
-    ? Tensor.empty([batch, dim, nState], u0.dtype === 'float64' ? 'float64' : 'float32', backend)
+  const last = withLastState
+    ? Tensor.empty([batch, dim, inputs.A.shape[1]!], u.dtype === 'float64' ? 'float64' : 'float32', backend)
     : null;
-  backend.kernels.selectiveScan(inputs, out, lastState);
-  recordScan(inputs, out);
-  return lastState ? [out, lastState] : out;
+  backend.kernels.selectiveScan(inputs, y, last);
+  recordScan(inputs, y);
+  return { y, last };
 }
 
 /** One scan of a pair: selectiveScan's arguments. */
@@ -107,18 +113,27 @@ export interface SelectiveScanCall {
  * they run one after the other. The results are the same either way.
  */
 export function selectiveScanPair(first: SelectiveScanCall, second: SelectiveScanCall): [Tensor, Tensor] {
-  const one = (c: SelectiveScanCall) => selectiveScan(c.u, c.delta, c.A, c.B, c.C, { ...c.options, returnLastState: false });
-  const pair = first.u.backend.fused.selectiveScanPair;
-  const tensors = (c: SelectiveScanCall) => [c.u, c.delta, c.A, c.B, c.C, c.options?.D ?? null, c.options?.z ?? null, c.options?.deltaBias ?? null];
-  if (!pair || first.u.backend !== second.u.backend || needsGrad(...tensors(first), ...tensors(second))) return [one(first), one(second)];
-  const a = scanInputs(first.u, first.delta, first.A, first.B, first.C, first.options ?? {});
-  const b = scanInputs(second.u, second.delta, second.A, second.B, second.C, second.options ?? {});
-  const outA = Tensor.empty(a.u.shape, a.u.dtype, a.u.backend);
-  const outB = Tensor.empty(b.u.shape, b.u.dtype, b.u.backend);
-  if (pair(a, b, outA, outB)) return [outA, outB];
-  outA.dispose();
-  outB.dispose();
-  return [one(first), one(second)];
+  const a = callInputs(first);
+  const b = callInputs(second);
+  const pair = a.u.backend.fused.selectiveScanPair;
+  const operands = (i: ScanInputs) => [i.u, i.delta, i.A, i.B, i.C, i.D, i.z, i.deltaBias];
+  if (pair && a.u.backend === b.u.backend && !needsGrad(...operands(a), ...operands(b))) {
+    const outA = Tensor.empty(a.u.shape, a.u.dtype, a.u.backend);
+    const outB = Tensor.empty(b.u.shape, b.u.dtype, b.u.backend);
+    if (pair(a, b, outA, outB)) return [outA, outB];
+    outA.dispose();
+    outB.dispose();
+  }
+  return [runScan(a, false).y, runScan(b, false).y];
+}
+
+/** selectiveScan(c.u, c.delta, c.A, c.B, c.C, c.options) without the final state. */
+export function selectiveScanCall(c: SelectiveScanCall): Tensor {
+  return runScan(callInputs(c), false).y;
+}
+
+function callInputs(c: SelectiveScanCall): ScanInputs {
+  return scanInputs(c.u, c.delta, c.A, c.B, c.C, c.options ?? {});
 }
 
 /** Checks selectiveScan's operands and puts them in the form the kernels take. */

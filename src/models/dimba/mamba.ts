@@ -159,13 +159,10 @@ export class BiMambaMixer extends Module {
     // that pays: small batches); otherwise each direction is scanned right after its operands
     // are made, while they are fresh in L2.
     const pairable = !!xz.backend.fused.selectiveScanPair && !needsGrad(xz, ...this.parameters());
-    const [yf, yb] = pairable ? T.selectiveScanPair(forward(), backward()) : [scan(forward()), scan(backward())];
+    const [yf, yb] = pairable ? T.selectiveScanPair(forward(), backward())
+      : [T.selectiveScanCall(forward()), T.selectiveScanCall(backward())];
     return this.outProj.forward(T.transpose(T.add(yf, T.flip(yb, [2])), 1, 2));
   }
-}
-
-function scan(c: T.SelectiveScanCall): Tensor {
-  return T.selectiveScan(c.u, c.delta, c.A, c.B, c.C, { ...c.options, returnLastState: false });
 }
 
 export interface MambaBlockOutput {
