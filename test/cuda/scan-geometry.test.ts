@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as ops from '../../src/ops/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import {
-  SCAN_MAX_STATES, bcStrides, rowStrides, scanGeometry, scanKernelName, scanLayoutFromEnv,
+  SCAN_MAX_STATES, bcStrides, rowStrides, scanGeometry, scanKernelName, scanLayoutFromEnv, scanPairKernelName, scanPairPays,
 } from '../../src/backends/cuda/kernels/scan.js';
 import { CudaNotImplementedError } from '../../src/backends/cuda/kernels/unimplemented.js';
 
@@ -105,4 +105,20 @@ test('DIMBA_SCAN_LAYOUT names a layout or fails naming the value', () => {
   assert.equal(scanLayoutFromEnv(undefined), 'auto');
   assert.equal(scanLayoutFromEnv(' split '), 'split');
   assert.throws(() => scanLayoutFromEnv('narrow'), /DIMBA_SCAN_LAYOUT="narrow": expected auto, wide or split/);
+});
+
+test('the two directions share a launch only where twice the batch still takes the split layout', () => {
+  const dimba = (batch: number) => ({ batch, dim: 2304, len: 1024, nState: 16, groups: 1 });
+  // The sampler's batch 1 (CFG rows 2, 4 doubled): split; its batch 8 (16, 32 doubled): wide, apart.
+  assert.equal(scanPairPays(dimba(2), 'float32', 'auto', 132), true);
+  assert.equal(scanPairPays(dimba(16), 'float32', 'auto', 132), false);
+  assert.equal(scanPairPays(dimba(2), 'float32', 'wide', 132), false);
+  assert.equal(scanPairPays(dimba(16), 'float32', 'split', 132), true);
+  // No split kernels in float64 or beyond 16 states, and nothing to launch for an empty problem.
+  assert.equal(scanPairPays(dimba(2), 'float64', 'auto', 132), false);
+  assert.equal(scanPairPays({ ...dimba(2), nState: 32 }, 'float32', 'auto', 132), false);
+  assert.equal(scanPairPays({ ...dimba(2), len: 0 }, 'float32', 'auto', 132), false);
+  const g = scanGeometry(dimba(2), 'float32', 'auto', 132);
+  assert.equal(scanPairKernelName('bfloat16', g), 'scan_fwd_pair_bf16_8x2');
+  assert.equal(scanPairKernelName('float32', scanGeometry(dimba(2), 'float32', 'wide', 132)), 'scan_fwd_pair_f32_4');
 });

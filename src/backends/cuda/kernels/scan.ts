@@ -121,11 +121,16 @@ interface Prepared {
   readonly deltaBias: Tensor | null;
 }
 
-function prepareFor(s: Scratch, inputs: ScanInputs, layout: ScanLayout, multiprocessors: number): Prepared {
+/** The problem's sizes and compute type, before any operand is staged. */
+function problemOf(inputs: ScanInputs): { problem: ScanProblem; compute: 'float32' | 'float64' } {
   const { u, delta, A, B, C, D, z, deltaBias } = inputs;
   const [batch, dim, len] = u.shape as [number, number, number];
-  const problem: ScanProblem = { batch, dim, len, nState: A.shape[1]!, groups: B.shape[1]! };
-  const compute = computeType(u, delta, A, B, C, D, z, deltaBias);
+  return { problem: { batch, dim, len, nState: A.shape[1]!, groups: B.shape[1]! }, compute: computeType(u, delta, A, B, C, D, z, deltaBias) };
+}
+
+function prepareFor(s: Scratch, inputs: ScanInputs, layout: ScanLayout, multiprocessors: number): Prepared {
+  const { u, delta, A, B, C, D, z, deltaBias } = inputs;
+  const { problem, compute } = problemOf(inputs);
   const storage = sharedType(compute, u, delta, B, C, z);
   // Views of the storage type go as they are; others are cast (into contiguous scratch).
   const operand = (t: Tensor) => (t.dtype === storage ? t : s.input(t, storage));
@@ -166,10 +171,23 @@ function pairable(a: Prepared, b: Prepared, sa: boolean, sb: boolean): boolean {
     && a.storage === b.storage && a.compute === b.compute && sa === sb;
 }
 
-/** The paired forward kernels: float compute, up to 16 states (scan.cu's DIMBA_SCAN_PAIR). */
-export function scanPairKernelName(storage: DType, g: ScanGeometry): string | null {
-  if (storage === 'float64' || g.paddedStates !== 16) return null;
+/**
+ * The paired forward kernel for a layout (scan.cu's DIMBA_SCAN_PAIR: float compute, up to 16
+ * states, which the split layout the launcher pairs in implies).
+ */
+export function scanPairKernelName(storage: DType, g: ScanGeometry): string {
   return `scan_fwd_pair_${DTYPE_SUFFIX[storage]}_${g.lanes}${g.statesPerLane === 4 ? '' : `x${g.statesPerLane}`}`;
+}
+
+/**
+ * Whether two problems of this shape go in one paired launch: only where one problem of twice the
+ * batch (the launch holds both problems' rows) still takes the split layout, i.e. where the
+ * device is short of rows; at batch 8 the paired launch measured 1.5 % slower end to end than two
+ * calls (H100, sample.js --batch 8).
+ */
+export function scanPairPays(problem: ScanProblem, compute: 'float32' | 'float64', layout: ScanLayout, multiprocessors: number): boolean {
+  if (problem.batch * problem.dim === 0 || problem.len === 0) return false;
+  return scanGeometry({ ...problem, batch: 2 * problem.batch }, compute, layout, multiprocessors).statesPerLane === 2;
 }
 
 /** DIMBA_SCAN_PAIR=0 leaves the paired launch out (the mixer's directions then scan one after the other). */
@@ -183,21 +201,17 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
   const prepare = (s: Scratch, inputs: ScanInputs) => prepareFor(s, inputs, layout, rt.info.multiprocessors);
   return {
     selectiveScanPair(a, b, outA0, outB0) {
+      // Decided on the sizes before anything is staged.
+      const { problem, compute } = problemOf(a);
+      if (!scanPairPays(problem, compute, layout, rt.info.multiprocessors)) return false;
       const s = new Scratch(rt);
       try {
         const pa0 = prepare(s, a);
         const pb0 = prepare(s, b);
         if (!pairable(pa0, pb0, a.deltaSoftplus, b.deltaSoftplus)) return false;
-        const { batch, dim, len } = pa0.problem;
-        if (batch * dim === 0 || len === 0) return false;
-        // The layout as for one problem of twice the batch: the launch has both problems' rows.
-        const doubled = scanGeometry({ ...pa0.problem, batch: 2 * batch }, pa0.compute, layout, rt.info.multiprocessors);
-        // Only where the device is short of rows (the split layout's case): at batch 8 the paired
-        // launch measured 1.5 % slower end to end than two calls (H100, sample.js --batch 8).
-        if (doubled.statesPerLane !== 2) return false;
-        const g = scanGeometry(pa0.problem, pa0.compute, 'split', rt.info.multiprocessors);
+        // Half the rows of the doubled problem take the split layout too.
+        const g = pa0.geometry;
         const name = scanPairKernelName(pa0.storage, g);
-        if (name === null) return false;
         const outA = s.output(outA0, pa0.storage);
         const outB = s.output(outB0, pa0.storage);
         rt.params.begin().i64Struct(forwardWords(pa0, outA, a.deltaSoftplus)).i64Struct(forwardWords(pb0, outB, b.deltaSoftplus)).i64(g.blocks);
