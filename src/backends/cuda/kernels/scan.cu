@@ -230,6 +230,12 @@ __device__ __forceinline__ ScanBlock scan_block(long long dim, long long groups,
   return w;
 }
 
+// Whether the tile of chunk t0 has no padding: every row of the block and every step of the chunk.
+template <class Cfg>
+__device__ __forceinline__ bool scan_full_tile(const ScanBlock& w, long long t0, long long len) {
+  return w.rows == Cfg::RB && t0 + Cfg::K <= len;
+}
+
 // Global loads of one chunk's tiles into registers (issued a chunk ahead), and their placement in
 // shared memory (converted to the compute type). Items outside the rows or past L read as zero.
 template <class T, class Cfg>
@@ -239,7 +245,7 @@ __device__ __forceinline__ void fetch_rows(const T* p, const ScanRowStrides& s, 
   const ScanTileMap m = scan_tile_map<Cfg::RB, Cfg::K, Cfg::THREADS>(dfast);
   const T* base = p + w.b * s.b + (w.d0 + m.r0) * s.d + (t0 + m.k0) * s.t;
   const long long step = m.rstep * s.d + m.kstep * s.t;
-  if (Cfg::ROWS_EXACT && w.rows == Cfg::RB && t0 + Cfg::K <= len) {
+  if (Cfg::ROWS_EXACT && scan_full_tile<Cfg>(w, t0, len)) {
     // A full tile (every chunk but a partial last one, every block but a group's partial last):
     // no per-item checks.
 #pragma unroll
@@ -371,7 +377,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
   fetch_bc<T, Cfg>(Cm, sC, w, 0, len, nstate, rC);
   for (long long c = 0; c < chunks; ++c) {
     const long long t0 = c * K;
-    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
+    const bool full = scan_full_tile<Cfg>(w, t0, len);
     __syncthreads();
     put_rows<T, Cfg>(sm.raw[0], su, ru);
     put_rows<T, Cfg>(sm.raw[1], sdl, rdl);
@@ -522,7 +528,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   fetch_bc<T, Cfg>(Bm, sB, w, 0, len, nstate, rB);
   for (long long c = 0; c < chunks - 1; ++c) {
     const long long t0 = c * K;
-    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
+    const bool full = scan_full_tile<Cfg>(w, t0, len);
     __syncthreads();
     put_rows<T, Cfg>(sm.st.raw[0], su, ru);
     put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
@@ -581,7 +587,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   }
   for (long long c = chunks - 1; c >= 0; --c) {
     const long long t0 = c * K;
-    const bool full = w.rows == Cfg::RB && t0 + K <= len;  // no row or step of this tile is padding
+    const bool full = scan_full_tile<Cfg>(w, t0, len);
     __syncthreads();
     put_rows<T, Cfg>(sm.st.raw[0], su, ru);
     put_rows<T, Cfg>(sm.st.raw[1], sdl, rdl);
