@@ -14,18 +14,15 @@ import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
 import { composedMlpGelu } from '../../src/ops/linear-gelu.js';
 import { gemmStats } from '../../src/backends/cuda/kernels/gemm.js';
-import { JSON_OPTION, cudaBackend, timeRounds } from './timing.js';
+import { JSON_OPTION, activationOptions, cudaBackend, parseActivation, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({
   options: {
-    batch: { type: 'string', default: '32' }, tokens: { type: 'string', default: '256' },
-    channels: { type: 'string', default: '1152' }, ratio: { type: 'string', default: '4' }, dtype: { type: 'string', default: 'bf16' },
-    ...JSON_OPTION,
+    ...activationOptions(32, 256), ratio: { type: 'string', default: '4' }, ...JSON_OPTION,
   },
 });
-const [B, N, C, H] = [Number(args.batch), Number(args.tokens), Number(args.channels), Number(args.channels) * Number(args.ratio)];
-if (args.dtype !== 'bf16' && args.dtype !== 'float32') throw new Error(`--dtype must be bf16 or float32, got ${args.dtype}`);
-const dtype = args.dtype === 'bf16' ? 'bfloat16' : 'float32';
+const { B, N, C, dtype } = parseActivation(args);
+const H = C * Number(args.ratio);
 
 const backend = cudaBackend();
 if (!backend.fused.linearGelu) throw new Error('the GELU epilogue kernels are not registered (DIMBA_FUSED_GELU=0?)');

@@ -19,19 +19,14 @@ import { parseArgs } from 'node:util';
 import * as T from '../../src/index.js';
 import { composedGatedResidual, composedNormModulate } from '../../src/ops/modulate.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { JSON_OPTION, cudaBackend, timeRounds } from './timing.js';
+import { JSON_OPTION, activationOptions, cudaBackend, parseActivation, timeRounds } from './timing.js';
 
 const { values: args } = parseArgs({
   options: {
-    batch: { type: 'string', default: '16' }, tokens: { type: 'string', default: '1024' },
-    channels: { type: 'string', default: '1152' }, dtype: { type: 'string', default: 'bf16' },
-    ...JSON_OPTION,
+    ...activationOptions(16, 1024), ...JSON_OPTION,
   },
 });
-const [B, N, C] = [Number(args.batch), Number(args.tokens), Number(args.channels)];
-if (args.dtype !== 'bf16' && args.dtype !== 'float32') throw new Error(`--dtype must be bf16 or float32, got ${args.dtype}`);
-const dtype = args.dtype === 'bf16' ? 'bfloat16' : 'float32';
-const bytesPer = dtype === 'bfloat16' ? 2 : 4;
+const { B, N, C, dtype, bytes: bytesPer } = parseActivation(args);
 
 const backend = cudaBackend();
 if (!backend.fused.normModulate || !backend.fused.gatedResidual) throw new Error('the modulation kernels are not registered (DIMBA_FUSED_MODULATE=0?)');

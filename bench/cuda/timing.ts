@@ -1,6 +1,6 @@
 /**
- * What the per-kernel benches (elementwise, reduce, modulate, causal-conv1d, attention,
- * scan-kernel) share: the CUDA backend they run on, their two device timers (CUDA events on the
+ * What the per-kernel benches (elementwise, reduce, modulate, add-rms-norm, linear-gelu,
+ * causal-conv1d, attention, scan-kernel) share: the CUDA backend they run on, their two device timers (CUDA events on the
  * runtime's stream) and their common command-line options. Importing this loads nothing; only
  * cudaBackend() needs a GPU, so the pure parts are tested on the CPU (test/bench/timing.test.ts).
  */
@@ -122,4 +122,33 @@ export function parseRounds(value: string | undefined): number {
   const rounds = Number(value);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${value}`);
   return rounds;
+}
+
+/** --batch, --tokens, --channels and --dtype of the benches over [B, N, C] activations, with a bench's defaults. */
+export function activationOptions(batch: number, tokens: number) {
+  return {
+    batch: { type: 'string', default: String(batch) }, tokens: { type: 'string', default: String(tokens) },
+    channels: { type: 'string', default: '1152' }, dtype: { type: 'string', default: 'bf16' },
+  } as const;
+}
+
+export interface ActivationShape {
+  readonly B: number;
+  readonly N: number;
+  readonly C: number;
+  readonly dtype: 'bfloat16' | 'float32';
+  /** Bytes an element of dtype takes. */
+  readonly bytes: 2 | 4;
+}
+
+/** activationOptions' values checked: positive whole sizes, --dtype bf16 or float32. */
+export function parseActivation(args: { readonly batch?: string; readonly tokens?: string; readonly channels?: string; readonly dtype?: string }): ActivationShape {
+  const sizes = ([['--batch', args.batch], ['--tokens', args.tokens], ['--channels', args.channels]] as const).map(([name, v]) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
+    return n;
+  });
+  if (args.dtype !== 'bf16' && args.dtype !== 'float32') throw new Error(`--dtype must be bf16 or float32, got ${args.dtype}`);
+  const bf16 = args.dtype === 'bf16';
+  return { B: sizes[0]!, N: sizes[1]!, C: sizes[2]!, dtype: bf16 ? 'bfloat16' : 'float32', bytes: bf16 ? 2 : 4 };
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
 import {
-  JSON_OPTION, ROUNDS_OPTION, callsPerRound, median, parseReps, parseRounds, repsOptions,
+  JSON_OPTION, ROUNDS_OPTION, activationOptions, callsPerRound, median, parseActivation, parseReps, parseRounds, repsOptions,
 } from '../../bench/cuda/timing.js';
 
 test('median: the middle value of an odd count, the upper middle of an even one, input untouched', () => {
@@ -48,4 +48,14 @@ test('ROUNDS_OPTION/parseRounds: 7 by default, positive integers only', () => {
   assert.throws(() => parseRounds(parse(['--rounds', '0']).rounds), /--rounds must be a positive integer, got 0/);
   assert.throws(() => parseRounds(parse(['--rounds', '1.5']).rounds), /got 1\.5/);
   assert.throws(() => parseRounds(undefined), /got undefined/);
+});
+
+test('activationOptions/parseActivation: [B, N, C] defaults per bench, bf16 or float32, bad values named', () => {
+  const parse = (argv: string[]) => parseArgs({ args: argv, options: { ...activationOptions(16, 1024) } }).values;
+  assert.deepEqual(parseActivation(parse([])), { B: 16, N: 1024, C: 1152, dtype: 'bfloat16', bytes: 2 });
+  assert.deepEqual(parseActivation(parse(['--batch', '2', '--tokens', '8', '--channels', '64', '--dtype', 'float32'])),
+    { B: 2, N: 8, C: 64, dtype: 'float32', bytes: 4 });
+  assert.throws(() => parseActivation(parse(['--dtype', 'fp16'])), /--dtype must be bf16 or float32, got fp16/);
+  assert.throws(() => parseActivation(parse(['--tokens', '0'])), /--tokens must be a positive integer, got 0/);
+  assert.throws(() => parseActivation(parse(['--channels', 'wide'])), /--channels must be a positive integer, got wide/);
 });
