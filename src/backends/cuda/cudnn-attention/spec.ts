@@ -134,6 +134,12 @@ export interface BackwardProblem extends ForwardProblem {
 
 const contiguous = (d: Dims4): Dims4 => [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];
 
+/** The graphs' shapes: q/o rows [B, H, Lq, E], k/v rows [B, H, Lk, E], row-major scores [B, H, Lq, Lk]. */
+function graphDims(s: SdpaShape): { qDims: Dims4; kDims: Dims4; scores: Dims4; scoreStrides: Dims4 } {
+  const scores: Dims4 = [s.batch, s.heads, s.lq, s.lk];
+  return { qDims: [s.batch, s.heads, s.lq, s.e], kDims: [s.batch, s.heads, s.lk, s.e], scores, scoreStrides: contiguous(scores) };
+}
+
 function statsDims(s: SdpaShape): { dims: Dims4; strides: Dims4 } {
   return { dims: [s.batch, s.heads, s.lq, 1], strides: [s.heads * s.lq, s.lq, 1, 1] };
 }
@@ -188,8 +194,7 @@ function biasOf(p: ForwardProblem): { dims: Dims4; strides: Dims4 } | null {
 export function forwardGraph(p: ForwardProblem): GraphSpec {
   if (biasOf(p)) return maskedForwardGraph(p);
   const s = p.shape;
-  const qDims: Dims4 = [s.batch, s.heads, s.lq, s.e];
-  const kDims: Dims4 = [s.batch, s.heads, s.lk, s.e];
+  const { qDims, kDims } = graphDims(s);
   const stats = statsDims(s);
   const tensors: TensorSpec[] = [
     io(UID.v, 'V', p.dtype, kDims, p.v),
@@ -212,12 +217,8 @@ export function forwardGraph(p: ForwardProblem): GraphSpec {
  */
 function maskedForwardGraph(p: ForwardProblem): GraphSpec {
   const s = p.shape;
-  const { batch: b, heads: h, lq, lk, e } = s;
   const f32 = 'float32';
-  const qDims: Dims4 = [b, h, lq, e];
-  const kDims: Dims4 = [b, h, lk, e];
-  const scores: Dims4 = [b, h, lq, lk];
-  const scoreStrides = contiguous(scores);
+  const { qDims, kDims, scores, scoreStrides } = graphDims(s);
   const stats = statsDims(s);
   const kT = transposed(kDims, p.k);
   const bias = biasOf(p)!;
@@ -260,10 +261,7 @@ export function backwardGraph(p: BackwardProblem): GraphSpec {
   const s = p.shape;
   const { batch: b, heads: h, lq, lk, e } = s;
   const f32 = 'float32';
-  const qDims: Dims4 = [b, h, lq, e];
-  const kDims: Dims4 = [b, h, lk, e];
-  const scores: Dims4 = [b, h, lq, lk];
-  const scoreStrides = contiguous(scores);
+  const { qDims, kDims, scores, scoreStrides } = graphDims(s);
   // P^T and dS^T: [B, H, Lk, Lq] views of the row-major [B, H, Lq, Lk] scores.
   const scoresT: Dims4 = [b, h, lk, lq];
   const scoresTStrides: Dims4 = [h * lq * lk, lq * lk, 1, lk];
