@@ -1,6 +1,7 @@
 /**
  * Scaled dot-product attention, q [B, H, Lq, E], k [B, H, Lk, E], v [B, H, Lk, Ev].
  * Masks: `keyPadding` bool [B, Lk] (true = real token, as the caption mask of cross-attention),
+ * `keyBias` its additive form [B, Lk] (0 = real token, -inf = padding; keyPaddingBias makes it),
  * `mask` bool (true = attend) or additive float, broadcastable to [B, H, Lq, Lk].
  * A query whose keys are all masked gets a zero output (not NaN), so padded captions are safe.
  * Backends with a fused kernel use it (when it takes the call and the mask needs no gradient);
@@ -8,6 +9,7 @@
  */
 import type { AttentionArgs, FusedKernels } from '../backends/backend.js';
 import { ShapeError, formatShape } from '../tensor/shape.js';
+import { isFloating, type DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { add, log, where, mul } from './elementwise.js';
 import { matmul } from './matmul.js';
@@ -19,8 +21,42 @@ import { record } from './record.js';
 export interface AttentionOptions {
   mask?: Tensor | null;
   keyPadding?: Tensor | null;
+  /**
+   * Key padding already in additive form: [B, Lk] of a floating dtype, 0 for a real key and -inf
+   * for padding (keyPaddingBias(keyPadding, q.dtype) makes it). Gives the results keyPadding
+   * gives, without converting the mask on every call: a model whose blocks all attend to one
+   * caption converts it once per forward. Of q's dtype it costs no kernel here (another dtype is
+   * cast per call). Not together with keyPadding.
+   */
+  keyBias?: Tensor | null;
   /** Defaults to 1/sqrt(E). */
   scale?: number;
+}
+
+/**
+ * The additive key bias [B, Lk] of `dtype` for a key-padding mask [B, Lk] (true or nonzero = real
+ * token): 0 where real, -inf where padding, as `keyBias` takes it.
+ */
+export function keyPaddingBias(keyPadding: Tensor, dtype: DType): Tensor {
+  if (keyPadding.ndim !== 2) throw new ShapeError(`keyPaddingBias: keyPadding must be [batch, keys], got ${formatShape(keyPadding.shape)}`);
+  if (!isFloating(dtype)) throw new TypeError(`keyPaddingBias: the bias dtype must be floating, got ${dtype}`);
+  const valid = keyPadding.dtype === 'bool' ? keyPadding : cast(keyPadding, 'bool');
+  // log of the 0/1 mask is the additive one (log 1 = 0, log 0 = -inf): two kernels, where
+  // where(mask, 0, -inf) would also fill two scalar tensors.
+  return log(cast(valid, dtype));
+}
+
+/** keyBias checked against q and k, as [B, 1, 1, Lk] of q's dtype. */
+function keyBiasMask(q: Tensor, lk: number, keyBias: Tensor): Tensor {
+  const b = q.shape[0]!;
+  if (keyBias.ndim !== 2 || keyBias.shape[0] !== b || keyBias.shape[1] !== lk) {
+    throw new ShapeError(`attention: keyBias must be [batch=${b}, keys=${lk}], got ${formatShape(keyBias.shape)}`);
+  }
+  if (!isFloating(keyBias.dtype)) {
+    throw new TypeError(`attention: keyBias must be a floating additive bias (0 or -inf), got dtype ${keyBias.dtype}; pass a boolean mask as keyPadding`);
+  }
+  if (keyBias.backend !== q.backend) throw new TypeError(`attention: keyBias is on ${keyBias.deviceName}, q on ${q.deviceName}`);
+  return reshape(cast(keyBias, q.dtype), [b, 1, 1, lk]);
 }
 
 /** Folds the boolean and additive masks into one additive float mask (or null). */
@@ -31,17 +67,20 @@ export function additiveMask(q: Tensor, lk: number, options: AttentionOptions): 
     const m = options.mask;
     mask = m.dtype === 'bool' ? where(m, 0, full([], -Infinity, { dtype: q.dtype, device: q.device })) : cast(m, q.dtype);
   }
+  if (options.keyPadding && options.keyBias) {
+    throw new TypeError('attention: keyPadding and keyBias are two forms of the same mask; pass one');
+  }
+  let keys: Tensor | null = null;
   if (options.keyPadding) {
     const kp = options.keyPadding;
     if (kp.ndim !== 2 || kp.shape[0] !== b || kp.shape[1] !== lk) {
       throw new ShapeError(`attention: keyPadding must be [batch=${b}, keys=${lk}], got ${formatShape(kp.shape)}`);
     }
-    // log of the 0/1 mask is the additive one (log 1 = 0, log 0 = -inf): two kernels, where
-    // where(mask, 0, -inf) would also fill two scalar tensors on every call.
-    const valid = kp.dtype === 'bool' ? kp : cast(kp, 'bool');
-    const pad = log(cast(reshape(valid, [b!, 1, 1, lk]), q.dtype));
-    mask = mask ? add(mask, pad) : pad;
+    keys = reshape(keyPaddingBias(kp, q.dtype), [b!, 1, 1, lk]);
+  } else if (options.keyBias) {
+    keys = keyBiasMask(q, lk, options.keyBias);
   }
+  if (keys) mask = mask ? add(mask, keys) : keys;
   return mask;
 }
 

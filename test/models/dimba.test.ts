@@ -141,6 +141,69 @@ describe('Dimba layouts and behaviour', () => {
     });
   });
 
+  test('the caption mask becomes one key bias per forward, giving what per-block keyPadding gave', () => {
+    // Row 1 has no real caption token: its cross-attention adds 0 (not NaN).
+    const inputs = { ...batch(), captionMask: T.tensor([[1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]], { dtype: 'int32' }) };
+    const keyPadding = T.cast(inputs.captionMask, 'bool');
+    const build = () => {
+      const model = new Dimba(tinyConfig({ depth: 3 }));
+      for (const [name, p] of model.namedParameters()) {
+        if (/cross_attn\.proj|final_layer\.linear/.test(name)) T.nn.init.normal_(p, 0, 0.2, { generator: new T.Generator(name.length) });
+      }
+      model.eval();
+      return model;
+    };
+    // What each block's cross-attention did before: convert the boolean mask inside the attention call.
+    const perBlockMask = (model: Dimba) => {
+      for (let i = 0; i < model.blocks.length; i++) {
+        const ca = model.blocks.get(i).crossAttn;
+        ca.forward = (x: T.Tensor, cond: T.Tensor) => {
+          const [b, n, c] = x.shape as [number, number, number];
+          const l = cond.shape[1]!;
+          const heads = (t: T.Tensor, len: number) => T.permute(T.reshape(t, [b, len, ca.numHeads, c / ca.numHeads]), [0, 2, 1, 3]);
+          const [k, v] = T.chunk(T.reshape(ca.kvLinear.forward(cond), [b, l, 2, c]), 2, 2).map((t) => heads(T.reshape(t, [b, l, c]), l));
+          const out = T.scaledDotProductAttention(heads(ca.qLinear.forward(x), n), k!, v!, { keyPadding });
+          return ca.proj.forward(T.reshape(T.permute(out, [0, 2, 1, 3]), [b, n, c]));
+        };
+      }
+      return model;
+    };
+    const go = (model: Dimba, ckpt: boolean) => {
+      model.gradientCheckpointing = ckpt;
+      const out = model.forward(inputs);
+      T.sum(T.square(out)).backward();
+      return { out: out.toArray(), grads: model.namedParameters().map(([n, p]) => [n, p.grad?.toArray() ?? []] as const) };
+    };
+    const before = go(perBlockMask(build()), false);
+    assert.ok(before.out.every(Number.isFinite));
+    for (const ckpt of [false, true]) {
+      const now = go(build(), ckpt);
+      assert.deepEqual(now.out, before.out, `output (gradient checkpointing ${ckpt})`);
+      now.grads.forEach(([name, g], i) => assert.deepEqual(g, before.grads[i]![1], `${name} gradient (gradient checkpointing ${ckpt})`));
+    }
+
+    // Counted on the CPU backend's log kernel: the mask's conversion runs once, not once per block.
+    const kernels = T.getBackend('cpu').kernels;
+    const unary = kernels.unary;
+    let logs = 0;
+    kernels.unary = (op, ...rest) => {
+      if (op === 'log') logs++;
+      return unary.call(kernels, op, ...rest);
+    };
+    try {
+      const model = build();
+      const count = (captionMask: T.Tensor | null) => {
+        logs = 0;
+        T.noGrad(() => model.forward({ ...inputs, captionMask }));
+        return logs;
+      };
+      assert.equal(model.blocks.length, 3);
+      assert.equal(count(inputs.captionMask) - count(null), 1, 'log kernels the caption mask adds to a forward of 3 Transformer blocks');
+    } finally {
+      kernels.unary = unary;
+    }
+  });
+
   test('runs at another resolution (positional embedding recomputed for the grid)', () => {
     const model = new Dimba(tinyConfig());
     const out = model.forward({ ...batch(), x: T.randn([2, 4, 12, 16]) });

@@ -167,6 +167,27 @@ test('key padding with a fully masked batch: zeros, no NaN, and the mask reaches
   assert.deepEqual(calls.masks, [[2, 2, 4, 3]]);
 });
 
+test('keyBias reaches the kernel as keyPadding does: the same [B, H, Lq, Lk] view of the same values', () => {
+  const keyPadding = T.Tensor.fromHost(new Uint8Array([0, 0, 0, 1, 1, 0]), [2, 3], 'bool');
+  const keyBias = T.keyPaddingBias(keyPadding, 'float64');
+  const qkv = [randn([2, 2, 4, 4], 25), randn([2, 2, 3, 4], 26), randn([2, 2, 3, 4], 27)];
+  compareWithComposed('key bias', qkv, { keyBias, scale: 0.7 });
+  const seen: { values: number[]; strides: number[] }[] = [];
+  const inner = fused.attention!;
+  fused.attention = (q, k, v, out, lse, args) => {
+    seen.push({ values: Array.from(host(args.mask!)), strides: [...args.mask!.strides] });
+    inner(q, k, v, out, lse, args);
+  };
+  const w = randn([2, 2, 4, 4], 28);
+  const a = run(qkv, w, { keyPadding, scale: 0.7 });
+  const b = run(qkv, w, { keyBias, scale: 0.7 });
+  assert.equal(seen.length, 2);
+  assert.deepEqual(seen[1], seen[0], 'the kernel sees the same mask view for keyBias as for keyPadding');
+  assert.deepEqual(seen[0]!.strides, [3, 0, 0, 1], 'one row of Lk per batch, broadcast over heads and queries');
+  assert.deepEqual(b.out.toArray(), a.out.toArray());
+  b.grads.forEach((g, i) => assert.deepEqual(g.toArray(), a.grads[i]!.toArray(), `grad ${'qkv'[i]}`));
+});
+
 test('boolean and additive masks broadcast from [Lq, Lk]', () => {
   const bool = T.Tensor.fromHost(new Uint8Array([1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1]), [4, 3], 'bool');
   compareWithComposed('bool mask', [randn([1, 2, 4, 4], 10), randn([1, 2, 3, 4], 11), randn([1, 2, 3, 4], 12)], { mask: bool });

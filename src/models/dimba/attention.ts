@@ -81,7 +81,11 @@ export class SelfAttention extends Module {
   }
 }
 
-/** Image tokens attend to caption tokens; `captionMask` [B, L] marks real (non-padding) tokens. */
+/**
+ * Image tokens attend to caption tokens; `keyBias` [B, L] is the caption's padding as an additive
+ * bias (0 for a real token, -inf for padding: T.keyPaddingBias of the caption mask, made once per
+ * model forward rather than in every block), or null when every token is real.
+ */
 export class CrossAttention extends Module {
   readonly qLinear: Linear;
   readonly kvLinear: Linear;
@@ -94,11 +98,11 @@ export class CrossAttention extends Module {
     this.proj = this.registerModule('proj', new Linear(dim, dim, { generator }));
   }
 
-  forward(x: Tensor, cond: Tensor, captionMask: Tensor | null): Tensor {
+  forward(x: Tensor, cond: Tensor, keyBias: Tensor | null): Tensor {
     const [b, l, c] = cond.shape as [number, number, number];
     const q = splitHeads(this.qLinear.forward(x), this.numHeads);
     const [k, v] = T.chunk(T.reshape(this.kvLinear.forward(cond), [b, l, 2, c]), 2, 2).map((t) => splitHeads(T.reshape(t, [b, l, c]), this.numHeads)) as [Tensor, Tensor];
-    const out = T.scaledDotProductAttention(q, k, v, { keyPadding: captionMask });
+    const out = T.scaledDotProductAttention(q, k, v, { keyBias });
     return this.proj.forward(mergeHeads(out));
   }
 }

@@ -161,7 +161,9 @@ export class Dimba extends Module {
     }
     if (drop) caption = this.yEmbedder.dropCaptions(caption, drop);
     const y = this.yEmbedder.forward(caption);
-    const mask = inputs.captionMask ? T.cast(inputs.captionMask, 'bool') : null;
+    // The caption's key padding as the additive bias every cross-attention adds, made once here:
+    // converting the mask inside each of the blocks' attention calls costs two kernels per block.
+    const keyBias = inputs.captionMask ? T.keyPaddingBias(inputs.captionMask, dtype) : null;
 
     const hw = [gh, gw] as const;
     let residual: Tensor | null = null;
@@ -170,13 +172,13 @@ export class Dimba extends Module {
     for (const kind of this.pattern) {
       if (kind === 'A') {
         const block = this.blocks.get(ai++);
-        // The mask goes in as an input, not through the closure: checkpoint keeps its inputs for the
+        // The bias goes in as an input, not through the closure: checkpoint keeps its inputs for the
         // recomputation, and a closed-over tensor may be released (its scope ended) before backward.
-        const run = (xi: Tensor, yi: Tensor, ti: Tensor, m?: Tensor) => block.forward(xi, yi, ti, m ?? null, hw);
+        const run = (xi: Tensor, yi: Tensor, ti: Tensor, kb?: Tensor) => block.forward(xi, yi, ti, kb ?? null, hw);
         // Each block in its own scope: its unsaved intermediates go when it returns, so the forward
         // peak is what backward needs, not every temporary of every block.
-        if (!this.gradientCheckpointing) x = T.tidy(() => run(x, y, t0, mask ?? undefined));
-        else x = mask ? T.checkpoint(run, x, y, t0, mask) : T.checkpoint(run, x, y, t0);
+        if (!this.gradientCheckpointing) x = T.tidy(() => run(x, y, t0, keyBias ?? undefined));
+        else x = keyBias ? T.checkpoint(run, x, y, t0, keyBias) : T.checkpoint(run, x, y, t0);
       } else {
         const block = this.mambaBlocks.get(mi++);
         if (this.gradientCheckpointing) {

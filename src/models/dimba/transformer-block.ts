@@ -33,14 +33,17 @@ export class TransformerBlock extends Module {
     this.scaleShiftTable = this.registerParameter('scale_shift_table', scaleShiftTable(6, hiddenSize, generator));
   }
 
-  /** x [B, N, C]; y [B, L, C] caption tokens; t0 [B, 6C] from t_block; hw the token grid. */
-  forward(x: Tensor, y: Tensor, t0: Tensor, captionMask: Tensor | null, hw: readonly [number, number]): Tensor {
+  /**
+   * x [B, N, C]; y [B, L, C] caption tokens; t0 [B, 6C] from t_block; keyBias [B, L] the caption's
+   * padding as an additive bias (T.keyPaddingBias; null = every token real); hw the token grid.
+   */
+  forward(x: Tensor, y: Tensor, t0: Tensor, keyBias: Tensor | null, hw: readonly [number, number]): Tensor {
     const [b, , c] = x.shape as [number, number, number];
     const mods = T.add(T.unsqueeze(this.scaleShiftTable, 0), T.reshape(t0, [b, 6, c]));
     const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = T.chunk(mods, 6, 1) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     const attnOut = this.attn.forward(T.layerNormModulate(x, shiftMsa, scaleMsa, this.norm1.eps), hw);
     let h = T.gatedResidual(x, this.droppedGate(gateMsa), attnOut);
-    h = T.add(h, this.crossAttn.forward(h, y, captionMask));
+    h = T.add(h, this.crossAttn.forward(h, y, keyBias));
     const mlpOut = this.mlp.forward(T.layerNormModulate(h, shiftMlp, scaleMlp, this.norm2.eps));
     return T.gatedResidual(h, this.droppedGate(gateMlp), mlpOut);
   }
