@@ -227,12 +227,20 @@ export function split(x: Tensor, size: number | readonly number[], dim = 0): Ten
     if (size.reduce((a, b) => a + b, 0) !== total) throw new ShapeError(`split: sizes [${size.join(', ')}] do not sum to ${total}`);
     sizes.push(...size);
   }
+  if (sizes.length <= 1) return sizes.map((n) => narrow(x, d, 0, n));
+  // One node for all the pieces: its backward writes their gradients side by side with one cat
+  // (the engine supplies zeros for a piece that got none), where a narrow per piece would pad
+  // each gradient to the full size and the engine would then sum the padded copies.
+  const parts: Tensor[] = [];
   let at = 0;
-  return sizes.map((s) => {
-    const part = narrow(x, d, at, s);
+  for (const s of sizes) {
+    const shape = [...x.shape];
+    shape[d] = s;
+    parts.push(x.withLayout(shape, x.strides, x.offset + at * x.strides[d]!));
     at += s;
-    return part;
-  });
+  }
+  record('split', [x], parts, (gs) => [cat(gs, d)]);
+  return parts;
 }
 
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {

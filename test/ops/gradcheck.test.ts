@@ -106,6 +106,9 @@ describe('layout gradients', () => {
     gradcheck('stack', (a, b) => T.stack([a, b], 2), [rand64([2, 3], 58), rand64([2, 3], 59)]);
     gradcheck('split', (x) => { const [a, b] = T.split(x, [1, 3], 1); return T.mul(T.sum(a!), b!); }, [rand64([2, 4], 60)]);
     gradcheck('chunk', (x) => { const [a, b] = T.chunk(x, 2, 0); return T.mul(a!, b!); }, [rand64([4, 3], 61)]);
+    // Pieces without a gradient (the first and the last unused) and a strided middle dim.
+    gradcheck('split, some pieces unused', (x) => T.split(x, [2, 1, 2], 1)[1]!, [rand64([3, 5, 2], 63)]);
+    gradcheck('split of a transposed view', (x) => { const [a, , c] = T.split(T.transpose(x, 0, 1), 2, 0); return T.add(a!, T.mul(c!, 3)); }, [rand64([3, 6], 64)]);
   });
   test('cast round trip carries gradient', () => {
     gradcheck('cast', (x) => T.cast(T.mul(T.cast(x, 'float32'), 2), 'float64'), [rand64([4], 62)], { atol: 1e-3, rtol: 1e-3, eps: 1e-3 });

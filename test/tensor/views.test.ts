@@ -121,3 +121,15 @@ describe('reductions and misc values', () => {
     assert.throws(() => T.embedding(T.tensor([5], { dtype: 'int32' }), T.ones([3, 2])), /index 5 is out of range for size 3/);
   });
 });
+
+test('split is one autograd node whose backward writes the pieces side by side', () => {
+  const x = T.tensor([1, 2, 3, 4, 5, 6], { dtype: 'float64' }).reshape(2, 3);
+  x.requiresGrad = true;
+  const [a, b, c] = T.split(x, 1, 1);
+  assert.equal(a!.gradFn, b!.gradFn);
+  assert.equal(a!.gradFn?.name, 'split');
+  // c takes no part: its gradient is zero; a and b get 2 and 3.
+  T.sum(T.add(T.mul(a!, 2), T.mul(b!, 3))).backward();
+  assert.deepEqual(Array.from(x.grad!.toFloat64Array()), [2, 3, 0, 2, 3, 0]);
+  assert.equal(c!.gradFn, a!.gradFn);
+});
