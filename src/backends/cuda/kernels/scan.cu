@@ -105,35 +105,48 @@ template <> struct ScanExp<double> {
 
 template <class S> __device__ __forceinline__ S scan_sigmoid(S x) { return ScanExp<S>::sigmoid(x); }
 
-// Launch geometry per compute type S and P lanes a row (mirrored by scanGeometry in scan.ts).
-template <class S, int P_, int SPT_ = 4> struct ScanCfg {
+// Launch geometry per compute type S and P lanes a row (mirrored by scanGeometry in scan.ts). K_
+// overrides the chunk length (the forward's, ScanFwdCfg); MB_ the blocks per SM the registers
+// must allow.
+template <class S, int P_, int SPT_, int K_, int MB_> struct ScanGeom {
   static constexpr int P = P_;
   static constexpr int SPT = SPT_;
   static constexpr int BITS = P == 4 ? 2 : P == 8 ? 3 : P == 16 ? 4 : 5;
   static constexpr int NPAD = P * SPT;
   // double halves the block so every shared buffer stays within the 48 KB of static shared memory.
   static constexpr int THREADS = sizeof(S) == 8 ? 64 : 128;
-  // K · SPT states per lane are kept through the backward's reverse sweep (64 registers in float;
-  // double, kept for exactness checks rather than speed, takes short chunks: fewer registers and a
-  // third of the compile time).
-  static constexpr int K = sizeof(S) == 8 ? 4 : (P <= 8 ? 16 : P == 16 ? 8 : 4);
+  static constexpr int K = K_;
+  static constexpr int MIN_BLOCKS = MB_;
   static constexpr int RB = THREADS / P;
   static constexpr int RW = 32 / P;
   static constexpr int W = THREADS / 32;
   static constexpr int EPT = (RB * K + THREADS - 1) / THREADS;   // (row, step) items a thread stages
   static constexpr int EB = (K * NPAD + THREADS - 1) / THREADS;  // B/C items a thread stages
-  // Blocks per SM the register allocation must allow, for the hot 16-state float configuration:
-  // 3 (about 170 registers a thread) keep 12 warps per SM busy, and put the 1152 blocks of a B16
-  // Dimba-L-2 scan (36,864 rows) in 2.9 waves on 132 SMs (4 would give 2.2: a thin last wave).
-  // The two-states-a-lane configuration (small batches) holds half the states and decays.
-  static constexpr int MIN_BLOCKS_FWD = SPT == 2 ? 4 : (sizeof(S) == 4 && P == 4) ? 3 : 1;
-  static constexpr int MIN_BLOCKS_BWD = SPT == 2 ? 3 : (sizeof(S) == 4 && P == 4) ? 3 : 1;
   // Whether the staging items tile [RB rows][K steps] and [K steps][NPAD states] exactly, so a
   // full tile (all rows of the block, all steps of the chunk, all states) needs no item checks.
   static constexpr bool ROWS_EXACT = EPT * THREADS == RB * K;
   static constexpr bool BC_EXACT = EB * THREADS == K * NPAD;
   static_assert(K % 4 == 0, "steps are handled in groups of 4");
 };
+
+// The backward. K · SPT states per lane are kept through its reverse sweep (64 registers in
+// float; double, kept for exactness checks rather than speed, takes short chunks: fewer registers
+// and a third of the compile time). 3 blocks an SM (about 170 registers a thread) for the hot
+// 16-state float configurations.
+template <class S, int P, int SPT = 4> using ScanCfg = ScanGeom<S, P, SPT,
+    sizeof(S) == 8 ? 4 : (P <= 8 ? 16 : P == 16 ? 8 : 4),
+    (SPT == 2 || (sizeof(S) == 4 && P == 4)) ? 3 : 1>;
+
+// The forward keeps no states per step, so its chunks can be longer: 32 steps in float for 16
+// states (the 4x4 and 8x2 layouts; wider rows keep the backward's) halve the block barriers per step and give each chunk's global loads (issued a chunk
+// ahead) twice the time to land (H100, B16 x L1024: 0.551 -> 0.474 ms; bench/NOTES.md). Its
+// registers are capped so a scan's blocks fit one wave where they can: a forward walks the whole
+// sequence per block, so a second wave of a few blocks costs nearly a whole second pass (the
+// sampler's paired B2 launch, 576 blocks of the 8x2 layout, took two waves at 126 registers:
+// 0.246 ms; at 96 registers, 5 blocks an SM, one: 0.175 ms). Wide: 128 registers, 4 blocks an SM.
+template <class S, int P, int SPT = 4> using ScanFwdCfg = ScanGeom<S, P, SPT,
+    sizeof(S) == 8 ? 4 : (P == 4 || SPT == 2) ? 32 : P == 8 ? 16 : P == 16 ? 8 : 4,
+    SPT == 2 ? 5 : (sizeof(S) == 4 && P == 4) ? 4 : 1>;
 
 // N consecutive values as one access (at most 16 bytes aligned: a double x4 is two).
 template <class S, int N> struct alignas(sizeof(S) * N < 16 ? sizeof(S) * N : 16) ScanVec { S v[N]; };
@@ -340,7 +353,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
     ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus,
     long long blk) {
   typedef typename Ty<T>::C S;
-  typedef ScanCfg<S, P, SPT> Cfg;
+  typedef ScanFwdCfg<S, P, SPT> Cfg;
   typedef ScanExp<S> Exp;
   constexpr int K = Cfg::K, EPT = Cfg::EPT, EB = Cfg::EB;
   __shared__ ScanFwdSmem<S, Cfg> sm;
@@ -808,7 +821,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 }
 
 #define DIMBA_SCAN(name, T, P, SPT, tag) \
-  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_FWD) \
+  extern "C" __global__ void __launch_bounds__(ScanFwdCfg<Ty<T>::C, P, SPT>::THREADS, ScanFwdCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS) \
   scan_fwd_##name##_##tag( \
       const T* u, const T* delta, const T* z, const T* Bm, const T* Cm, const Ty<T>::C* A, const Ty<T>::C* Dv, \
       const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups, \
@@ -816,7 +829,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     scan_forward_body<T, P, SPT>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, \
       sC, softplus, blockIdx.x); \
   } \
-  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_BWD) \
+  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS) \
   scan_bwd_##name##_##tag( \
       const T* u, const T* delta, const T* z, const T* gy, const T* Bm, const T* Cm, const Ty<T>::C* A, \
       const Ty<T>::C* Dv, const Ty<T>::C* bias, T* du, T* ddelta, T* dz, Ty<T>::C* dA, Ty<T>::C* dB, Ty<T>::C* dC, \
@@ -862,7 +875,7 @@ __device__ __forceinline__ void scan_forward_args(const ScanFwdArgs& a, long lon
 }
 
 #define DIMBA_SCAN_PAIR(name, T, P, SPT, tag) \
-  extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS_FWD) \
+  extern "C" __global__ void __launch_bounds__(ScanFwdCfg<Ty<T>::C, P, SPT>::THREADS, ScanFwdCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS) \
   scan_fwd_pair_##name##_##tag(ScanFwdArgs a0, ScanFwdArgs a1, long long blocks0) { \
     const long long blk = blockIdx.x; \
     if (blk < blocks0) scan_forward_args<T, P, SPT>(a0, blk); \
@@ -875,3 +888,4 @@ DIMBA_SCAN_PAIR(f16, f16, 4, 4, 4)
 DIMBA_SCAN_PAIR(f32, float, 8, 2, 8x2)
 DIMBA_SCAN_PAIR(bf16, bf16, 8, 2, 8x2)
 DIMBA_SCAN_PAIR(f16, f16, 8, 2, 8x2)
+

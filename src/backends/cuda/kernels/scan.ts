@@ -57,7 +57,10 @@ export interface ScanGeometry {
   /** States per row rounded up to lanes * statesPerLane (the kernels' padded state count). */
   readonly paddedStates: number;
   readonly threads: number;
-  /** Time steps per chunk. */
+  /**
+   * Time steps per chunk of the backward (ScanCfg; its chunk-entry states are stored). The
+   * forward (ScanFwdCfg) takes 32 in float for 16 states: it stores nothing per chunk.
+   */
   readonly chunk: number;
   readonly rowsPerBlock: number;
   /** Blocks over the channels of one group (a block never spans groups or batch entries). */
