@@ -6,8 +6,10 @@
  * valid key (O = 0, lse = -inf and zero gradients, exactly, as our kernel), keys whose rows are
  * off 16 bytes (Lk 77: the bias is staged into padded rows), one batch row, contiguous operands,
  * float16; either backward after either forward with a fully masked row; the op's routing with a
- * caption mask; CUDA graph capture and replay of the masked route; Lk = 64 mod 128 declined for
- * the backward (pytorch#196678).
+ * caption mask; the op's keyBias (the caption mask made additive once) giving keyPadding's results
+ * on the cuDNN route, from one cached decision per direction (no spec rebuilt per call) and with
+ * every per-call block handed back; CUDA graph capture and replay of the masked route; Lk = 64
+ * mod 128 declined for the backward (pytorch#196678).
  *
  * Bounds as cudnn-attention.test.ts: |a - e| <= c u B, B the sum of magnitudes behind the element,
  * so elements whose bound is 0 (everything of a fully masked batch row) must be exactly 0.
@@ -18,7 +20,7 @@ import * as T from '../../src/index.js';
 import { assign_ } from '../../src/ops/inplace.js';
 import type { AttentionArgs } from '../../src/backends/backend.js';
 import { CudaGraph } from '../../src/backends/cuda/graph.js';
-import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
+import { cudnnBackward, cudnnCallStats, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { randomCpu } from './helpers.js';
 import {
@@ -244,6 +246,73 @@ test('through the op: a caption mask (keyPadding) runs on cuDNN under auto and m
   const per = c.h * c.lq * c.e;
   assert.ok(y.subarray(per, 2 * per).every((x) => x === 0), 'the fully masked batch row attends to nothing: 0');
   printPlans();
+});
+
+/** Key padding flags of `keep` as a bool [B, Lk] tensor on CUDA. */
+function keyPaddingOf(c: MaskedCase, keep: boolean[][]): Tensor {
+  const flags = new Uint8Array(c.b * c.lk);
+  keep.forEach((row, i) => row.forEach((x, j) => { flags[i * c.lk + j] = x ? 1 : 0; }));
+  return T.Tensor.fromHost(flags, [c.b, c.lk], 'bool').to('cuda');
+}
+
+for (const c of [CASES[0]!, CASES[3]!]) {
+  test(`through the op: keyBias gives keyPadding's results on the cuDNN route (${c.name}, a fully masked batch row)`, { skip }, () => {
+    const [, qg] = operand(c, c.lq, 1.5);
+    const [, kg] = operand(c, c.lk, 1.5);
+    const [, vg] = operand(c, c.lk);
+    const [, dOg] = operand(c, c.lq);
+    const keyPadding = keyPaddingOf(c, oneEmpty(c.b, c.lk));
+    const keyBias = T.keyPaddingBias(keyPadding, c.dtype);
+    const op = (options: T.AttentionOptions) => {
+      const leaves = [qg, kg, vg].map((t) => t.detach().requiresGrad_(true)) as [Tensor, Tensor, Tensor];
+      const y = T.scaledDotProductAttention(leaves[0], leaves[1], leaves[2], options);
+      T.sum(T.mul(T.cast(y, 'float32'), T.cast(dOg, 'float32'))).backward();
+      return { out: y, gq: leaves[0].grad!, gk: leaves[1].grad!, gv: leaves[2].grad! };
+    };
+    withMode('cudnn', () => {
+      const n = executions();
+      const a = op({ keyPadding });
+      const b = op({ keyBias });
+      assert.equal(executions(), n + 4, 'both ran their masked forward and backward on cuDNN');
+      assert.deepEqual(b.out.to('cpu').toFloat64Array(), a.out.to('cpu').toFloat64Array(), 'the same forward, bit for bit');
+      for (const name of ['gq', 'gk', 'gv'] as const) {
+        const rms = worstHeadRms(b[name], a[name]);
+        assert.ok(rms < 1e-3, `${name}: keyBias and keyPadding gradients differ (worst head relative RMS ${rms})`);
+        assert.ok(b[name].to('cpu').toFloat64Array().every(Number.isFinite), `${name} finite`);
+      }
+      const per = c.h * c.lq * c.e;
+      assert.ok(b.out.to('cpu').toFloat64Array().subarray(per, 2 * per).every((x) => x === 0), 'the fully masked batch row is 0');
+    });
+  });
+}
+
+test('repeated masked calls (28 blocks\' worth) reuse one decision per direction, build no spec, and hand every block back', { skip }, () => {
+  const c = CASES[0]!;
+  const rt = backend().runtime;
+  const [, qg] = operand(c, c.lq, 1.5);
+  const [, dOg] = operand(c, c.lq);
+  const keyBias = T.keyPaddingBias(keyPaddingOf(c, prefix(c.b, c.lk)), c.dtype);
+  // Each block's own k and v (new tensors, same layout), as in the model.
+  const kvs = Array.from({ length: 28 }, () => [operand(c, c.lk, 1.5)[1], operand(c, c.lk)[1]] as const);
+  const block = (k: Tensor, v: Tensor) => T.tidy(() => {
+    const leaves = [qg, k, v].map((t) => t.detach().requiresGrad_(true)) as [Tensor, Tensor, Tensor];
+    const y = T.scaledDotProductAttention(leaves[0], leaves[1], leaves[2], { keyBias });
+    T.sum(T.mul(T.cast(y, 'float32'), T.cast(dOg, 'float32'))).backward();
+  });
+  withMode('cudnn', () => {
+    block(kvs[0]![0], kvs[0]![1]); // warm-up: decides, builds or finds both plans
+    const before = cudnnCallStats(rt);
+    const n = executions();
+    const allocated = backend().memoryStats().allocatedBytes;
+    for (const [k, v] of kvs) block(k, v);
+    const after = cudnnCallStats(rt);
+    assert.equal(executions(), n + 56, '28 masked forwards and backwards ran on cuDNN');
+    assert.equal(after.specBuilds, before.specBuilds, 'no graph spec was built for a call seen before');
+    assert.equal(after.misses, before.misses, 'every call found its decision');
+    assert.equal(after.hits, before.hits + 56);
+    assert.equal(backend().memoryStats().allocatedBytes, allocated, 'workspaces and temporaries all went back to the allocator');
+    console.log(`# cuDNN call cache: ${after.signatures} signatures, ${after.specBuilds} specs built, ${after.hits} hits, ${after.misses} misses`);
+  });
 });
 
 test('the masked cuDNN route replays in a CUDA graph', { skip }, () => {

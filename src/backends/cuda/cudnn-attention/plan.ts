@@ -6,6 +6,10 @@
  * -> device pointers, host pointers for the by-value scalars) and cudnnBackendExecute on the
  * runtime's stream, so it orders with our kernels and is recorded by CUDA graph capture.
  *
+ * A built plan keeps, per variant-pack slot, where its pointer comes from (a host scalar, the
+ * workspace, or the caller's address for that uid), so an execution only writes the pointers and
+ * makes the pack.
+ *
  * Plans are built outside capture only: finalizing compiles the engine at run time, and the first
  * execution loads its kernels, neither of which is stream work. During capture an unbuilt or
  * never-run plan is refused with the capture error naming it.
@@ -65,13 +69,40 @@ export interface CudnnAttentionStats {
 /** One attribute's elements, in the C type its attribute type names (descriptors and pointers as 64-bit). */
 type AttributeValues = BigUint64Array | BigInt64Array | Float32Array | Int32Array | Uint8Array;
 
-interface Entry {
+/** A built plan, as prepare() hands it out and execute() takes it. */
+export interface PlanHandle {
+  readonly info: BuiltPlan;
+}
+
+interface Entry extends PlanHandle {
   readonly spec: GraphSpec;
   readonly plan: number;
   /** Every descriptor the plan was built from, kept alive with it. */
   readonly owned: number[];
-  readonly info: BuiltPlan;
+  /** The variant pack's uids (the spec's non-virtual tensors, in order) and, per slot, where its pointer comes from. */
   readonly uids: BigInt64Array;
+  readonly slotUid: Int32Array;
+  /** Byte offset into the host scalars for a by-value slot, else -1. */
+  readonly slotScalar: Int32Array;
+  /** Byte offset into the workspace for a scratch slot, else -1. */
+  readonly slotWorkspace: Float64Array;
+  /** The pack's pointers, rewritten at each execution. */
+  readonly pointers: BigUint64Array;
+}
+
+/** Where each variant-pack slot's pointer comes from, worked out once per plan. */
+function slots(spec: GraphSpec, layout: WorkspaceLayout): Pick<Entry, 'uids' | 'slotUid' | 'slotScalar' | 'slotWorkspace' | 'pointers'> {
+  const uids = spec.tensors.filter((t) => !t.virtual).map((t) => t.uid);
+  const slotScalar = Int32Array.from(uids, (uid) => {
+    const at = spec.byValue.indexOf(uid);
+    // The host scalars are [scale, 1]: the scale first, every other by-value tensor is the constant.
+    return at < 0 ? -1 : at === 0 ? 0 : 4;
+  });
+  const slotWorkspace = Float64Array.from(uids, (uid) => layout.offsets.get(uid) ?? -1);
+  return {
+    uids: BigInt64Array.from(uids.map(BigInt)), slotUid: Int32Array.from(uids), slotScalar, slotWorkspace,
+    pointers: new BigUint64Array(uids.length),
+  };
 }
 
 /** Descriptors created while building one graph, destroyed together unless the plan keeps them. */
@@ -99,10 +130,10 @@ export class CudnnAttention {
   private handle = 0;
   private readonly plans = new Map<string, Entry | UnsupportedPlan>();
   /** Host floats for the by-value tensors: [scale, 1]. */
-  private scalarsAddress = 0n;
+  private scalarsAddress = 0;
   private scalars: Float32Array | null = null;
-  private readonly pointers = new BigUint64Array(16);
   private readonly one = new BigUint64Array(1);
+  private readonly created = new BigUint64Array(1);
 
   constructor(private readonly rt: CudaRuntime) {}
 
@@ -148,25 +179,26 @@ export class CudnnAttention {
    * The plan for `spec`, built on first use; an UnsupportedPlan when no engine config finalizes.
    * Throws (CudnnError) on failures that are not about support: a bad attribute is our bug.
    */
-  prepare(spec: GraphSpec, label: string): BuiltPlan | UnsupportedPlan {
+  prepare(spec: GraphSpec, label: string): PlanHandle | UnsupportedPlan {
     const cached = this.plans.get(spec.key);
-    if (cached !== undefined) return 'info' in cached ? cached.info : cached;
+    if (cached !== undefined) return cached;
     const pool = this.rt.allocator.capturing;
     if (pool !== null) throw captureError(`building the cuDNN attention plan for ${label}`, 'cudnn', pool.label);
     const reason = this.unavailableReason();
     if (reason !== null) throw new Error(`cuDNN attention: ${reason}`);
     const built = this.build(spec);
     this.plans.set(spec.key, built);
-    return 'info' in built ? built.info : built;
+    return built;
   }
 
   /**
-   * Runs a prepared plan. `pointers` maps every non-virtual, non-scratch uid to its device address;
-   * `workspace` is a device block of at least plan.layout.total bytes.
+   * Runs a prepared plan. `addresses[uid]` is the device address of every non-virtual, non-scratch,
+   * non-scalar tensor of its spec (0: not given); `workspace` is a device block of at least
+   * plan.info.layout.total bytes.
    */
-  execute(spec: GraphSpec, pointers: ReadonlyMap<number, number>, scale: number, workspace: number, label: string): void {
-    const entry = this.plans.get(spec.key);
-    if (entry === undefined || !('info' in entry)) throw new Error(`cuDNN attention: no plan for ${spec.key} (prepare() it first)`);
+  execute(handle: PlanHandle, addresses: ArrayLike<number>, scale: number, workspace: number, label: string): void {
+    const entry = handle as Entry;
+    if (this.plans.get(entry.spec.key) !== entry) throw new Error(`cuDNN attention: no plan for ${entry.spec.key} here (prepare() it first)`);
     const pool = this.rt.allocator.capturing;
     if (pool !== null && entry.info.executions === 0) {
       throw captureError(`the first execution of the cuDNN attention plan for ${label}`, 'cudnn', pool.label);
@@ -175,29 +207,23 @@ export class CudnnAttention {
     this.rt.activate();
     const scalars = this.hostScalars();
     scalars[0] = scale;
-    const addresses = this.pointers.length >= entry.uids.length ? this.pointers : new BigUint64Array(entry.uids.length);
-    const layout = entry.info.layout;
-    for (let i = 0; i < entry.uids.length; i++) {
-      const uid = Number(entry.uids[i]!);
-      const at = spec.byValue.indexOf(uid);
-      if (at >= 0) {
-        addresses[i] = this.scalarsAddress + BigInt(at === 0 ? 0 : 4);
-        continue;
-      }
-      const offset = layout.offsets.get(uid);
-      const address = offset !== undefined ? workspace + offset : pointers.get(uid);
-      if (address === undefined) throw new Error(`cuDNN attention ${spec.direction}: no device pointer for uid ${uid}`);
-      addresses[i] = BigInt(address);
+    const n = entry.slotUid.length;
+    const pointers = entry.pointers;
+    for (let i = 0; i < n; i++) {
+      const scalar = entry.slotScalar[i]!;
+      const offset = entry.slotWorkspace[i]!;
+      const address = scalar >= 0 ? this.scalarsAddress + scalar : offset >= 0 ? workspace + offset : addresses[entry.slotUid[i]!] ?? 0;
+      if (address === 0) throw new Error(`cuDNN attention ${entry.spec.direction}: no device pointer for uid ${entry.slotUid[i]}`);
+      pointers[i] = BigInt(address);
     }
-    const set = new DescriptorSet(api);
+    check(api, 'cudnnBackendCreateDescriptor(variant pack)', api.cudnnBackendCreateDescriptor(DESC.variantPack, this.created));
+    const pack = Number(this.created[0]!);
     try {
-      const pack = set.create(DESC.variantPack, 'variant pack');
-      const n = entry.uids.length;
       check(api, 'cudnnBackendSetAttribute(VARIANT_PACK_UNIQUE_IDS)',
         api.cudnnBackendSetAttribute(pack, ATTR.variantUids, TYPE.int64, n, entry.uids));
       check(api, 'cudnnBackendSetAttribute(VARIANT_PACK_DATA_POINTERS)',
-        api.cudnnBackendSetAttribute(pack, ATTR.variantPointers, TYPE.voidPtr, n, addresses.subarray(0, n)));
-      this.one[0] = BigInt(layout.total > 0 ? workspace + layout.planOffset : 0);
+        api.cudnnBackendSetAttribute(pack, ATTR.variantPointers, TYPE.voidPtr, n, pointers));
+      this.one[0] = BigInt(entry.info.layout.total > 0 ? workspace + entry.info.layout.planOffset : 0);
       check(api, 'cudnnBackendSetAttribute(VARIANT_PACK_WORKSPACE)',
         api.cudnnBackendSetAttribute(pack, ATTR.variantWorkspace, TYPE.voidPtr, 1, this.one));
       check(api, 'cudnnBackendFinalize(VARIANT_PACK)', api.cudnnBackendFinalize(pack));
@@ -209,7 +235,7 @@ export class CudnnAttention {
       }
       entry.info.executions++;
     } finally {
-      set.destroyAll();
+      api.cudnnBackendDestroyDescriptor(pack);
     }
   }
 
@@ -220,7 +246,7 @@ export class CudnnAttention {
       const p = k.alloc('float', 4);
       this.scalars = new Float32Array(k.view(p, 16));
       this.scalars.set([1, 1, 0, 0]);
-      this.scalarsAddress = BigInt(p);
+      this.scalarsAddress = Number(p);
     }
     return this.scalars;
   }
@@ -286,13 +312,13 @@ export class CudnnAttention {
         }
         tried.push({ label, error: null });
         const planWorkspace = this.getInt64(plan, ATTR.planWorkspace, 'EXECUTION_PLAN_WORKSPACE_SIZE');
-        const uids = spec.tensors.filter((t) => !t.virtual).map((t) => BigInt(t.uid));
+        const layout = workspaceLayout(spec, planWorkspace);
         const info: BuiltPlan = {
-          key: spec.key, label, planWorkspace, layout: workspaceLayout(spec, planWorkspace), notes: this.behaviorNotes(cfg), tried,
+          key: spec.key, label, planWorkspace, layout, notes: this.behaviorNotes(cfg), tried,
           buildMs: performance.now() - started, executions: 0,
         };
         keep();
-        return { spec, plan, owned: set.all, info, uids: BigInt64Array.from(uids) };
+        return { spec, plan, owned: set.all, info, ...slots(spec, layout) };
       }
     }
     const summary = tried.length === 0 ? 'the heuristics offered no engine config'

@@ -14,48 +14,63 @@
  * masked our kernel's result (O = 0, lse = -inf) after the forward, and hands the backward Stats
  * with -inf turned into +inf (see spec.ts). Neither reads anything back to the host, so masked
  * calls stay capturable and never wait on the device.
+ *
+ * Per call, the host work is what the call's addresses need: the decision, spec and plan come
+ * from calls.ts's cache by the call's signature, the workspace (and the masked backward's Stats)
+ * is one block from the caching allocator (no tensor objects), and the variant pack is written
+ * from the plan's precomputed slots (plan.ts).
  */
 import type { AttentionArgs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import { contiguousStrides } from '../../../tensor/shape.js';
-import { itemSize } from '../../../tensor/dtype.js';
+import { itemSize, type DType } from '../../../tensor/dtype.js';
+import type { Block } from '../allocator.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { copyInto } from '../kernels/copy.js';
 import { Scratch } from '../kernels/scratch.js';
 import { CUDNN_ATTENTION_MODULE, DTYPE_SUFFIX } from '../kernels/source.js';
-import { cudnnAttentionFor } from './plan.js';
-import {
-  attentionMode, backwardGraph, cudnnOperand, cudnnUnsupportedReason, forwardGraph, maskLayout, paddedKeys, UID, type AttentionMode,
-  type Direction, type GraphSpec, type IoDType, type SdpaShape, type Strides4,
-} from './spec.js';
+import { cudnnAttentionFor, type CudnnAttention, type PlanHandle } from './plan.js';
+import { CallPlanner, type Placed, type PlannerStats } from './calls.js';
+import { attentionMode, paddedKeys, UID, WORKSPACE_ALIGNMENT, type AttentionMode, type SdpaShape } from './spec.js';
 
-/** How an operand reaches cuDNN: in place, or through a contiguous temporary. */
-interface Placed {
-  readonly t: Tensor;
-  readonly strides: Strides4;
-  readonly staged: boolean;
+export { describeCall } from './calls.js';
+
+/** One runtime's route: its cuDNN, the decisions by call signature, and per-call scratch that is reused. */
+interface Route {
+  readonly cudnn: CudnnAttention;
+  readonly planner: CallPlanner<PlanHandle>;
+  /** Device address by uid for the call being run (0: not given). */
+  readonly addresses: Float64Array;
+  /** The fix-up kernels' function handles (rt.fn builds a string key per lookup). */
+  readonly emptyRowsFns: Partial<Record<DType, number>>;
+  bwdStatsFn: number;
 }
 
-function place(t: Tensor): Placed {
-  const direct = cudnnOperand(t.shape, t.strides, addressOf(t), itemSize(t.dtype));
-  if (direct) return { t, strides: direct, staged: false };
-  const c = contiguousStrides(t.shape);
-  return { t, strides: [c[0]!, c[1]!, c[2]!, c[3]!], staged: true };
+const routes = new WeakMap<CudaRuntime, Route>();
+
+function routeFor(rt: CudaRuntime): Route {
+  let r = routes.get(rt);
+  if (r === undefined) {
+    const cudnn = cudnnAttentionFor(rt);
+    const planner = new CallPlanner<PlanHandle>({
+      version: () => cudnn.version(),
+      arch: () => rt.info.arch,
+      unavailableReason: () => cudnn.unavailableReason(),
+      prepare: (spec, label) => {
+        const built = cudnn.prepare(spec, label);
+        return 'reason' in built ? { reason: built.reason } : { plan: built };
+      },
+      address: addressOf,
+    });
+    r = { cudnn, planner, addresses: new Float64Array(64), emptyRowsFns: {}, bwdStatsFn: 0 };
+    routes.set(rt, r);
+  }
+  return r;
 }
 
-/** lse / Stats: float32 [B, H, Lq] contiguous from a 16-byte boundary, else staged. */
-function statsInPlace(lse: Tensor): boolean {
-  return lse.dtype === 'float32' && lse.isContiguous && addressOf(lse) % 16 === 0;
-}
-
-function shapeOf(q: Tensor, k: Tensor, v: Tensor): SdpaShape & { ev: number } {
-  const [batch, heads, lq, e] = q.shape as [number, number, number, number];
-  return { batch, heads, lq, lk: k.shape[2]!, e, ev: v.shape[3]! };
-}
-
-export function describeCall(direction: Direction, dtype: string, s: SdpaShape, masked = false): string {
-  return `${direction} ${dtype} B${s.batch} H${s.heads} Lq${s.lq} Lk${s.lk} E${s.e}${masked ? ' masked' : ''}`;
+/** Hits, misses and spec builds of the runtime's call cache (what the cache tests and benchmarks read). */
+export function cudnnCallStats(rt: CudaRuntime): PlannerStats {
+  return routeFor(rt).planner.stats();
 }
 
 /** false (auto) or a thrown error (cudnn) for a call cuDNN does not take. */
@@ -64,173 +79,163 @@ function decline(mode: AttentionMode, label: string, reason: string): false {
   return false;
 }
 
-/** The mask as cuDNN's decision sees it (null: unmasked). */
-function maskInfo(args: AttentionArgs): { dtype: Tensor['dtype']; keyPadding: boolean } | null {
-  const m = args.mask;
-  if (m === null) return null;
-  const layout = maskLayout(m.shape, m.strides, addressOf(m), itemSize(m.dtype));
-  return { dtype: m.dtype, keyPadding: layout.kind === 'keys' };
+/** The tensor cuDNN reads for an input: itself, or a contiguous copy. */
+function input(rt: CudaRuntime, s: Scratch, p: Placed): Tensor {
+  if (!p.staged) return p.t;
+  const t = s.buffer(p.t, p.t.shape, p.t.dtype);
+  copyInto(rt, p.t, t);
+  return t;
 }
 
-/** Why not, before any plan: the call's kind, then whether cuDNN is here at all. */
-function staticReason(rt: CudaRuntime, direction: Direction, q: Tensor, others: Tensor[], args: AttentionArgs): string | null {
-  if (q.ndim !== 4 || others.some((t) => t.ndim !== 4)) return 'q, k, v must be [B, H, L, E]';
-  const [k, v] = others as [Tensor, Tensor];
-  const shape = shapeOf(q, k, v);
-  const m = args.mask;
-  if (m !== null && (m.ndim !== 4 || m.shape[0] !== shape.batch || m.shape[3] !== shape.lk)) {
-    return `mask of shape [${m.shape.join(', ')}] (expected [B, H, Lq, Lk] = [${shape.batch}, ${shape.heads}, ${shape.lq}, ${shape.lk}])`;
-  }
-  if (m !== null && m.backend !== q.backend) return `mask is on ${m.deviceName}, q on ${q.deviceName}`;
-  const reason = cudnnUnsupportedReason({
-    direction, dtype: q.dtype, otherDTypes: others.map((t) => t.dtype), shape, mask: maskInfo(args),
-    version: cudnnAttentionFor(rt).version(), arch: rt.info.arch,
-  });
-  if (reason !== null) return reason;
-  return cudnnAttentionFor(rt).unavailableReason();
+/** The tensor cuDNN writes for an output: itself, or a contiguous temporary queued for copying back. */
+function output(s: Scratch, p: Placed, copyBack: [Tensor, Tensor][]): Tensor {
+  if (!p.staged) return p.t;
+  const t = s.buffer(p.t, p.t.shape, p.t.dtype);
+  copyBack.push([t, p.t]);
+  return t;
 }
 
-/**
- * Builds (or finds) the plan, stages operands, allocates the workspace and runs; `after` sees the
- * tensors cuDNN actually wrote (staged temporaries included) before they are copied back. `s`
- * holds the caller's temporaries too and is finished here (also when cuDNN declines).
- */
-function run(rt: CudaRuntime, s: Scratch, spec: GraphSpec, label: string, scale: number, mode: AttentionMode,
-  operands: [number, Placed, 'in' | 'out'][], stats: { t: Tensor; io: 'in' | 'out' },
-  after?: (written: ReadonlyMap<number, Tensor>) => void): boolean {
-  try {
-    return runWith(rt, s, spec, label, scale, mode, operands, stats, after);
-  } finally {
-    s.finish();
-  }
+/** lse / Stats: float32 [B, H, Lq] contiguous from a 16-byte boundary, else staged. */
+function statsInPlace(lse: Tensor): boolean {
+  return lse.dtype === 'float32' && lse.isContiguous && addressOf(lse) % 16 === 0;
 }
 
-function runWith(rt: CudaRuntime, s: Scratch, spec: GraphSpec, label: string, scale: number, mode: AttentionMode,
-  operands: [number, Placed, 'in' | 'out'][], stats: { t: Tensor; io: 'in' | 'out' },
-  after?: (written: ReadonlyMap<number, Tensor>) => void): boolean {
-  const cudnn = cudnnAttentionFor(rt);
-  const plan = cudnn.prepare(spec, label);
-  if ('reason' in plan) return decline(mode, label, plan.reason);
-  const written = new Map<number, Tensor>();
-  const copyBack: [Tensor, Tensor][] = [];
-  const pointers = new Map<number, number>();
-  for (const [uid, p, io] of operands) {
-    let t = p.t;
-    if (p.staged) {
-      t = s.buffer(p.t, p.t.shape, p.t.dtype);
-      if (io === 'in') copyInto(rt, p.t, t);
-      else copyBack.push([t, p.t]);
-    }
-    pointers.set(uid, addressOf(t));
-    written.set(uid, t);
-  }
-  let statsT = stats.t;
-  if (!statsInPlace(stats.t)) {
-    statsT = s.buffer(stats.t, stats.t.shape, 'float32');
-    if (stats.io === 'in') copyInto(rt, stats.t, statsT);
-    else copyBack.push([statsT, stats.t]);
-  }
-  pointers.set(UID.stats, addressOf(statsT));
-  written.set(UID.stats, statsT);
-  const total = plan.layout.total;
-  const workspace = total > 0 ? addressOf(s.buffer(stats.t, [Math.ceil(total / 4)], 'float32')) : 0;
-  cudnn.execute(spec, pointers, scale, workspace, label);
-  after?.(written);
-  for (const [src, dst] of copyBack) copyInto(rt, src, dst);
-  return true;
-}
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** out, lse = attention(q, k, v) through cuDNN; false: use our kernel. */
 export function cudnnForward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, args: AttentionArgs,
   mode: AttentionMode = attentionMode()): boolean {
   if (mode === 'ours') return false;
-  const shape = shapeOf(q, k, v);
-  const label = describeCall('forward', q.dtype, shape, args.mask !== null);
-  const why = staticReason(rt, 'forward', q, [k, v, out], args);
-  if (why !== null) return decline(mode, label, why);
-  const [pq, pk, pv, po] = [place(q), place(k), place(v), place(out)];
+  const route = routeFor(rt);
+  const call = route.planner.plan('forward', [q, k, v, out], args.mask);
+  const d = call.decision;
+  if (d.reason !== null) return decline(mode, d.label, d.reason);
+  const [pq, pk, pv, po] = call.placed as [Placed, Placed, Placed, Placed];
+  const shape = sdpaShape(q, k);
   const s = new Scratch(rt);
-  const bias = args.mask === null ? null : placeBias(rt, s, args.mask, shape);
-  const spec = forwardGraph({
-    dtype: q.dtype as IoDType, shape, q: pq.strides, k: pk.strides, v: pv.strides, o: po.strides, biasBatchStride: bias?.batchStride ?? null,
-  });
-  const operands: [number, Placed, 'in' | 'out'][] = [[UID.q, pq, 'in'], [UID.k, pk, 'in'], [UID.v, pv, 'in'], [UID.o, po, 'out']];
-  if (bias) operands.push([UID.bias, bias.placed, 'in']);
-  return run(rt, s, spec, label, args.scale, mode, operands, { t: lse, io: 'out' },
-    bias ? (written) => emptyRows(rt, bias, written.get(UID.o)!, written.get(UID.stats)!, shape) : undefined);
+  let block: Block | null = null;
+  try {
+    const a = route.addresses.fill(0);
+    const copyBack: [Tensor, Tensor][] = [];
+    a[UID.q] = addressOf(input(rt, s, pq));
+    a[UID.k] = addressOf(input(rt, s, pk));
+    a[UID.v] = addressOf(input(rt, s, pv));
+    const o = output(s, po, copyBack);
+    a[UID.o] = addressOf(o);
+    let stats = lse;
+    if (!statsInPlace(lse)) {
+      stats = s.buffer(lse, lse.shape, 'float32');
+      copyBack.push([stats, lse]);
+    }
+    a[UID.stats] = addressOf(stats);
+    const bias = call.bias ? placeBias(rt, s, args.mask!, call.bias.batchStride, shape) : null;
+    if (bias) a[UID.bias] = addressOf(bias.t);
+    block = rt.allocator.alloc(d.plan.info.layout.total);
+    route.cudnn.execute(d.plan, a, args.scale, block.address, d.label);
+    if (bias) emptyRows(rt, route, bias, o, stats, shape);
+    for (const [src, dst] of copyBack) copyInto(rt, src, dst);
+    return true;
+  } finally {
+    if (block) rt.allocator.release(block);
+    s.finish();
+  }
 }
 
 /** gq, gk, gv from the saved forward through cuDNN; false: use our kernel. */
 export function cudnnBackward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, gy: Tensor,
   gq: Tensor, gk: Tensor, gv: Tensor, args: AttentionArgs, mode: AttentionMode = attentionMode()): boolean {
   if (mode === 'ours') return false;
-  const shape = shapeOf(q, k, v);
-  const label = describeCall('backward', q.dtype, shape, args.mask !== null);
-  const why = staticReason(rt, 'backward', q, [k, v, out, gy, gq, gk, gv], args);
-  if (why !== null) return decline(mode, label, why);
-  const [pq, pk, pv, po, pdo, pdq, pdk, pdv] = [q, k, v, out, gy, gq, gk, gv].map(place) as
-    [Placed, Placed, Placed, Placed, Placed, Placed, Placed, Placed];
+  const route = routeFor(rt);
+  const call = route.planner.plan('backward', [q, k, v, out, gy, gq, gk, gv], args.mask);
+  const d = call.decision;
+  if (d.reason !== null) return decline(mode, d.label, d.reason);
+  const [pq, pk, pv, po, pdo, pdq, pdk, pdv] = call.placed as [Placed, Placed, Placed, Placed, Placed, Placed, Placed, Placed];
+  const shape = sdpaShape(q, k);
   const s = new Scratch(rt);
-  const bias = args.mask === null ? null : placeBias(rt, s, args.mask, shape);
-  const spec = backwardGraph({
-    dtype: q.dtype as IoDType, shape, q: pq.strides, k: pk.strides, v: pv.strides, o: po.strides,
-    dO: pdo.strides, dQ: pdq.strides, dK: pdk.strides, dV: pdv.strides, biasBatchStride: bias?.batchStride ?? null,
-  });
-  const operands: [number, Placed, 'in' | 'out'][] = [
-    [UID.q, pq, 'in'], [UID.k, pk, 'in'], [UID.v, pv, 'in'], [UID.o, po, 'in'], [UID.dO, pdo, 'in'],
-    [UID.dQ, pdq, 'out'], [UID.dK, pdk, 'out'], [UID.dV, pdv, 'out'],
-  ];
-  if (bias) operands.push([UID.bias, bias.placed, 'in']);
-  const stats = bias ? backwardStats(rt, s, lse) : lse;
-  return run(rt, s, spec, label, args.scale, mode, operands, { t: stats, io: 'in' });
+  let block: Block | null = null;
+  try {
+    const a = route.addresses.fill(0);
+    const copyBack: [Tensor, Tensor][] = [];
+    a[UID.q] = addressOf(input(rt, s, pq));
+    a[UID.k] = addressOf(input(rt, s, pk));
+    a[UID.v] = addressOf(input(rt, s, pv));
+    a[UID.o] = addressOf(input(rt, s, po));
+    a[UID.dO] = addressOf(input(rt, s, pdo));
+    a[UID.dQ] = addressOf(output(s, pdq, copyBack));
+    a[UID.dK] = addressOf(output(s, pdk, copyBack));
+    a[UID.dV] = addressOf(output(s, pdv, copyBack));
+    const bias = call.bias ? placeBias(rt, s, args.mask!, call.bias.batchStride, shape) : null;
+    if (bias) a[UID.bias] = addressOf(bias.t);
+    const total = d.plan.info.layout.total;
+    // The masked backward's Stats (-inf turned into +inf) go after the workspace, in the same block.
+    const statsAt = alignUp(total, WORKSPACE_ALIGNMENT);
+    block = rt.allocator.alloc(bias ? statsAt + lse.numel * 4 : total);
+    if (bias) {
+      a[UID.stats] = block.address + statsAt;
+      backwardStats(rt, route, s, lse, a[UID.stats]);
+    } else if (statsInPlace(lse)) {
+      a[UID.stats] = addressOf(lse);
+    } else {
+      const staged = s.buffer(lse, lse.shape, 'float32');
+      copyInto(rt, lse, staged);
+      a[UID.stats] = addressOf(staged);
+    }
+    route.cudnn.execute(d.plan, a, args.scale, block.address, d.label);
+    for (const [src, dst] of copyBack) copyInto(rt, src, dst);
+    return true;
+  } finally {
+    if (block) rt.allocator.release(block);
+    s.finish();
+  }
+}
+
+function sdpaShape(q: Tensor, k: Tensor): SdpaShape {
+  const [batch, heads, lq, e] = q.shape as [number, number, number, number];
+  return { batch, heads, lq, lk: k.shape[2]!, e };
 }
 
 /** The bias cuDNN reads: the mask's rows in place, or a copy on a padded row step. */
 interface Bias {
-  readonly placed: Placed;
-  /** Element step between batch rows of placed.t (keys at stride 1). */
+  readonly t: Tensor;
+  /** Element step between batch rows of t (keys at stride 1). */
   readonly batchStride: number;
 }
 
-function placeBias(rt: CudaRuntime, s: Scratch, mask: Tensor, shape: SdpaShape): Bias {
-  const item = itemSize(mask.dtype);
-  const layout = maskLayout(mask.shape, mask.strides, addressOf(mask), item);
-  if (layout.kind !== 'keys') throw new Error('cuDNN attention: placeBias got a mask that is not key padding (staticReason admits only those)');
+/** `batchStride`: the row step cuDNN reads the mask's own memory with, or null to copy its rows to a padded buffer. */
+function placeBias(rt: CudaRuntime, s: Scratch, mask: Tensor, batchStride: number | null, shape: SdpaShape): Bias {
+  if (batchStride !== null) return { t: mask, batchStride };
   const { batch: b, lk } = shape;
-  const unused: Strides4 = [0, 0, 0, 0];
-  if (layout.batchStride !== null) return { placed: { t: mask, strides: unused, staged: false }, batchStride: layout.batchStride };
-  const step = paddedKeys(lk, item);
+  const step = paddedKeys(lk, itemSize(mask.dtype));
   const buffer = s.buffer(mask, [b, step], mask.dtype);
   const rows = mask.withLayout([b, lk], [b === 1 ? 0 : mask.strides[0]!, lk === 1 ? 0 : mask.strides[3]!], mask.offset);
   const into = buffer.withLayout([b, lk], [step, 1], buffer.offset);
   copyInto(rt, rows, into);
   rows.dispose();
   into.dispose();
-  return { placed: { t: buffer, strides: unused, staged: false }, batchStride: step };
+  return { t: buffer, batchStride: step };
 }
 
 /** Rows of H * Lq one block of cudnn_attn_empty_rows covers. */
 export const EMPTY_ROWS_PER_BLOCK = 256;
 
 /** Batch rows whose keys are all masked get O = 0 and lse = -inf (our kernel's result). */
-function emptyRows(rt: CudaRuntime, bias: Bias, o: Tensor, lse: Tensor, shape: SdpaShape): void {
+function emptyRows(rt: CudaRuntime, route: Route, bias: Bias, o: Tensor, lse: Tensor, shape: SdpaShape): void {
   const { batch, heads, lq, lk, e } = shape;
   const blocksPerBatch = Math.ceil((heads * lq) / EMPTY_ROWS_PER_BLOCK);
   if (batch * blocksPerBatch === 0) return;
-  rt.params.begin().ptr(addressOf(bias.placed.t)).i64(bias.batchStride).i64(1).i32(lk)
+  const fn = route.emptyRowsFns[o.dtype] ??= rt.fn(CUDNN_ATTENTION_MODULE, `cudnn_attn_empty_rows_${DTYPE_SUFFIX[o.dtype]}`);
+  rt.params.begin().ptr(addressOf(bias.t)).i64(bias.batchStride).i64(1).i32(lk)
     .ptr(addressOf(o)).i64(o.strides[0]!).i64(o.strides[1]!).i64(o.strides[2]!)
     .ptr(addressOf(lse)).i32(heads).i32(lq).i32(e).i32(EMPTY_ROWS_PER_BLOCK).i32(blocksPerBatch);
-  rt.launch(rt.fn(CUDNN_ATTENTION_MODULE, `cudnn_attn_empty_rows_${DTYPE_SUFFIX[o.dtype]}`), batch * blocksPerBatch, 256);
+  rt.launch(fn, batch * blocksPerBatch, 256);
 }
 
-/** lse with -inf turned into +inf, in a contiguous float32 temporary of `s`. */
-function backwardStats(rt: CudaRuntime, s: Scratch, lse: Tensor): Tensor {
+/** lse with -inf turned into +inf, written as contiguous float32 at device address `into`. */
+function backwardStats(rt: CudaRuntime, route: Route, s: Scratch, lse: Tensor, into: number): void {
   const src = s.input(lse, 'float32');
-  const out = s.buffer(lse, lse.shape, 'float32');
-  const n = out.numel;
-  if (n > 0) {
-    rt.params.begin().ptr(addressOf(src)).ptr(addressOf(out)).i64(n);
-    rt.launch(rt.fn(CUDNN_ATTENTION_MODULE, 'cudnn_attn_bwd_stats'), rt.gridFor(n), 256);
-  }
-  return out;
+  const n = src.numel;
+  if (n === 0) return;
+  route.bwdStatsFn ||= rt.fn(CUDNN_ATTENTION_MODULE, 'cudnn_attn_bwd_stats');
+  rt.params.begin().ptr(addressOf(src)).ptr(into).i64(n);
+  rt.launch(route.bwdStatsFn, rt.gridFor(n), 256);
 }

@@ -436,13 +436,17 @@ export function cudnnOperand(shape: readonly number[], strides: readonly number[
   if (shape.length !== 4) return null;
   if (address % CUDNN_ALIGNMENT !== 0) return null;
   if (shape[3]! > 1 && strides[3] !== 1) return null;
-  const s = strides.map((st, i) => (shape[i] === 1 ? 0 : st));
+  // Loops rather than maps: this runs for every operand of every attention call.
   const step = CUDNN_ALIGNMENT / itemBytes;
-  for (let i = 0; i < 3; i++) if (s[i]! < 0 || s[i]! % step !== 0) return null;
   let span = 1;
-  for (let i = 0; i < 4; i++) if (shape[i]! > 1) span = Math.max(span, shape[i]! * s[i]!);
-  const out = s.map((st, i) => (i === 3 ? 1 : shape[i] === 1 ? span : st));
-  return [out[0]!, out[1]!, out[2]!, out[3]!];
+  for (let i = 0; i < 4; i++) {
+    const n = shape[i]!;
+    if (n === 1) continue;
+    const st = strides[i]!;
+    if (i < 3 && (st < 0 || st % step !== 0)) return null;
+    span = Math.max(span, n * st);
+  }
+  return [shape[0] === 1 ? span : strides[0]!, shape[1] === 1 ? span : strides[1]!, shape[2] === 1 ? span : strides[2]!, 1];
 }
 
 
