@@ -5,6 +5,8 @@
 //
 //   causal-conv1d-emu DIR   reads DIR/spec.txt and DIR/<operand>.bin (float64, little-endian),
 //                           writes DIR/out.bin, gx.bin (whole base buffers), gw.bin, gbias.bin.
+// The weight and bias are stored in their own dtypes (spec `params WTYPE BTYPE`, default the
+// compute type), as the launcher passes them: the kernels convert them while loading.
 #include <algorithm>
 using std::min;
 #include "simt.h"
@@ -20,7 +22,7 @@ struct View { long long size = 0, offset = 0, s[3] = {0, 0, 0}; };
 struct Geo { int kind = 0, vec = 1, chunk = 0, bx = 0, groupBlocks = 0, chunkBlocks = 0, tiles = 0, blocks = 0, threads = 0, rows = 0; };
 
 struct Spec {
-  std::string type;
+  std::string type, wtype, btype;
   int B = 0, D = 0, L = 0, K = 0, silu = 0, hasBias = 0;
   std::map<std::string, View> views;
   Geo fwd, bwd;
@@ -36,6 +38,7 @@ Spec readSpec() {
   Spec s;
   forEachSpecLine([&](const std::string& key, std::istringstream& in) {
     if (key == "type") in >> s.type;
+    else if (key == "params") in >> s.wtype >> s.btype;
     else if (key == "dims") in >> s.B >> s.D >> s.L >> s.K >> s.silu >> s.hasBias;
     else if (key == "view") {
       std::string name;
@@ -48,23 +51,50 @@ Spec readSpec() {
   return s;
 }
 
-template <class T, int K, int V> void walk(const Spec& s, const T* x, const View& vx, const typename Ty<T>::C* w,
-    const typename Ty<T>::C* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
+// A weight or bias operand: its bytes in the stored dtype and that dtype's code (common.cuh's).
+struct Param {
+  std::vector<unsigned char> bytes;
+  int code = 0;
+  const void* data() const { return bytes.empty() ? nullptr : bytes.data(); }
+};
+
+template <class P> Param storeAs(const std::vector<double>& v, int code) {
+  const std::vector<P> r = toStorage<P>(v);
+  Param p;
+  p.code = code;
+  p.bytes.resize(r.size() * sizeof(P));
+  std::memcpy(p.bytes.data(), r.data(), p.bytes.size());
+  return p;
+}
+
+Param readParam(const std::string& name, const std::string& type) {
+  const std::vector<double> v = readBin(name);
+  if (type == "f32") return storeAs<float>(v, 0);
+  if (type == "f64") return storeAs<double>(v, 1);
+  if (type == "bf16") return storeAs<bf16>(v, 2);
+  if (type == "f16") return storeAs<f16>(v, 3);
+  throw std::runtime_error("unknown parameter type " + type);
+}
+
+template <class T, int K, int V> void walk(const Spec& s, const T* x, const View& vx, const Param& w,
+    const Param* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
     typename Ty<T>::C* partial, bool backward) {
   const Geo& g = backward ? s.bwd : s.fwd;
   emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
     if (!backward) {
-      cc1d_fwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w, bias, out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, g.chunk,
+      cc1d_fwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), w.code, bias ? bias->data() : nullptr,
+          bias ? bias->code : 0, out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, g.chunk,
           g.bx, g.groupBlocks, g.chunkBlocks, s.silu);
     } else {
-      cc1d_bwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w, bias, gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0], vh.s[1],
+      cc1d_bwd_walk<T, K, V>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), w.code, bias ? bias->data() : nullptr,
+          bias ? bias->code : 0, gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0], vh.s[1],
           vh.s[2], partial, s.D, s.L, g.chunk, g.bx, g.groupBlocks, g.chunkBlocks, s.silu);
     }
   });
 }
 
-template <class T, int V> void walkK(const Spec& s, const T* x, const View& vx, const typename Ty<T>::C* w,
-    const typename Ty<T>::C* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
+template <class T, int V> void walkK(const Spec& s, const T* x, const View& vx, const Param& w,
+    const Param* bias, const T* gy, const View& vg, T* out, const View& vo, T* gx, const View& vh,
     typename Ty<T>::C* partial, bool backward) {
   switch (s.K) {
     case 1: walk<T, 1, V>(s, x, vx, w, bias, gy, vg, out, vo, gx, vh, partial, backward); break;
@@ -80,11 +110,11 @@ template <class T> void run(const Spec& s) {
   const View vx = s.views.at("x"), vo = s.views.at("out"), vg = s.views.at("gy"), vh = s.views.at("gx");
   auto xb = toStorage<T>(readBin("x"));
   auto gyb = toStorage<T>(readBin("gy"));
-  auto wv = readBin("w");
-  std::vector<S> w(wv.begin(), wv.end());
-  std::vector<S> bias;
-  if (s.hasBias) { auto b = readBin("bias"); bias.assign(b.begin(), b.end()); }
-  const S* pb = s.hasBias ? bias.data() : nullptr;
+  const char* compute = sizeof(S) == 8 ? "f64" : "f32";
+  const Param w = readParam("w", s.wtype.empty() ? compute : s.wtype);
+  Param bias;
+  if (s.hasBias) bias = readParam("bias", s.btype.empty() ? compute : s.btype);
+  const Param* pb = s.hasBias ? &bias : nullptr;
   // NaN everywhere first: an element the kernels never write shows up.
   std::vector<T> outb = toStorage<T>(std::vector<double>(vo.size, std::numeric_limits<double>::quiet_NaN()));
   std::vector<T> gxb = toStorage<T>(std::vector<double>(vh.size, std::numeric_limits<double>::quiet_NaN()));
@@ -94,28 +124,28 @@ template <class T> void run(const Spec& s) {
   T* gx = gxb.data() + vh.offset;
 
   if (s.fwd.kind == 0) {
-    if (s.fwd.vec == 4) walkK<T, 4>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
-    else if (s.fwd.vec == 2) walkK<T, 2>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
-    else walkK<T, 1>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, nullptr, false);
+    if (s.fwd.vec == 4) walkK<T, 4>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, nullptr, false);
+    else if (s.fwd.vec == 2) walkK<T, 2>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, nullptr, false);
+    else walkK<T, 1>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, nullptr, false);
   } else {
     const Geo& g = s.fwd;
     emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
-      cc1d_fwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), pb, out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, s.K,
-          g.tiles, s.silu);
+      cc1d_fwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), w.code, pb ? pb->data() : nullptr, pb ? pb->code : 0,
+          out, vo.s[0], vo.s[1], vo.s[2], s.D, s.L, s.K, g.tiles, s.silu);
     });
   }
   writeBin("out", fromStorage(outb));
 
   std::vector<S> partial((size_t)s.bwd.rows * s.D * (s.K + 1), std::numeric_limits<S>::quiet_NaN());
   if (s.bwd.kind == 0) {
-    if (s.bwd.vec == 4) walkK<T, 4>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
-    else if (s.bwd.vec == 2) walkK<T, 2>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
-    else walkK<T, 1>(s, x, vx, w.data(), pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+    if (s.bwd.vec == 4) walkK<T, 4>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+    else if (s.bwd.vec == 2) walkK<T, 2>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, partial.data(), true);
+    else walkK<T, 1>(s, x, vx, w, pb, gy, vg, out, vo, gx, vh, partial.data(), true);
   } else {
     const Geo& g = s.bwd;
     emu::launch((unsigned)g.blocks, (unsigned)g.threads, [&] {
-      cc1d_bwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), pb, gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0],
-          vh.s[1], vh.s[2], partial.data(), s.D, s.L, s.K, g.tiles, s.silu);
+      cc1d_bwd_direct<T>(x, vx.s[0], vx.s[1], vx.s[2], w.data(), w.code, pb ? pb->data() : nullptr, pb ? pb->code : 0,
+          gy, vg.s[0], vg.s[1], vg.s[2], gx, vh.s[0], vh.s[1], vh.s[2], partial.data(), s.D, s.L, s.K, g.tiles, s.silu);
     });
   }
   std::vector<S> gw((size_t)s.D * s.K, std::numeric_limits<S>::quiet_NaN()), gbias(s.D, std::numeric_limits<S>::quiet_NaN());
@@ -136,6 +166,7 @@ int main(int argc, char** argv) {
     if (s.type == "f32") run<float>(s);
     else if (s.type == "f64") run<double>(s);
     else if (s.type == "bf16") run<bf16>(s);
+    else if (s.type == "f16") run<f16>(s);
     else throw std::runtime_error("unknown type " + s.type);
   });
 }

@@ -3,8 +3,10 @@
 //   v[b, d, t]   = Σ_k w[d, k] x[b, d, t - (K-1) + k] + bias[d],  x taken as 0 before t = 0
 //   out[b, d, t] = silu ? v σ(v) : v
 // x, out, gy, gx are [B, D, L] views with any element strides (sb, sd, st), negative included,
-// in storage type T; w [D, K], bias [D], gw, gbias contiguous in the compute type S (float, or
-// double for float64). Taps whose x lies before t = 0 (forward) or whose gv lies past L - 1
+// in storage type T; w [D, K] and bias [D] contiguous in their own stored dtypes (wdt, bdt: codes
+// as common.cuh's load_dyn, any floating one), converted to the compute type S (float, or double
+// for float64) when a thread loads them, so no cast launch precedes a call; gw, gbias are
+// contiguous in S. Taps whose x lies before t = 0 (forward) or whose gv lies past L - 1
 // (backward) are skipped, not multiplied by zero, as on the CPU.
 //
 // Two thread layouts, both correct for any strides; the launcher picks by x's memory order:
@@ -12,6 +14,9 @@
 //           vector load per step, where sd = 1 and everything is aligned), each walking a chunk
 //           of time steps with the last K-1 inputs in registers. Block = bx channel groups by
 //           `by` time chunks; grid = groupBlocks x chunkBlocks x B, flattened into blockIdx.x.
+//           The forward runs straight-line groups of CC1D_UNROLL steps (SiLU a template
+//           parameter, the first K-1 steps of a row peeled off, bias absent = adding -0, which
+//           leaves every value as it is), the next group's loads in flight while one is computed.
 //   direct  (time-contiguous x, or any K) one thread per time step, taps read directly.
 // Backward: v is recomputed from x (K taps) rather than saved; gv = gy silu'(v) (gy without
 // silu); gx[s] = Σ_k w[k] gv[s + K-1-k]; each block writes its partial sums of
@@ -41,6 +46,31 @@ template <class S> __device__ __forceinline__ S cc1d_silu_grad(S v) {
   return s * ((S)1 + v * ((S)1 - s));
 }
 
+// Element i of a weight or bias stored as dtype `code` (0 float32, 1 float64, 2 bfloat16, 3
+// float16), in the compute type S. The code is the same for every thread (no divergence) and each
+// thread loads its V K + V parameters once. float64 parameters come only with S = double (the
+// launcher computes in float64 when any operand is float64), so every conversion is exact.
+template <class S> __device__ __forceinline__ S cc1d_param(const void* p, int code, int i) {
+  switch (code) {
+    case 1: return (S)static_cast<const double*>(p)[i];
+    case 2: return (S)Ty<bf16>::load(static_cast<const bf16*>(p)[i]);
+    case 3: return (S)Ty<f16>::load(static_cast<const f16*>(p)[i]);
+    default: return (S)static_cast<const float*>(p)[i];
+  }
+}
+
+// This thread's weights wr[v][k] = w[d0 + v, k] and biases (-0 without a bias: v + (-0) = v for
+// every v, -0 included, so the forward adds it unconditionally and stays bit-identical).
+template <class S, int K, int V> __device__ __forceinline__ void cc1d_params(const void* w, int wdt, const void* bias,
+    int bdt, int d0, S (&wr)[V][K], S (&br)[V]) {
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) wr[v][k] = cc1d_param<S>(w, wdt, (d0 + v) * K + k);
+    br[v] = bias != nullptr ? cc1d_param<S>(bias, bdt, d0 + v) : -(S)0;
+  }
+}
+
 // V channels at p (V > 1 only where the channel stride is 1 and p is V-aligned).
 template <class T, int V> __device__ __forceinline__ void cc1d_load(const T* p, typename Ty<T>::C (&r)[V]) {
   if (V == 1) {
@@ -63,16 +93,20 @@ template <class T, int V> __device__ __forceinline__ void cc1d_store(T* p, const
   }
 }
 
-// Σ_k w[k] win[k] over the taps inside the sequence at step t (win[K-1] is x[t]), k increasing.
-template <class S, int K> __device__ __forceinline__ S cc1d_dot(const S (&w)[K], const S (&win)[K], int t) {
+// Σ_k w[k] win[k] over all K taps (step t >= K-1; win[K-1] is x[t]), k increasing.
+template <class S, int K> __device__ __forceinline__ S cc1d_dot_full(const S (&w)[K], const S (&win)[K]) {
   S acc = (S)0;
-  if (t >= K - 1) {
 #pragma unroll
-    for (int k = 0; k < K; ++k) acc += w[k] * win[k];
-  } else {
+  for (int k = 0; k < K; ++k) acc += w[k] * win[k];
+  return acc;
+}
+
+// The same over the taps inside the sequence at step t (those with t - (K-1) + k >= 0).
+template <class S, int K> __device__ __forceinline__ S cc1d_dot(const S (&w)[K], const S (&win)[K], int t) {
+  if (t >= K - 1) return cc1d_dot_full<S, K>(w, win);
+  S acc = (S)0;
 #pragma unroll
-    for (int k = 0; k < K; ++k) if (k >= K - 1 - t) acc += w[k] * win[k];
-  }
+  for (int k = 0; k < K; ++k) if (k >= K - 1 - t) acc += w[k] * win[k];
   return acc;
 }
 
@@ -97,23 +131,37 @@ template <int V> __device__ __forceinline__ Cc1dWalkPos cc1d_walk_pos(int bx, in
 // Steps whose loads are issued together before any of them is computed (memory parallelism).
 #define CC1D_UNROLL 4
 
-template <class T, int K, int V>
-__device__ void cc1d_fwd_walk(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
-    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, T* __restrict__ out,
+// V channels of one step as stored (converted where used, so a prefetched group holds half the
+// registers for 16-bit types).
+template <class T, int V> __device__ __forceinline__ Cc1dVec<T, V> cc1d_raw(const T* p) {
+  return *reinterpret_cast<const Cc1dVec<T, V>*>(p);
+}
+
+// Step t of V channels: shifts x[t] = raw into the windows and returns the outputs in o.
+template <class T, int K, int V, bool SILU, bool EDGE> __device__ __forceinline__ void cc1d_fwd_step(
+    typename Ty<T>::C (&win)[V][K], const Cc1dVec<T, V>& raw, const typename Ty<T>::C (&wr)[V][K],
+    const typename Ty<T>::C (&br)[V], int t, typename Ty<T>::C (&o)[V]) {
+  typedef typename Ty<T>::C S;
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+#pragma unroll
+    for (int j = 0; j < K - 1; ++j) win[v][j] = win[v][j + 1];
+    win[v][K - 1] = Ty<T>::load(raw.v[v]);
+    S acc = EDGE ? cc1d_dot<S, K>(wr[v], win[v], t) : cc1d_dot_full<S, K>(wr[v], win[v]);
+    acc += br[v];
+    o[v] = SILU ? cc1d_silu(acc) : acc;
+  }
+}
+
+template <class T, int K, int V, bool SILU>
+__device__ __forceinline__ void cc1d_fwd_walk_body(const T* __restrict__ x, long long xsb, long long xsd,
+    long long xst, const void* __restrict__ w, int wdt, const void* __restrict__ bias, int bdt, T* __restrict__ out,
     long long osb, long long osd, long long ost, int dim, int len, int chunk, int bx, int group_blocks,
-    int chunk_blocks, int silu) {
+    int chunk_blocks) {
   typedef typename Ty<T>::C S;
   const Cc1dWalkPos p = cc1d_walk_pos<V>(bx, group_blocks, chunk_blocks, chunk);
   if (p.d0 >= dim || p.t0 >= len) return;
   const int t1 = min(p.t0 + chunk, len);
-  S wr[V][K];
-  S br[V];
-#pragma unroll
-  for (int v = 0; v < V; ++v) {
-#pragma unroll
-    for (int k = 0; k < K; ++k) wr[v][k] = w[(p.d0 + v) * K + k];
-    br[v] = bias != nullptr ? bias[p.d0 + v] : (S)0;
-  }
   const T* xp = x + (long long)p.b * xsb + (long long)p.d0 * xsd;
   T* op = out + (long long)p.b * osb + (long long)p.d0 * osd;
   // win[v][j] = x[t - (K-1) + j] once step t has loaded x[t] into win[v][K-1].
@@ -126,35 +174,67 @@ __device__ void cc1d_fwd_walk(const T* __restrict__ x, long long xsb, long long 
 #pragma unroll
     for (int v = 0; v < V; ++v) win[v][j + 1] = t >= 0 ? r[v] : (S)0;
   }
+  S wr[V][K];
+  S br[V];
+  cc1d_params<S, K, V>(w, wdt, bias, bdt, p.d0, wr, br);
   int t = p.t0;
-  for (; t < t1; t += CC1D_UNROLL) {
-    S xv[CC1D_UNROLL][V];
+  // Steps whose window reaches before t = 0 (a row's first chunk only) skip those taps.
+  for (; t < t1 && t < K - 1; ++t) {
+    S o[V];
+    cc1d_fwd_step<T, K, V, SILU, true>(win, cc1d_raw<T, V>(xp + (long long)t * xst), wr, br, t, o);
+    cc1d_store<T, V>(op + (long long)t * ost, o);
+  }
+  // Whole groups of U steps without bounds checks; group g + 1's loads are issued before group g
+  // is computed, so each thread keeps two groups of loads in flight.
+  constexpr int U = CC1D_UNROLL;
+  const int tfull = t + (t1 - t) / U * U;
+  if (t < tfull) {
+    Cc1dVec<T, V> cur[U];
 #pragma unroll
-    for (int u = 0; u < CC1D_UNROLL; ++u) {
-      if (t + u < t1) cc1d_load<T, V>(xp + (long long)(t + u) * xst, xv[u]);
-    }
+    for (int u = 0; u < U; ++u) cur[u] = cc1d_raw<T, V>(xp + (long long)(t + u) * xst);
+    for (; t < tfull; t += U) {
+      Cc1dVec<T, V> nxt[U];
+      const bool more = t + U < tfull;
+      if (more) {
 #pragma unroll
-    for (int u = 0; u < CC1D_UNROLL; ++u) {
-      if (t + u < t1) {
+        for (int u = 0; u < U; ++u) nxt[u] = cc1d_raw<T, V>(xp + (long long)(t + U + u) * xst);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
         S o[V];
-#pragma unroll
-        for (int v = 0; v < V; ++v) {
-#pragma unroll
-          for (int j = 0; j < K - 1; ++j) win[v][j] = win[v][j + 1];
-          win[v][K - 1] = xv[u][v];
-          S acc = cc1d_dot<S, K>(wr[v], win[v], t + u);
-          if (bias != nullptr) acc += br[v];
-          o[v] = silu ? cc1d_silu(acc) : acc;
-        }
+        cc1d_fwd_step<T, K, V, SILU, false>(win, cur[u], wr, br, t + u, o);
         cc1d_store<T, V>(op + (long long)(t + u) * ost, o);
       }
+      if (more) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) cur[u] = nxt[u];
+      }
     }
+  }
+  for (; t < t1; ++t) {
+    S o[V];
+    cc1d_fwd_step<T, K, V, SILU, false>(win, cc1d_raw<T, V>(xp + (long long)t * xst), wr, br, t, o);
+    cc1d_store<T, V>(op + (long long)t * ost, o);
+  }
+}
+
+template <class T, int K, int V>
+__device__ void cc1d_fwd_walk(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
+    const void* __restrict__ w, int wdt, const void* __restrict__ bias, int bdt, T* __restrict__ out,
+    long long osb, long long osd, long long ost, int dim, int len, int chunk, int bx, int group_blocks,
+    int chunk_blocks, int silu) {
+  if (silu) {
+    cc1d_fwd_walk_body<T, K, V, true>(x, xsb, xsd, xst, w, wdt, bias, bdt, out, osb, osd, ost, dim, len, chunk, bx,
+        group_blocks, chunk_blocks);
+  } else {
+    cc1d_fwd_walk_body<T, K, V, false>(x, xsb, xsd, xst, w, wdt, bias, bdt, out, osb, osd, ost, dim, len, chunk, bx,
+        group_blocks, chunk_blocks);
   }
 }
 
 template <class T, int K, int V>
 __device__ void cc1d_bwd_walk(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
-    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, const T* __restrict__ gy,
+    const void* __restrict__ w, int wdt, const void* __restrict__ bias, int bdt, const T* __restrict__ gy,
     long long gsb, long long gsd, long long gst, T* __restrict__ gx, long long hsb, long long hsd, long long hst,
     typename Ty<T>::C* __restrict__ partial, int dim, int len, int chunk, int bx, int group_blocks, int chunk_blocks,
     int silu) {
@@ -174,12 +254,7 @@ __device__ void cc1d_bwd_walk(const T* __restrict__ x, long long xsb, long long 
     const int t1 = min(p.t0 + chunk, len);
     S wr[V][K];
     S br[V];
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-#pragma unroll
-      for (int k = 0; k < K; ++k) wr[v][k] = w[(p.d0 + v) * K + k];
-      br[v] = bias != nullptr ? bias[p.d0 + v] : (S)0;
-    }
+    cc1d_params<S, K, V>(w, wdt, bias, bdt, p.d0, wr, br);
     const T* xp = x + (long long)p.b * xsb + (long long)p.d0 * xsd;
     const T* gp = gy + (long long)p.b * gsb + (long long)p.d0 * gsd;
     T* hp = gx + (long long)p.b * hsb + (long long)p.d0 * hsd;
@@ -282,25 +357,28 @@ __device__ __forceinline__ Cc1dDirectPos cc1d_direct_pos(int dim, int tiles) {
 }
 
 // Σ_k w[k] x[t - (K-1) + k] over taps inside the sequence, k increasing.
+// w is row d's K weights: w + d K elements of dtype wdt.
 template <class T>
-__device__ __forceinline__ typename Ty<T>::C cc1d_direct_dot(const T* xp, long long xst, const typename Ty<T>::C* wd,
+__device__ __forceinline__ typename Ty<T>::C cc1d_direct_dot(const T* xp, long long xst, const void* w, int wdt, int w0,
     int taps, int t) {
   typedef typename Ty<T>::C S;
   S acc = (S)0;
-  for (int k = taps - 1 - t > 0 ? taps - 1 - t : 0; k < taps; ++k) acc += wd[k] * Ty<T>::load(xp[(long long)(t - (taps - 1) + k) * xst]);
+  for (int k = taps - 1 - t > 0 ? taps - 1 - t : 0; k < taps; ++k) {
+    acc += cc1d_param<S>(w, wdt, w0 + k) * Ty<T>::load(xp[(long long)(t - (taps - 1) + k) * xst]);
+  }
   return acc;
 }
 
 template <class T>
 __device__ void cc1d_fwd_direct(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
-    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, T* __restrict__ out,
+    const void* __restrict__ w, int wdt, const void* __restrict__ bias, int bdt, T* __restrict__ out,
     long long osb, long long osd, long long ost, int dim, int len, int taps, int tiles, int silu) {
   typedef typename Ty<T>::C S;
   const Cc1dDirectPos p = cc1d_direct_pos(dim, tiles);
   if (p.t >= len) return;
   const T* xp = x + (long long)p.b * xsb + (long long)p.d * xsd;
-  S acc = cc1d_direct_dot(xp, xst, w + (long long)p.d * taps, taps, p.t);
-  if (bias != nullptr) acc += bias[p.d];
+  S acc = cc1d_direct_dot(xp, xst, w, wdt, p.d * taps, taps, p.t);
+  if (bias != nullptr) acc += cc1d_param<S>(bias, bdt, p.d);
   out[(long long)p.b * osb + (long long)p.d * osd + (long long)p.t * ost] = Ty<T>::store(silu ? cc1d_silu(acc) : acc);
 }
 
@@ -324,7 +402,7 @@ template <class S> __device__ __forceinline__ S cc1d_block_sum(S v, S* shm) {
 
 template <class T>
 __device__ void cc1d_bwd_direct(const T* __restrict__ x, long long xsb, long long xsd, long long xst,
-    const typename Ty<T>::C* __restrict__ w, const typename Ty<T>::C* __restrict__ bias, const T* __restrict__ gy,
+    const void* __restrict__ w, int wdt, const void* __restrict__ bias, int bdt, const T* __restrict__ gy,
     long long gsb, long long gsd, long long gst, T* __restrict__ gx, long long hsb, long long hsd, long long hst,
     typename Ty<T>::C* __restrict__ partial, int dim, int len, int taps, int tiles, int silu) {
   typedef typename Ty<T>::C S;
@@ -332,14 +410,14 @@ __device__ void cc1d_bwd_direct(const T* __restrict__ x, long long xsb, long lon
   const Cc1dDirectPos p = cc1d_direct_pos(dim, tiles);
   const T* xp = x + (long long)p.b * xsb + (long long)p.d * xsd;
   const T* gp = gy + (long long)p.b * gsb + (long long)p.d * gsd;
-  const S* wd = w + (long long)p.d * taps;
-  const S bd = bias != nullptr ? bias[p.d] : (S)0;
+  const int w0 = p.d * taps;
+  const S bd = bias != nullptr ? cc1d_param<S>(bias, bdt, p.d) : (S)0;
   const bool active = p.t < len;
   // gv at this thread's own step (0 past the sequence, so it adds nothing to the sums).
   S g = (S)0;
   if (active) {
     g = Ty<T>::load(gp[(long long)p.t * gst]);
-    if (silu) g *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, wd, taps, p.t) + bd);
+    if (silu) g *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, w, wdt, w0, taps, p.t) + bd);
     S acc = (S)0;
     for (int k = 0; k < taps; ++k) {
       const int s = p.t + taps - 1 - k;
@@ -347,9 +425,9 @@ __device__ void cc1d_bwd_direct(const T* __restrict__ x, long long xsb, long lon
       S gs = g;
       if (s != p.t) {
         gs = Ty<T>::load(gp[(long long)s * gst]);
-        if (silu) gs *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, wd, taps, s) + bd);
+        if (silu) gs *= cc1d_silu_grad(cc1d_direct_dot(xp, xst, w, wdt, w0, taps, s) + bd);
       }
-      acc += wd[k] * gs;
+      acc += cc1d_param<S>(w, wdt, w0 + k) * gs;
     }
     gx[(long long)p.b * hsb + (long long)p.d * hsd + (long long)p.t * hst] = Ty<T>::store(acc);
   }
@@ -380,31 +458,31 @@ __device__ void cc1d_reduce(const S* __restrict__ partial, int rows, int dim, in
 
 #define CC1D_WALK(name, T, K, V) \
   extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_fwd_walk_##name##_k##K##_v##V( \
-      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, T* out, \
+      const T* x, long long xsb, long long xsd, long long xst, const void* w, int wdt, const void* bias, int bdt, T* out, \
       long long osb, long long osd, long long ost, int dim, int len, int chunk, int bx, int group_blocks, \
       int chunk_blocks, int silu) { \
-    cc1d_fwd_walk<T, K, V>(x, xsb, xsd, xst, w, bias, out, osb, osd, ost, dim, len, chunk, bx, group_blocks, \
+    cc1d_fwd_walk<T, K, V>(x, xsb, xsd, xst, w, wdt, bias, bdt, out, osb, osd, ost, dim, len, chunk, bx, group_blocks, \
         chunk_blocks, silu); \
   } \
   extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_bwd_walk_##name##_k##K##_v##V( \
-      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, const T* gy, \
-      long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
+      const T* x, long long xsb, long long xsd, long long xst, const void* w, int wdt, const void* bias, int bdt, \
+      const T* gy, long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
       Ty<T>::C* partial, int dim, int len, int chunk, int bx, int group_blocks, int chunk_blocks, int silu) { \
-    cc1d_bwd_walk<T, K, V>(x, xsb, xsd, xst, w, bias, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, \
+    cc1d_bwd_walk<T, K, V>(x, xsb, xsd, xst, w, wdt, bias, bdt, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, \
         chunk, bx, group_blocks, chunk_blocks, silu); \
   }
 
 #define CC1D_DIRECT(name, T) \
   extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_fwd_direct_##name( \
-      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, T* out, \
+      const T* x, long long xsb, long long xsd, long long xst, const void* w, int wdt, const void* bias, int bdt, T* out, \
       long long osb, long long osd, long long ost, int dim, int len, int taps, int tiles, int silu) { \
-    cc1d_fwd_direct<T>(x, xsb, xsd, xst, w, bias, out, osb, osd, ost, dim, len, taps, tiles, silu); \
+    cc1d_fwd_direct<T>(x, xsb, xsd, xst, w, wdt, bias, bdt, out, osb, osd, ost, dim, len, taps, tiles, silu); \
   } \
   extern "C" __global__ void __launch_bounds__(CC1D_MAX_THREADS) cc1d_bwd_direct_##name( \
-      const T* x, long long xsb, long long xsd, long long xst, const Ty<T>::C* w, const Ty<T>::C* bias, const T* gy, \
-      long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
+      const T* x, long long xsb, long long xsd, long long xst, const void* w, int wdt, const void* bias, int bdt, \
+      const T* gy, long long gsb, long long gsd, long long gst, T* gx, long long hsb, long long hsd, long long hst, \
       Ty<T>::C* partial, int dim, int len, int taps, int tiles, int silu) { \
-    cc1d_bwd_direct<T>(x, xsb, xsd, xst, w, bias, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, taps, \
+    cc1d_bwd_direct<T>(x, xsb, xsd, xst, w, wdt, bias, bdt, gy, gsb, gsd, gst, gx, hsb, hsd, hst, partial, dim, len, taps, \
         tiles, silu); \
   }
 

@@ -2,16 +2,18 @@
  * Launchers for causal-conv1d.cu: depthwise causal conv1d over x [B, D, L] with weight [D, K],
  * optional bias [D] and SiLU fused. x, out, gy and gx are read and written through their strides
  * (no copies) when they are in the kernel's storage type, which is x's dtype except when a
- * float64 weight makes the compute float64; the weight, bias and their gradients travel in the
- * compute type. The thread layout follows x's memory order (causalConv1dGeometry).
+ * float64 weight makes the compute float64. The weight and bias are read in their own dtypes
+ * (the kernels convert them in registers, so no cast launch precedes a call); their gradients
+ * are summed in the compute type. The thread layout follows x's memory order
+ * (causalConv1dGeometry).
  */
 import type { Kernels } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import { itemSize } from '../../../tensor/dtype.js';
+import { itemSize, type DType } from '../../../tensor/dtype.js';
 import type { CudaRuntime } from '../runtime.js';
 import { addressOf } from '../storage.js';
 import { Scratch, computeType, sharedType } from './scratch.js';
-import { CAUSAL_CONV1D_MODULE, DTYPE_SUFFIX } from './source.js';
+import { CAUSAL_CONV1D_MODULE, DTYPE_CODE, DTYPE_SUFFIX } from './source.js';
 
 /** One [B, D, L] operand as the kernel sees it: element strides and its first element's address. */
 export interface ConvOperand {
@@ -39,13 +41,29 @@ export interface CausalConv1dGeometry {
   readonly partialRows: number;
 }
 
-/** Channels per thread the walk kernels try first (then smaller), and its time chunk range. */
+/**
+ * Channels per thread the walk kernels try first (then smaller), the time chunk range, and the
+ * forward's block size and residency.
+ */
 export const causalConv1dTuning = {
-  // The backward at V = 4 needs ~150 registers a thread (one 256-thread block per SM); V = 2 ~100.
+  // The backward at V = 4 needs ~150 registers a thread (one 256-thread block per SM); V = 2 ~90.
   forwardVec: 4 as 1 | 2 | 4,
   backwardVec: 2 as 1 | 2 | 4,
   maxChunk: 64,
+  /** Chunks shrink (from maxChunk) down to this while the grid has fewer than 2048 threads an SM. */
   minChunk: 16,
+  /** Below minChunk, down to this, only while the halved-chunk grid still fits in one resident wave. */
+  smallChunk: 8,
+  /**
+   * Forward threads a block: small blocks spread a small grid evenly (B2 x D2304 x L1024 is 1152
+   * blocks of 64, 8.7 an SM, against 288 blocks of 256 before: 2 or 3 an SM, 1.4x apart).
+   */
+  forwardThreads: 64,
+  /**
+   * Forward threads one SM holds at once: the V = 4 forward uses ~95-100 registers (sm_90), so
+   * 65536 / (100 x 64) = 10 blocks of 64.
+   */
+  forwardResidentThreads: 640,
 };
 
 const MAX_THREADS = 256;
@@ -88,17 +106,28 @@ export function causalConv1dGeometry(shape: readonly number[], taps: number, ops
     if (blocks > INT32_MAX) throw new RangeError(`causalConv1d (cuda): ${blocks} blocks exceed 2^31 - 1`);
     return { ...none, kind: 'direct', tiles, blocks, threads, partialRows: batch * tiles };
   }
-  const want = item === 8 ? 1 : backward ? causalConv1dTuning.backwardVec : causalConv1dTuning.forwardVec;
+  const tune = causalConv1dTuning;
+  const want = item === 8 ? 1 : backward ? tune.backwardVec : tune.forwardVec;
   const vec = ([4, 2, 1] as const).find((v) => v <= want && vecFits(v, shape, ops, item)) ?? 1;
   const groups = dim / vec;
+  const threadsFor = (c: number) => batch * Math.ceil(len / c) * groups;
   // Long chunks re-read fewer halo steps (K-1 per chunk); shorter ones give enough threads.
-  let chunk = causalConv1dTuning.maxChunk;
-  while (chunk > causalConv1dTuning.minChunk && batch * Math.ceil(len / chunk) * groups < sms * 2048) chunk /= 2;
+  let chunk = tune.maxChunk;
+  while (chunk > tune.minChunk && threadsFor(chunk) < sms * 2048) chunk /= 2;
+  // A small grid (batch 1-2 at the mixer's widths) halves again while the halved grid still runs
+  // in one wave: more warps an SM at no extra wave. Past that, shorter threads only add waves.
+  if (!backward) {
+    while (chunk > tune.smallChunk && threadsFor(chunk) < sms * 2048 && threadsFor(chunk / 2) <= sms * tune.forwardResidentThreads) {
+      chunk /= 2;
+    }
+  }
   chunk = Math.min(chunk, len);
   const chunks = Math.ceil(len / chunk);
-  // Whole warps (idle lanes past D are cheap); 64 groups x 4 chunks for the mixer's widths.
+  // Whole warps (idle lanes past D are cheap); the backward's 64 groups x 4 chunks for the
+  // mixer's widths, whose per-block partial sums shrink with more chunks a block.
+  const blockThreads = backward ? MAX_THREADS : Math.min(MAX_THREADS, Math.max(32, tune.forwardThreads));
   const bx = Math.min(64, Math.ceil(groups / 32) * 32);
-  const by = Math.min(Math.max(1, Math.floor(MAX_THREADS / bx)), chunks);
+  const by = Math.min(Math.max(1, Math.floor(blockThreads / bx)), chunks);
   const groupBlocks = Math.ceil(groups / bx);
   const chunkBlocks = Math.ceil(chunks / by);
   const blocks = groupBlocks * chunkBlocks * batch;
@@ -108,6 +137,14 @@ export function causalConv1dGeometry(shape: readonly number[], taps: number, ops
 
 function operand(t: Tensor): ConvOperand {
   return { strides: t.strides, address: addressOf(t) };
+}
+
+/** The kernels' parameter dtype code (common.cuh's codes) for a weight or bias, refusing non-floating ones. */
+export function paramCode(name: string, dtype: DType): number {
+  if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'bfloat16' && dtype !== 'float16') {
+    throw new TypeError(`causalConv1d (cuda): ${name} must be float32, float64, bfloat16 or float16, got ${dtype}`);
+  }
+  return DTYPE_CODE[dtype];
 }
 
 export function causalConv1dKernels(rt: CudaRuntime): Pick<Kernels, 'causalConv1d' | 'causalConv1dBackward'> {
@@ -123,11 +160,12 @@ export function causalConv1dKernels(rt: CudaRuntime): Pick<Kernels, 'causalConv1
       // Same dtype: the kernel reads and writes the views themselves; otherwise contiguous casts.
       const x = x0.dtype === storage ? x0 : s.input(x0, storage);
       const out = out0.dtype === storage ? out0 : s.output(out0, storage);
-      const w = s.input(weight0, compute);
-      const bias = bias0 ? s.input(bias0, compute) : null;
+      // In their own dtypes (contiguous, as the op passes them): the kernel converts while loading.
+      const w = s.input(weight0);
+      const bias = bias0 ? s.input(bias0) : null;
       const g = causalConv1dGeometry(x.shape, taps, [operand(x), operand(out)], itemSize(storage), sms, false);
       const p = rt.params.begin().ptr(addressOf(x)).i64(x.strides[0]!).i64(x.strides[1]!).i64(x.strides[2]!)
-        .ptr(addressOf(w)).ptr(bias ? addressOf(bias) : 0)
+        .ptr(addressOf(w)).i32(paramCode('weight', w.dtype)).ptr(bias ? addressOf(bias) : 0).i32(bias ? paramCode('bias', bias.dtype) : 0)
         .ptr(addressOf(out)).i64(out.strides[0]!).i64(out.strides[1]!).i64(out.strides[2]!).i32(dim).i32(len);
       const suffix = DTYPE_SUFFIX[storage];
       let name: string;
@@ -156,12 +194,12 @@ export function causalConv1dKernels(rt: CudaRuntime): Pick<Kernels, 'causalConv1
         const x = x0.dtype === storage ? x0 : s.input(x0, storage);
         const gy = gy0.dtype === storage ? gy0 : s.input(gy0, storage);
         const gx = gx0.dtype === storage ? gx0 : s.output(gx0, storage);
-        const w = s.input(weight0, compute);
-        const bias = bias0 ? s.input(bias0, compute) : null;
+        const w = s.input(weight0);
+        const bias = bias0 ? s.input(bias0) : null;
         const g = causalConv1dGeometry(x.shape, taps, [operand(x), operand(gy), operand(gx)], itemSize(storage), sms, true);
         const partial = s.buffer(x0, [g.partialRows, dim, taps + 1], compute);
         const p = rt.params.begin().ptr(addressOf(x)).i64(x.strides[0]!).i64(x.strides[1]!).i64(x.strides[2]!)
-          .ptr(addressOf(w)).ptr(bias ? addressOf(bias) : 0)
+          .ptr(addressOf(w)).i32(paramCode('weight', w.dtype)).ptr(bias ? addressOf(bias) : 0).i32(bias ? paramCode('bias', bias.dtype) : 0)
           .ptr(addressOf(gy)).i64(gy.strides[0]!).i64(gy.strides[1]!).i64(gy.strides[2]!)
           .ptr(addressOf(gx)).i64(gx.strides[0]!).i64(gx.strides[1]!).i64(gx.strides[2]!)
           .ptr(addressOf(partial)).i32(dim).i32(len);
