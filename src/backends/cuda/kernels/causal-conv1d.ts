@@ -60,8 +60,8 @@ export const causalConv1dTuning = {
    */
   forwardThreads: 64,
   /**
-   * Forward threads one SM holds at once: the V = 4 forward uses ~95-100 registers (sm_90), so
-   * 65536 / (100 x 64) = 10 blocks of 64.
+   * Forward threads one SM holds at once: the V = 4 forward uses 95 (bf16) to 104 (f16) registers
+   * on sm_90, so 9-10 blocks of 64 fit 65536 registers; 640 is the bf16 figure.
    */
   forwardResidentThreads: 640,
 };
