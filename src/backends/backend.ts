@@ -40,12 +40,25 @@ export interface MatmulArgs {
   readonly m: number;
   readonly n: number;
   readonly k: number;
-  /** a is stored [batch][k][m] (true) or [batch][m][k] (false), contiguous per batch entry. */
+  /**
+   * a is stored per batch entry as k rows of m (true: a^T, so element (i, p) of op(a) sits at
+   * p * ldA + i) or m rows of k (false: at i * ldA + p); rows are unit-stride inside.
+   */
   readonly transA: boolean;
+  /** b likewise: n rows of k (true: element (p, j) of op(b) at j * ldB + p) or k rows of n (false: at p * ldB + j). */
   readonly transB: boolean;
   /** Element strides between batch entries (0 = broadcast one matrix). */
   readonly strideA: number;
   readonly strideB: number;
+  /**
+   * Leading dimensions: elements between the starts of consecutive stored rows of a (of b) within
+   * one batch entry, as BLAS's lda/ldb for row-major storage. Stored rows have m elements when
+   * transA (else k), n when transB (else k); the leading dimension must be an integer at least
+   * that long (a row view of a wider buffer, e.g. the first 72 of 104 columns, has ld 104), and
+   * omitted means exactly that long (dense rows). Every kernel honours them, integer types included.
+   */
+  readonly ldA?: number;
+  readonly ldB?: number;
   /**
    * Optional contiguous [n] vector in out's dtype added to every row of every batch entry
    * (linear's bias), in the same kernel call so out is written once. Float types add it to the

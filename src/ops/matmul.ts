@@ -1,8 +1,9 @@
 /**
  * Matrix products. Operands reach the kernel as (batch, m, k) matrices that are row-major or
- * transposed per batch entry, so transposed views (x @ w.T) cost no copy.
+ * transposed per batch entry, with a leading dimension, so transposed views (x @ w.T) and row
+ * views of wider buffers (a split's piece along the last dim) cost no copy.
  */
-import { ShapeError, broadcastShapes, formatShape } from '../tensor/shape.js';
+import { ShapeError, broadcastShapes, formatShape, viewStrides } from '../tensor/shape.js';
 import { isFloating, promoteTypes } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { record } from './record.js';
@@ -13,6 +14,8 @@ import { sum } from './reduce.js';
 interface MatrixOperand {
   t: Tensor;
   trans: boolean;
+  /** Elements between the matrix's stored rows (MatmulArgs.ldA / ldB). */
+  ld: number;
   batchStride: number;
 }
 
@@ -20,35 +23,56 @@ interface MatrixOperand {
  * Describes `t` ([...batch, r, c], already expanded to the batch shape) as a batched matrix the
  * kernel can read without copying, copying only when its layout is irregular.
  */
-function asMatrix(t: Tensor, batch: number): MatrixOperand {
+function asMatrix(t: Tensor): MatrixOperand {
   const nd = t.ndim;
   const r = t.shape[nd - 2]!;
   const c = t.shape[nd - 1]!;
-  const sr = t.strides[nd - 2]!;
-  const sc = t.strides[nd - 1]!;
-  let trans: boolean | null = null;
-  if ((sc === 1 || c === 1) && (sr === c || r === 1)) trans = false;
-  else if ((sr === 1 || r === 1) && (sc === r || c === 1)) trans = true;
-  const batchStride = uniformBatchStride(t, r * c);
-  if (trans === null || batchStride === null) {
+  const layout = matrixLayout(r, c, t.strides[nd - 2]!, t.strides[nd - 1]!);
+  const batchStride = layout ? uniformBatchStride(t) : null;
+  if (layout === null || batchStride === null) {
     const dense = contiguous(t);
-    return { t: dense, trans: false, batchStride: batch > 1 ? r * c : 0 };
+    return { t: dense, trans: false, ld: c, batchStride: r * c };
   }
-  return { t, trans, batchStride };
+  return { t, ...layout, batchStride };
 }
 
-/** The single element stride between batch entries, if the batch dims collapse to one (or are all broadcast). */
-function uniformBatchStride(t: Tensor, matrixSize: number): number | null {
-  const nb = t.ndim - 2;
-  if (nb === 0) return 0;
-  if (t.strides.slice(0, nb).every((s, i) => s === 0 || t.shape[i] === 1)) return 0;
-  let expected = matrixSize;
-  for (let i = nb - 1; i >= 0; i--) {
-    if (t.shape[i] === 1) continue;
-    if (t.strides[i] !== expected) return null;
-    expected *= t.shape[i]!;
+/**
+ * How the kernel reads an r x c matrix with strides (sr, sc) in place: rows unit-stride and at
+ * least a row apart (a row view of a wider buffer, as a split's first piece), or the same for its
+ * columns (a transposed view, read transposed); null if neither. Rows closer than their length
+ * (overlapping, broadcast with stride 0, or reversed) are left to a copy.
+ */
+function matrixLayout(r: number, c: number, sr: number, sc: number): { trans: boolean; ld: number } | null {
+  if (r === 0 || c === 0) return { trans: false, ld: c };
+  if (sc === 1 || c === 1) {
+    if (r === 1) return { trans: false, ld: c };
+    if (sr >= c) return { trans: false, ld: sr };
   }
-  return matrixSize;
+  if (sr === 1 || r === 1) {
+    if (c === 1) return { trans: true, ld: r };
+    if (sc >= r) return { trans: true, ld: sc };
+  }
+  return null;
+}
+
+/**
+ * The one element stride between batch entries, if the batch dims collapse to one (each a whole
+ * number of the next dim's steps apart; 0 when all are broadcast or there is one entry); null if
+ * they do not (or step backwards).
+ */
+function uniformBatchStride(t: Tensor): number | null {
+  let stride: number | null = null;
+  let expected = 0;
+  for (let i = t.ndim - 3; i >= 0; i--) {
+    const size = t.shape[i]!;
+    if (size === 1) continue;
+    const s = t.strides[i]!;
+    if (stride === null) stride = s;
+    else if (s !== expected) return null;
+    expected = s * size;
+  }
+  if (stride === null) return 0;
+  return stride >= 0 ? stride : null;
 }
 
 /** torch.matmul semantics: 1-D operands are promoted and squeezed back; batch dims broadcast. */
@@ -80,10 +104,15 @@ function matmulNd(a: Tensor, b: Tensor, bias: Tensor | null): Tensor {
   if (b.shape[b.ndim - 2] !== k) {
     throw new ShapeError(`matmul: inner dims differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
   }
-  // A weight matrix applied to a batch of rows: fold the batch into m for one large GEMM.
-  if (b.ndim === 2 && a.ndim > 2 && a.isContiguous) {
-    const rows = reshape(a, [-1, k]);
-    return reshape(matmul2(rows, b, 1, m * (a.numel / (m * k || 1)), n, k, bias), [...a.shape.slice(0, -1), n]);
+  // A weight matrix applied to a batch of rows: fold the batch into m for one large GEMM, when
+  // the rows of every batch entry form one matrix the kernel reads in place (a contiguous batch,
+  // or a row view of a wider buffer such as the Mamba mixer's dt piece of x_proj's output).
+  if (b.ndim === 2 && a.ndim > 2) {
+    const rows = a.shape.slice(0, -1).reduce((x, y) => x * y, 1);
+    const strides = viewStrides(a.shape, a.strides, [rows, k]);
+    if (strides && matrixLayout(rows, k, strides[0]!, strides[1]!)) {
+      return reshape(matmul2(reshape(a, [rows, k]), b, 1, rows, n, k, bias), [...a.shape.slice(0, -1), n]);
+    }
   }
   const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const batch = batchShape.reduce((x, y) => x * y, 1);
@@ -99,10 +128,11 @@ function matmulNd(a: Tensor, b: Tensor, bias: Tensor | null): Tensor {
 function matmul2(a: Tensor, b: Tensor, batch: number, m: number, n: number, k: number, bias: Tensor | null): Tensor {
   const out = Tensor.empty([batch, m, n], a.dtype, a.backend);
   if (out.numel > 0) {
-    const A = asMatrix(a, batch);
-    const B = asMatrix(b, batch);
+    const A = asMatrix(a);
+    const B = asMatrix(b);
     a.backend.kernels.matmul(A.t, B.t, out, {
-      batch, m, n, k, transA: A.trans, transB: B.trans, strideA: A.batchStride, strideB: B.batchStride, bias,
+      batch, m, n, k, transA: A.trans, transB: B.trans, strideA: batch > 1 ? A.batchStride : 0,
+      strideB: batch > 1 ? B.batchStride : 0, ldA: A.ld, ldB: B.ld, bias,
     });
   }
   record(bias ? 'linear' : 'matmul', bias ? [a, b, bias] : [a, b], [out], ([g]) => {

@@ -1,24 +1,28 @@
 /**
  * CPU matmul. float32 and the half types run on the WebAssembly SIMD, multi-threaded sgemm
  * (halves are widened to float32 first, as the GPU's fp32 accumulation would); float64 and
- * integer tensors run a plain loop accumulating in float64.
+ * integer tensors run a plain loop accumulating in float64. Both follow the leading dimensions
+ * MatmulArgs gives, so row views of wider buffers are read in place.
  */
 import type { Kernels, MatmulArgs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readRange, withOutput, type NumArray } from '../access.js';
+import { matmulOperand } from '../../matmul-operands.js';
 import { sgemmBatched } from '../gemm/index.js';
 
-/** C[m,n] = op(A) op(B) for one batch entry, accumulating in float64. */
-function gemmLoop(a: NumArray, offA: number, b: NumArray, offB: number, c: NumArray, offC: number, args: MatmulArgs): void {
+/** C[m,n] = op(A) op(B) for one batch entry (leading dimensions ldA, ldB), accumulating in float64. */
+function gemmLoop(
+  a: NumArray, offA: number, ldA: number, b: NumArray, offB: number, ldB: number, c: NumArray, offC: number, args: MatmulArgs,
+): void {
   const { m, n, k, transA, transB } = args;
   const row = new Float64Array(n);
   for (let i = 0; i < m; i++) {
     row.fill(0);
     for (let p = 0; p < k; p++) {
-      const av = transA ? a[offA + p * m + i]! : a[offA + i * k + p]!;
-      if (transB) for (let j = 0; j < n; j++) row[j] += av * b[offB + j * k + p]!;
+      const av = transA ? a[offA + p * ldA + i]! : a[offA + i * ldA + p]!;
+      if (transB) for (let j = 0; j < n; j++) row[j] += av * b[offB + j * ldB + p]!;
       else {
-        const bb = offB + p * n;
+        const bb = offB + p * ldB;
         for (let j = 0; j < n; j++) row[j] += av * b[bb + j]!;
       }
     }
@@ -38,14 +42,16 @@ export function biasValues(bias: Tensor, n: number, out: Tensor): NumArray {
 function matmul(a: Tensor, b: Tensor, out: Tensor, args: MatmulArgs): void {
   const { batch, m, n, k, transA, transB, strideA, strideB } = args;
   const bias = args.bias ? biasValues(args.bias, n, out) : null;
-  const as = readRange(a, (batch - 1) * strideA + m * k);
-  const bs = readRange(b, (batch - 1) * strideB + k * n);
+  const { ld: ldA, extent: extentA } = matmulOperand('a', a, args);
+  const { ld: ldB, extent: extentB } = matmulOperand('b', b, args);
+  const as = readRange(a, extentA);
+  const bs = readRange(b, extentB);
   withOutput(out, (cs) => {
     if (as instanceof Float32Array && bs instanceof Float32Array && cs instanceof Float32Array) {
-      sgemmBatched(transA, transB, m, n, k, 1, as, 0, transA ? m : k, strideA, bs, 0, transB ? k : n, strideB,
+      sgemmBatched(transA, transB, m, n, k, 1, as, 0, ldA, strideA, bs, 0, ldB, strideB,
         0, cs, 0, n, m * n, batch);
     } else {
-      for (let i = 0; i < batch; i++) gemmLoop(as, i * strideA, bs, i * strideB, cs, i * m * n, args);
+      for (let i = 0; i < batch; i++) gemmLoop(as, i * strideA, ldA, bs, i * strideB, ldB, cs, i * m * n, args);
     }
     // cs still holds the float32 (float64) sums: the bias joins them before withOutput's one
     // rounding to a half dtype, as cuBLASLt's bias epilogue does.

@@ -3,7 +3,8 @@
  * half types, TF32 for float32 only when the backend allows it); int32, int64 and bool through
  * int-matmul.cu, since the engine multiplies integer tensors on every backend. A bias (linear's)
  * goes into the GEMM (gemm.ts: cuBLASLt epilogue, or written into C before a GemmEx that
- * accumulates); the integer kernel is followed by one broadcast add.
+ * accumulates); the integer kernel is followed by one broadcast add. Both read operands with
+ * the leading dimensions MatmulArgs gives (row views of wider buffers, no copy).
  */
 import type { Kernels } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
@@ -15,6 +16,7 @@ import { copyInto, copyKernels } from './copy.js';
 import { elementwiseKernels } from './elementwise.js';
 import { gemm } from './gemm.js';
 import { DTYPE_SUFFIX, INT_MATMUL_MODULE } from './source.js';
+import { matmulOperand } from '../../matmul-operands.js';
 
 
 const FLOAT: ReadonlySet<DType> = new Set(['float32', 'float64', 'bfloat16', 'float16']);
@@ -33,6 +35,8 @@ export function matmulKernels(rt: CudaRuntime): Pick<Kernels, 'matmul'> {
       const { batch, m, n, k, transA, transB, strideA, strideB } = args;
       const bias = args.bias ?? null;
       if (bias) checkBias(bias, n, out);
+      const ldA = matmulOperand('a', a, args).ld;
+      const ldB = matmulOperand('b', b, args).ld;
       if (out.numel === 0) return;
       const dtype = out.dtype;
       if (a.dtype !== dtype || b.dtype !== dtype || !(FLOAT.has(dtype) || INTEGER.has(dtype))) {
@@ -47,15 +51,15 @@ export function matmulKernels(rt: CudaRuntime): Pick<Kernels, 'matmul'> {
       }
       if (INTEGER.has(dtype)) {
         rt.params.begin().ptr(addressOf(a)).ptr(addressOf(b)).ptr(addressOf(out)).i64(batch).i64(m).i64(n).i64(k)
-          .i64(strideA).i64(strideB).i32(transA ? 1 : 0).i32(transB ? 1 : 0);
+          .i64(strideA).i64(strideB).i64(ldA).i64(ldB).i32(transA ? 1 : 0).i32(transB ? 1 : 0);
         rt.launch(rt.fn(INT_MATMUL_MODULE, `int_matmul_${DTYPE_SUFFIX[dtype]}`), rt.gridFor(batch * m * n), 256);
         if (bias) broadcast(bias, out, (rows) => binary('add', out, rows, out));
         return;
       }
       gemm(rt, {
         m, n, k, batch, transA, transB,
-        a: { address: addressOf(a), ld: transA ? m : k, stride: strideA },
-        b: { address: addressOf(b), ld: transB ? k : n, stride: strideB },
+        a: { address: addressOf(a), ld: ldA, stride: strideA },
+        b: { address: addressOf(b), ld: ldB, stride: strideB },
         c: { address: addressOf(out), ld: n, stride: m * n },
         abType: dtype, cType: dtype, beta: 0, tf32: dtype === 'float32' && rt.allowTf32,
         bias: bias && { address: addressOf(bias), broadcastInto: () => broadcast(bias, out, (rows) => copyInto(rt, rows, out)) },
