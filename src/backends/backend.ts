@@ -98,20 +98,25 @@ export interface InterpolateArgs {
 export interface ScanInputs {
   readonly u: Tensor;        // [B, D, L]
   readonly delta: Tensor;    // [B, D, L]
-  readonly A: Tensor;        // [D, N]
+  readonly A: Tensor;        // [D, N]: A, or A_log when aLog
   readonly B: Tensor;        // [B, G, N, L]
   readonly C: Tensor;        // [B, G, N, L]
   readonly D: Tensor | null; // [D]
   readonly z: Tensor | null; // [B, D, L]
   readonly deltaBias: Tensor | null; // [D]
   readonly deltaSoftplus: boolean;
+  /**
+   * A holds A_log (Mamba's parameter): the scan uses A = -exp(A_log), computed by the kernel in
+   * its compute type, and grads.dA receives ∂loss/∂A_log = ∂loss/∂A · A. Absent: false.
+   */
+  readonly aLog?: boolean;
 }
 
 /** Gradient outputs of selectiveScanBackward: contiguous, allocated by the op, one per input (null where the input is absent). */
 export interface ScanGrads {
   readonly du: Tensor;
   readonly ddelta: Tensor;
-  readonly dA: Tensor;
+  readonly dA: Tensor;       // w.r.t. the A operand: A_log when inputs.aLog
   readonly dB: Tensor;
   readonly dC: Tensor;
   readonly dD: Tensor | null;

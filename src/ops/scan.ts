@@ -4,6 +4,8 @@
  *   x_t = exp(Δ_t A) x_{t-1} + Δ_t B_t u_t,  y_t = C_t · x_t,  out = (y + D u) silu(z).
  * Shapes: u, delta, z [batch, dim, L]; A [dim, N] (real); B, C [batch, N, L] or
  * [batch, G, N, L] with G groups of dim / G channels; D, deltaBias [dim].
+ * With aLog, the A operand is Mamba's A_log: the scan uses A = -exp(A_log) (inside the kernels, so
+ * no exp/neg launches and no [dim, N] temporaries) and A_log receives the gradient.
  * One autograd node covers the whole scan; its backward recomputes the states (no history is
  * stored). For a reverse-direction (bidirectional) scan, flip the inputs along L and the output back.
  */
@@ -22,6 +24,11 @@ export interface SelectiveScanOptions {
   /** Added to delta (per channel) before the softplus. */
   deltaBias?: Tensor | null;
   deltaSoftplus?: boolean;
+  /**
+   * The A operand holds A_log: the scan uses A = -exp(A_log), as selectiveScan(…, neg(exp(A_log)), …)
+   * would, and the gradient goes to A_log. Default false (A as given).
+   */
+  aLog?: boolean;
   /** Also return the final state [batch, dim, N] (not differentiable), as mamba_ssm does. */
   returnLastState?: boolean;
 }
@@ -109,8 +116,8 @@ export interface SelectiveScanCall {
  * Two independent scans, e.g. a bidirectional mixer's two directions: [selectiveScan(first),
  * selectiveScan(second)]. Where nothing needs a gradient and the backend has
  * FusedKernels.selectiveScanPair (CUDA), both run in one launch, which fills twice the device of
- * one small-batch call (the sampler's batch 1); otherwise, or when the kernels decline the pair,
- * they run one after the other. The results are the same either way.
+ * one small-batch call (the sampler's batch 1); otherwise, or when the kernels decline the pair
+ * (the two differ in shape, types, deltaSoftplus or aLog), they run one after the other. The results are the same either way.
  */
 export function selectiveScanPair(first: SelectiveScanCall, second: SelectiveScanCall): [Tensor, Tensor] {
   const a = callInputs(first);
@@ -168,6 +175,7 @@ function scanInputs(u0: Tensor, delta0: Tensor, A0: Tensor, B0: Tensor, C0: Tens
     z: options.z ?? null,
     deltaBias: options.deltaBias ? contiguous(options.deltaBias) : null,
     deltaSoftplus: options.deltaSoftplus ?? false,
+    aLog: options.aLog ?? false,
   };
 }
 

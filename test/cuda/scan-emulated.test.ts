@@ -58,6 +58,8 @@ interface Case {
   readonly mixerLayout: boolean;
   /** The kernels' split layout (8 lanes of 2 states) instead of the wide one. */
   readonly split?: boolean;
+  /** A given as A_log (ScanInputs.aLog, the kernels' SCAN_A_LOG): A = -exp(A_log), dA w.r.t. A_log. */
+  readonly aLog?: boolean;
 }
 
 interface Built {
@@ -102,11 +104,12 @@ function buildCase(c: Case): Built {
     gy = contiguousOperand(randomBase([b, d, l], dtype));
   }
   for (const o of [u, delta, z, B, C, gy]) if (o) assert.ok(o.base.isContiguous, 'operand bases are contiguous');
-  const A = randomBase([d, n], c.paramDtype, (v) => -Math.exp(0.5 * v));
+  const A = c.aLog ? randomBase([d, n], c.paramDtype, (v) => 0.5 * v) : randomBase([d, n], c.paramDtype, (v) => -Math.exp(0.5 * v));
   const D = c.D ? randomBase([d], c.paramDtype) : null;
   const deltaBias = c.bias ? randomBase([d], c.paramDtype, (v) => 0.3 * v) : null;
   const inputs: ScanInputs = {
     u: u.view, delta: delta.view, A, B: B.view, C: C.view, D, z: z ? z.view : null, deltaBias, deltaSoftplus: c.softplus,
+    aLog: c.aLog ?? false,
   };
   const operands: Record<string, Operand> = { u, delta, B, C, gy };
   if (z) operands.z = z;
@@ -152,7 +155,7 @@ function runCase(c: Case): void {
   const lines = [
     `type ${TYPE_NAME[c.dtype]}`,
     `dims ${c.batch} ${c.dim} ${c.len} ${c.nState} ${c.groups}`,
-    `flags ${+c.softplus} ${+c.z} ${+c.D} ${+c.bias} 1`,
+    `flags ${+c.softplus} ${+c.z} ${+c.D} ${+c.bias} 1 ${+(c.aLog ?? false)}`,
     `statesPerLane ${c.split ? 2 : 4}`,
   ];
   for (const [name, o] of Object.entries(built.operands)) {
@@ -238,6 +241,14 @@ const CASES: Case[] = [
   { name: 'split f32 B1 D37 L64 N16 bare', dtype: 'float32', paramDtype: 'float32', batch: 1, dim: 37, len: 64, nState: 16, groups: 1, ...BARE, mixerLayout: false, split: true },
   { name: 'split f32 B2 D6 L33 N5 G3', dtype: 'float32', paramDtype: 'float32', batch: 2, dim: 6, len: 33, nState: 5, groups: 3, ...FULL, mixerLayout: false, split: true },
   { name: 'split f16 B1 D4 L37 N16', dtype: 'float16', paramDtype: 'float32', batch: 1, dim: 4, len: 37, nState: 16, groups: 1, ...FULL, mixerLayout: false, split: true },
+  // A as A_log (the Mamba mixer's call): both layouts, the mixer's views and dtypes, fewer states
+  // than lanes hold (padding states must neither read A_log nor add to dA), float64.
+  { name: 'aLog f32 B2 D5 L70 N16', dtype: 'float32', paramDtype: 'float32', batch: 2, dim: 5, len: 70, nState: 16, groups: 1, ...FULL, mixerLayout: false, aLog: true },
+  { name: 'aLog bf16 mixer layout B2 D40 L41 N16', dtype: 'bfloat16', paramDtype: 'float32', batch: 2, dim: 40, len: 41, nState: 16, groups: 1, ...FULL, mixerLayout: true, aLog: true },
+  { name: 'aLog split bf16 mixer layout B1 D24 L50 N16', dtype: 'bfloat16', paramDtype: 'float32', batch: 1, dim: 24, len: 50, nState: 16, groups: 1, ...FULL, mixerLayout: true, split: true, aLog: true },
+  { name: 'aLog split f32 B2 D6 L33 N5 G3 bare', dtype: 'float32', paramDtype: 'float32', batch: 2, dim: 6, len: 33, nState: 5, groups: 3, ...BARE, mixerLayout: false, split: true, aLog: true },
+  { name: 'aLog f32 B1 D3 L41 N23', dtype: 'float32', paramDtype: 'float32', batch: 1, dim: 3, len: 41, nState: 23, groups: 1, ...FULL, mixerLayout: false, aLog: true },
+  { name: 'aLog f64 B2 D5 L30 N16', dtype: 'float64', paramDtype: 'float64', batch: 2, dim: 5, len: 30, nState: 16, groups: 1, ...FULL, mixerLayout: false, aLog: true },
 ];
 
 for (const c of CASES) {

@@ -2,13 +2,15 @@
  * The CUDA selective scan against the CPU reference: output, final state and every gradient, for
  * each lane configuration of scan.cu (N up to 16, 32, 64, 128 states), several chunks of time
  * steps, grouped B/C, the optional inputs, mixed dtypes as the Mamba mixer passes them, long
- * sequences, partly filled blocks, and the mixer's strided (transposed, narrowed, flipped) views.
+ * sequences, partly filled blocks, and the mixer's strided (transposed, narrowed, flipped) views;
+ * and with A given as A_log (aLog: A = -exp(A_log) in-kernel, the gradient w.r.t. A_log).
  */
 import { test } from 'node:test';
+import assert from 'node:assert/strict';
 import * as ops from '../../src/ops/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
-import { FLOATS, TOL, checkOp, cudaSkip, randomCpu } from './helpers.js';
+import { FLOATS, TOL, assertClose, checkOp, cudaSkip, randomCpu } from './helpers.js';
 
 const skip = cudaSkip;
 
@@ -29,15 +31,20 @@ interface Case {
   readonly D: boolean;
   readonly bias: boolean;
   readonly softplus: boolean;
+  /** A passed as A_log (aLog). */
+  readonly aLog?: boolean;
 }
 
-/** Inputs for one case: A negative (decaying states), delta positive without the softplus. */
+/**
+ * Inputs for one case: A negative (decaying states; with aLog, A_log such that -exp(A_log) is
+ * that A), delta positive without the softplus.
+ */
 function inputs(c: Case, dtype: DType, aDtype: DType = dtype): Tensor[] {
   const bc = c.groups === 0 ? [c.batch, c.nState, c.len] : [c.batch, c.groups, c.nState, c.len];
   const list = [
     randomCpu([c.batch, c.dim, c.len], dtype),
     randomCpu([c.batch, c.dim, c.len], dtype, c.softplus ? (v) => 0.5 * v - 1 : (v) => 0.05 + 0.1 * Math.abs(v)),
-    randomCpu([c.dim, c.nState], aDtype, (v) => -Math.exp(0.5 * v)),
+    randomCpu([c.dim, c.nState], aDtype, c.aLog ? (v) => 0.5 * v : (v) => -Math.exp(0.5 * v)),
     randomCpu(bc, dtype),
     randomCpu(bc, dtype),
   ];
@@ -54,14 +61,14 @@ function scanFn(c: Case, lastState: boolean) {
     const D = c.D ? rest[i++]! : null;
     const z = c.z ? rest[i++]! : null;
     const deltaBias = c.bias ? rest[i++]! : null;
-    const options = { D, z, deltaBias, deltaSoftplus: c.softplus };
+    const options = { D, z, deltaBias, deltaSoftplus: c.softplus, aLog: c.aLog ?? false };
     return lastState
       ? ops.selectiveScan(u, delta, A, B, C, { ...options, returnLastState: true })
       : ops.selectiveScan(u, delta, A, B, C, options);
   };
 }
 
-const describe = (c: Case) => `B${c.batch} D${c.dim} L${c.len} N${c.nState} G${c.groups}${c.z ? ' z' : ''}${c.D ? ' D' : ''}${c.bias ? ' bias' : ''}${c.softplus ? ' softplus' : ''}`;
+const describe = (c: Case) => `B${c.batch} D${c.dim} L${c.len} N${c.nState} G${c.groups}${c.z ? ' z' : ''}${c.D ? ' D' : ''}${c.bias ? ' bias' : ''}${c.softplus ? ' softplus' : ''}${c.aLog ? ' aLog' : ''}`;
 
 const FULL = { z: true, D: true, bias: true, softplus: true } as const;
 const BARE = { z: false, D: false, bias: false, softplus: false } as const;
@@ -165,6 +172,58 @@ test('selectiveScan on the Mamba mixer\'s strided views (bf16 and float32, Dimba
         return ops.transpose(ops.flip(out, [2]), 1, 2);
       };
       checkOp(`selectiveScan mixer views ${dtype}`, bases, f, { gradRtol: gradRtol(dtype) });
+    });
+  }
+});
+
+/**
+ * A given as A_log (the Mamba mixer's call since the exp/neg launches were folded in): against the
+ * CPU for each lane configuration, the split layout a small batch takes and the wide one (B4
+ * D3200 fills the device: 400 blocks), float64 and the mixer's bf16 with float32 A_log; and
+ * against the explicit selectiveScan(…, neg(exp(A_log)), …) on the GPU itself.
+ */
+test('selectiveScan with aLog (A = -exp(A_log)): every gradient, each lane configuration and layout', { skip }, async (t) => {
+  const cases: [Case, DType, DType][] = [
+    [{ batch: 2, dim: 5, len: 70, nState: 16, groups: 0, ...FULL, aLog: true }, 'float32', 'float32'],
+    [{ batch: 1, dim: 3, len: 41, nState: 23, groups: 0, ...FULL, aLog: true }, 'float32', 'float32'],
+    [{ batch: 2, dim: 2, len: 35, nState: 40, groups: 0, ...FULL, aLog: true }, 'float32', 'float32'],
+    [{ batch: 1, dim: 2, len: 19, nState: 70, groups: 0, ...BARE, z: true, aLog: true }, 'float32', 'float32'],
+    [{ batch: 2, dim: 6, len: 33, nState: 5, groups: 3, ...FULL, aLog: true }, 'float32', 'float32'],
+    [{ batch: 2, dim: 5, len: 30, nState: 16, groups: 0, ...FULL, aLog: true }, 'float64', 'float64'],
+    [{ batch: 2, dim: 40, len: 41, nState: 16, groups: 0, ...FULL, aLog: true }, 'bfloat16', 'float32'],
+    [{ batch: 4, dim: 3200, len: 20, nState: 16, groups: 0, ...FULL, aLog: true }, 'bfloat16', 'float32'],
+  ];
+  for (const [c, dtype, aDtype] of cases) {
+    await t.test(`${dtype} (A_log ${aDtype}) ${describe(c)}`, () => {
+      checkOp(`selectiveScan aLog ${dtype} ${describe(c)}`, inputs(c, dtype, aDtype), scanFn(c, true), { gradRtol: gradRtol(dtype) });
+    });
+  }
+});
+
+test('selectiveScan with aLog on the GPU equals the explicit neg(exp(A_log)) there', { skip }, async (t) => {
+  for (const [c, dtype] of [
+    [{ batch: 2, dim: 40, len: 70, nState: 16, groups: 0, ...FULL, aLog: true }, 'float32'],
+    [{ batch: 2, dim: 40, len: 41, nState: 16, groups: 0, ...FULL, aLog: true }, 'bfloat16'],
+  ] as const) {
+    await t.test(`${dtype} ${describe(c)}`, () => {
+      const leaves = inputs(c, dtype, 'float32').map((x) => x.to('cuda').requiresGrad_(true));
+      const w = randomCpu([c.batch, c.dim, c.len], 'float32').to('cuda');
+      const run = (aLog: boolean) => {
+        leaves.forEach((x) => { x.grad = null; });
+        const [u, delta, ALog, B, C, D, z, bias] = leaves as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+        const A = aLog ? ALog : ops.neg(ops.exp(ALog));
+        const out = ops.selectiveScan(u, delta, A, B, C, { D, z, deltaBias: bias, deltaSoftplus: true, aLog });
+        ops.sum(ops.mul(ops.cast(out, 'float32'), w)).backward();
+        return { out, grads: leaves.map((x) => x.grad!) };
+      };
+      const fused = run(true);
+      const explicit = run(false);
+      // The same float32 A either way (the kernel's exp is the exp kernel's expf).
+      assert.deepEqual(Array.from(fused.out.to('cpu').toFloat64Array()), Array.from(explicit.out.to('cpu').toFloat64Array()), 'output');
+      fused.grads.forEach((g, i) => {
+        // Gradients summed with atomics come in another order each run; dA_log is rounded once, not twice.
+        assertClose(`gradient of input ${i}`, g.to('cpu'), explicit.grads[i]!.to('cpu'), dtype === 'float32' ? 1e-5 : 1e-2);
+      });
     });
   }
 });

@@ -142,11 +142,11 @@ export class BiMambaMixer extends Module {
     const dbc = T.linear(T.transpose(u, 1, 2), dir.xProj.weight); // [B, L, R + 2N]
     const [dt, bMat, cMat] = T.split(dbc, [this.dtRank, dState, dState], 2) as [Tensor, Tensor, Tensor];
     const delta = T.transpose(T.linear(dt, dir.dtProj.weight), 1, 2); // [B, Di, L]
-    // A, D and the delta bias stay in (at least) float32 under mixed precision, as released.
-    const A = T.neg(T.exp(atLeastF32(dir.aLog)));
+    // A, D and the delta bias stay in (at least) float32 under mixed precision, as released. The
+    // scan takes A_log and forms A = -exp(A_log) itself (aLog), sparing two launches each way.
     return {
-      u, delta, A, B: T.transpose(bMat, 1, 2), C: T.transpose(cMat, 1, 2),
-      options: { D: atLeastF32(dir.d), z, deltaBias: atLeastF32(dir.dtProj.bias!), deltaSoftplus: true },
+      u, delta, A: atLeastF32(dir.aLog), B: T.transpose(bMat, 1, 2), C: T.transpose(cMat, 1, 2),
+      options: { D: atLeastF32(dir.d), z, deltaBias: atLeastF32(dir.dtProj.bias!), deltaSoftplus: true, aLog: true },
     };
   }
 

@@ -23,6 +23,7 @@ struct Spec {
   std::string type;
   long long B = 0, D = 0, L = 0, N = 0, G = 0;
   int softplus = 0, hasZ = 0, hasD = 0, hasBias = 0, wantLast = 0;
+  int aLog = 0;  // A.bin holds A_log (SCAN_A_LOG)
   int statesPerLane = 4;  // 2: the split layout (8 lanes of 2 states for up to 16 states)
   std::map<std::string, View> views;
 };
@@ -32,7 +33,7 @@ Spec readSpec() {
   forEachSpecLine([&](const std::string& key, std::istringstream& in) {
     if (key == "type") in >> s.type;
     else if (key == "dims") in >> s.B >> s.D >> s.L >> s.N >> s.G;
-    else if (key == "flags") in >> s.softplus >> s.hasZ >> s.hasD >> s.hasBias >> s.wantLast;
+    else if (key == "flags") in >> s.softplus >> s.hasZ >> s.hasD >> s.hasBias >> s.wantLast >> s.aLog;
     else if (key == "statesPerLane") in >> s.statesPerLane;
     else if (key == "view") {
       std::string name;
@@ -75,13 +76,14 @@ template <class T, int P, int SPT> void run(const Spec& s) {
   const T* pz = s.hasZ ? z.data() + vz.offset : nullptr;
   const S* pD = s.hasD ? Dv.data() : nullptr;
   const S* pbias = s.hasBias ? bias.data() : nullptr;
+  const int flags = (s.softplus ? SCAN_SOFTPLUS : 0) | (s.aLog ? SCAN_A_LOG : 0);
 
   std::vector<T> out(rows * s.L);
   std::vector<S> last(s.wantLast ? rows * s.N : 0);
   emu::launch((unsigned)blocks, Cfg::THREADS, [&] {
     scan_forward_body<T, P, SPT>(u.data() + vu.offset, delta.data() + vdl.offset, pz, Bm.data() + vB.offset,
         Cm.data() + vC.offset, A.data(), pD, pbias, out.data(), s.wantLast ? last.data() : nullptr, s.D, s.L, s.N, s.G,
-        rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), s.softplus, blockIdx.x);
+        rowStrides(vu), rowStrides(vdl), rowStrides(vz), bcStrides(vB), bcStrides(vC), flags, blockIdx.x);
   });
   writeBin("out", fromStorage(out));
   if (s.wantLast) writeBin("last", fromCompute(last));
@@ -95,7 +97,7 @@ template <class T, int P, int SPT> void run(const Spec& s) {
         Bm.data() + vB.offset, Cm.data() + vC.offset, A.data(), pD, pbias, du.data(), ddelta.data(),
         s.hasZ ? dz.data() : nullptr, dA.data(), dB.data(), dC.data(), s.hasD ? dD.data() : nullptr,
         s.hasBias ? dbias.data() : nullptr, bounds.empty() ? nullptr : bounds.data(), s.B, s.D, s.L, s.N, s.G,
-        rowStrides(vu), rowStrides(vdl), rowStrides(vz), rowStrides(vg), bcStrides(vB), bcStrides(vC), s.softplus);
+        rowStrides(vu), rowStrides(vdl), rowStrides(vz), rowStrides(vg), bcStrides(vB), bcStrides(vC), flags);
   });
   writeBin("du", fromStorage(du));
   writeBin("ddelta", fromStorage(ddelta));

@@ -9,6 +9,9 @@
  * λ_t = ∂loss/∂x_t = C_t gy_t + exp(Δ_{t+1} A) λ_{t+1}, as the fused CUDA kernel does per chunk.
  * This is also the numerical reference other backends are tested against.
  *
+ * With inputs.aLog the A operand is A_log: A = -exp(A_log) is formed once (scanA) and the A
+ * gradient is taken to A_log, ∂/∂A_log = ∂/∂A · A, after the float64 sum (chainALog).
+ *
  * Problems above a few thousand state updates run instead on ../scan, spread over the thread
  * pool: with float64 operands the same arithmetic bit for bit, scheduled for speed; otherwise
  * float32 compute as the CUDA kernel does (WebAssembly SIMD state loops). These loops remain the
@@ -18,6 +21,7 @@ import type { Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, withOutput, writeNumbers, type NumArray } from '../access.js';
 import { callerOnlyPool } from '../arena.js';
+import { chainALog, scanA } from '../scan/a-log.js';
 import { selectiveScanBackwardParallel, selectiveScanParallel } from '../scan/index.js';
 import { threadPool } from '../threads/index.js';
 import { sigmoid, softplus } from './math.js';
@@ -34,6 +38,7 @@ interface ScanData {
   readonly channelsPerGroup: number;
   readonly u: NumArray;
   readonly delta: NumArray;
+  /** A itself (-exp(A_log) when the operand is A_log). */
   readonly A: NumArray;
   readonly B: NumArray;
   readonly C: NumArray;
@@ -53,7 +58,7 @@ function readInputs(inputs: ScanInputs): ScanData {
     channelsPerGroup: dim / groups,
     u: readNumbers(inputs.u),
     delta: readNumbers(inputs.delta),
-    A: readNumbers(inputs.A),
+    A: scanA(inputs),
     B: readNumbers(inputs.B),
     C: readNumbers(inputs.C),
     D: inputs.D ? readNumbers(inputs.D) : null,
@@ -274,7 +279,7 @@ export function selectiveScanBackwardReference(inputs: ScanInputs, gyTensor: Ten
   }
   writeNumbers(grads.du, w.du);
   writeNumbers(grads.ddelta, w.ddelta);
-  writeNumbers(grads.dA, w.dA);
+  writeNumbers(grads.dA, chainALog(inputs, w.dA, s.A));
   writeNumbers(grads.dB, w.dB);
   writeNumbers(grads.dC, w.dC);
   if (grads.dD) writeNumbers(grads.dD, w.dD);

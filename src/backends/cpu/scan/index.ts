@@ -14,6 +14,7 @@
 import type { ScanGrads, ScanInputs } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { readNumbers, writeNumbers } from '../access.js';
+import { chainALog, scanA } from './a-log.js';
 import { ArenaLayout, MAX_ARENA_BYTES, f64View, kernelArena } from '../arena.js';
 import type { ThreadPool } from '../threads/index.js';
 import { backwardItems, forwardItems } from './items.js';
@@ -74,7 +75,9 @@ function operandRegions(inputs: ScanInputs, s: ScanShape): RegionName[] {
 }
 
 function fillOperands(r: Regions, inputs: ScanInputs): void {
-  for (const name of ['u', 'delta', 'A', 'B', 'C'] as const) r.fill(name, inputs[name]);
+  for (const name of ['u', 'delta', 'B', 'C'] as const) r.fill(name, inputs[name]);
+  // A itself, also when the operand is A_log: the tasks never see the log form.
+  r.view('A').set(scanA(inputs));
   for (const name of OPTIONAL_OPERANDS) {
     const t = inputs[name];
     if (t !== null) r.fill(name, t);
@@ -119,7 +122,7 @@ export function selectiveScanBackwardParallel(inputs: ScanInputs, gy: Tensor, gr
   writeNumbers(grads.ddelta, r.view('ddelta'));
   writeNumbers(grads.dB, r.view('dB'));
   writeNumbers(grads.dC, r.view('dC'));
-  writeNumbers(grads.dA, sumOverBatch(r.view('dA'), s.batch));
+  writeNumbers(grads.dA, chainALog(inputs, sumOverBatch(r.view('dA'), s.batch), r.view('A')));
   if (grads.dz) writeNumbers(grads.dz, r.view('dz'));
   if (grads.dD) writeNumbers(grads.dD, sumOverBatch(r.view('dD'), s.batch));
   if (grads.ddeltaBias) writeNumbers(grads.ddeltaBias, sumOverBatch(r.view('ddeltaBias'), s.batch));

@@ -33,7 +33,21 @@
 // per-warp shared buffer every 4 steps, over the warps of the block once per chunk, then one
 // vector atomic per (block, n, 4 steps) into float accumulators. dA, dD and dbias are summed in
 // registers over the whole sequence and added once per (row, n) or row.
+//
+// Flags (the kernels' last argument, ScanFwdArgs.flags; scan.ts SCAN_FLAG_*): SCAN_SOFTPLUS puts
+// Δ through the softplus; SCAN_A_LOG says A holds A_log, the Mamba parameterisation: the kernels
+// use A = -exp(A_log) (the elementwise exp kernel's expf, so A is what a separate -exp launch
+// would make) and the backward's dA is the gradient w.r.t. A_log, ∂/∂A · A. That saves the
+// mixer two launches per direction each way (exp, neg, and their backward).
 #include "common.cuh"
+
+constexpr int SCAN_SOFTPLUS = 1;
+constexpr int SCAN_A_LOG = 2;
+
+// A_dn as the recurrence uses it, from the stored operand (A, or A_log under SCAN_A_LOG).
+template <class S> __device__ __forceinline__ S scan_a(S stored, int flags) {
+  return (flags & SCAN_A_LOG) ? -m_exp(stored) : stored;
+}
 
 
 // Strides (elements, any sign) of a [B, D, L] operand and of a [B, G, N, L] operand.
@@ -350,7 +364,7 @@ template <class T, int P, int SPT>
 __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const T* Bm, const T* Cm,
     const typename Ty<T>::C* A, const typename Ty<T>::C* Dv, const typename Ty<T>::C* bias,
     T* out, typename Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups,
-    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus,
+    ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int flags,
     long long blk) {
   typedef typename Ty<T>::C S;
   typedef ScanFwdCfg<S, P, SPT> Cfg;
@@ -372,7 +386,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
 #pragma unroll
   for (int s = 0; s < SPT; ++s) {
     const long long n = n0 + s;
-    a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
+    a2[s] = n < nstate ? Exp::scale(scan_a(A[d * nstate + n], flags)) : (S)0;
     x[s] = (S)0;
   }
   for (int i = tid; i < Cfg::RB; i += Cfg::THREADS) {
@@ -411,7 +425,7 @@ __device__ void scan_forward_body(const T* u, const T* delta, const T* z, const 
       const int rr = mr0 + i * MSTEP, k = mk;
       if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         S slope;
-        S dt = scan_step(sm.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        S dt = scan_step(sm.raw[1][rr][k] + sm.bias[rr], flags & SCAN_SOFTPLUS, slope);
         if (!full && (rr >= w.rows || t0 + k >= len)) dt = (S)0;
         sm.dt[rr][k] = dt;
         sm.dtu[rr][k] = dt * sm.raw[0][rr][k];
@@ -499,7 +513,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     typename Ty<T>::C* dD, typename Ty<T>::C* dbias, typename Ty<T>::C* bounds,
     long long batch, long long dim, long long len, long long nstate, long long groups,
     ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg,
-    ScanBcStrides sB, ScanBcStrides sC, int softplus) {
+    ScanBcStrides sB, ScanBcStrides sC, int flags) {
   typedef typename Ty<T>::C S;
   typedef ScanCfg<S, P, SPT> Cfg;
   typedef ScanExp<S> Exp;
@@ -524,7 +538,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 #pragma unroll
   for (int s = 0; s < SPT; ++s) {
     const long long n = n0 + s;
-    a2[s] = n < nstate ? Exp::scale(A[d * nstate + n]) : (S)0;
+    a2[s] = n < nstate ? Exp::scale(scan_a(A[d * nstate + n], flags)) : (S)0;
     x[s] = (S)0;
   }
   for (int i = tid; i < Cfg::RB; i += Cfg::THREADS) {
@@ -557,7 +571,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       const int rr = mr0 + i * MSTEP, k = mk;
       if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         S slope;
-        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], flags & SCAN_SOFTPLUS, slope);
         if (!full && (rr >= w.rows || t0 + k >= len)) dt = (S)0;
         sm.dt[rr][k] = dt;
         sm.dtu[rr][k] = dt * sm.st.raw[0][rr][k];
@@ -633,7 +647,7 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       if (Cfg::ROWS_EXACT || rr < Cfg::RB) {
         const bool ok = full || (rr < w.rows && t0 + k < len);
         S slope;
-        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], softplus, slope);
+        S dt = scan_step(sm.st.raw[1][rr][k] + sm.bias[rr], flags & SCAN_SOFTPLUS, slope);
         const S uv = sm.st.raw[0][rr][k];
         S g = sm.st.raw[3][rr][k];
         if (z) {
@@ -799,10 +813,18 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
     }
   }
 
-  // dA over the batch; dD and dbias over the batch and the K threads that shared each row.
+  // dA over the batch; dD and dbias over the batch and the K threads that shared each row. Under
+  // SCAN_A_LOG each partial becomes its share of ∂/∂A_log = ∂/∂A · A (A recomputed as the
+  // recurrence took it, before the log2 e scaling).
   if (rowOk) {
 #pragma unroll
-    for (int s = 0; s < SPT; ++s) if (n0 + s < nstate) atomicAdd(&dA[d * nstate + n0 + s], accA[s]);
+    for (int s = 0; s < SPT; ++s) {
+      if (n0 + s < nstate) {
+        const long long at = d * nstate + n0 + s;
+        const S v = (flags & SCAN_A_LOG) ? accA[s] * scan_a(A[at], flags) : accA[s];
+        atomicAdd(&dA[at], v);
+      }
+    }
   }
 #pragma unroll
   for (int i = 0; i < EPT; ++i) {
@@ -825,9 +847,9 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
   scan_fwd_##name##_##tag( \
       const T* u, const T* delta, const T* z, const T* Bm, const T* Cm, const Ty<T>::C* A, const Ty<T>::C* Dv, \
       const Ty<T>::C* bias, T* out, Ty<T>::C* last, long long dim, long long len, long long nstate, long long groups, \
-      ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int softplus) { \
+      ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanBcStrides sB, ScanBcStrides sC, int flags) { \
     scan_forward_body<T, P, SPT>(u, delta, z, Bm, Cm, A, Dv, bias, out, last, dim, len, nstate, groups, su, sdl, sz, sB, \
-      sC, softplus, blockIdx.x); \
+      sC, flags, blockIdx.x); \
   } \
   extern "C" __global__ void __launch_bounds__(ScanCfg<Ty<T>::C, P, SPT>::THREADS, ScanCfg<Ty<T>::C, P, SPT>::MIN_BLOCKS) \
   scan_bwd_##name##_##tag( \
@@ -835,9 +857,9 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
       const Ty<T>::C* Dv, const Ty<T>::C* bias, T* du, T* ddelta, T* dz, Ty<T>::C* dA, Ty<T>::C* dB, Ty<T>::C* dC, \
       Ty<T>::C* dD, Ty<T>::C* dbias, Ty<T>::C* bounds, long long batch, long long dim, long long len, long long nstate, \
       long long groups, ScanRowStrides su, ScanRowStrides sdl, ScanRowStrides sz, ScanRowStrides sg, ScanBcStrides sB, \
-      ScanBcStrides sC, int softplus) { \
+      ScanBcStrides sC, int flags) { \
     scan_backward_body<T, P, SPT>(u, delta, z, gy, Bm, Cm, A, Dv, bias, du, ddelta, dz, dA, dB, dC, dD, dbias, bounds, \
-      batch, dim, len, nstate, groups, su, sdl, sz, sg, sB, sC, softplus); \
+      batch, dim, len, nstate, groups, su, sdl, sz, sg, sB, sC, flags); \
   }
 // Lanes per row with 4 states each: 4, 8, 16 or 32 (up to 16, 32, 64 or 128 states). For small
 // batches (few rows) a 16-state row can instead take 8 lanes of 2 states ("8x2"): twice the warps
@@ -855,13 +877,13 @@ DIMBA_SCAN(f16, f16, 8, 2, 8x2)
 // Two forward problems in one launch (the bidirectional Mamba mixer's two directions at inference):
 // blocks [0, blocks0) serve the first, the rest the second, so a small batch fills twice the
 // multiprocessors of one call. Each problem's arguments come as 32 int64 words (ScanFwdArgs, the
-// launcher's i64Struct): pointers, dims, the three row strides, the two B/C strides, softplus.
+// launcher's i64Struct): pointers, dims, the three row strides, the two B/C strides, the flags.
 struct ScanFwdArgs {
   unsigned long long u, delta, z, Bm, Cm, A, Dv, bias, out, last;
   long long dim, len, nstate, groups;
   ScanRowStrides su, sdl, sz;
   ScanBcStrides sB, sC;
-  long long softplus;
+  long long flags;  // SCAN_SOFTPLUS | SCAN_A_LOG
 };
 
 template <class T, int P, int SPT>
@@ -871,7 +893,7 @@ __device__ __forceinline__ void scan_forward_args(const ScanFwdArgs& a, long lon
       reinterpret_cast<const T*>(a.z), reinterpret_cast<const T*>(a.Bm), reinterpret_cast<const T*>(a.Cm),
       reinterpret_cast<const S*>(a.A), reinterpret_cast<const S*>(a.Dv), reinterpret_cast<const S*>(a.bias),
       reinterpret_cast<T*>(a.out), reinterpret_cast<S*>(a.last), a.dim, a.len, a.nstate, a.groups,
-      a.su, a.sdl, a.sz, a.sB, a.sC, (int)a.softplus, blk);
+      a.su, a.sdl, a.sz, a.sB, a.sC, (int)a.flags, blk);
 }
 
 #define DIMBA_SCAN_PAIR(name, T, P, SPT, tag) \

@@ -5,6 +5,8 @@
  * or float64 when any input is float64) for A, D, deltaBias, the final state and every gradient
  * summed across rows. u, delta, z, B, C and gy go to the kernels as the views they are (element
  * strides of any sign), so the Mamba mixer's transposed and flipped operands need no copies.
+ * With ScanInputs.aLog the kernels take A_log for A (A = -exp(A_log) in-kernel) and write the
+ * gradient w.r.t. A_log into grads.dA.
  */
 import type { FusedKernels, Kernels, ScanGrads, ScanInputs } from '../../backend.js';
 import type { DType } from '../../../tensor/dtype.js';
@@ -14,6 +16,15 @@ import { addressOf } from '../storage.js';
 import { Scratch, computeType, sharedType } from './scratch.js';
 import { DTYPE_SUFFIX, SCAN_MODULE } from './source.js';
 import { CudaNotImplementedError } from './unimplemented.js';
+
+/** Bits of the kernels' flags argument (scan.cu SCAN_SOFTPLUS, SCAN_A_LOG). */
+export const SCAN_FLAG_SOFTPLUS = 1;
+export const SCAN_FLAG_A_LOG = 2;
+
+/** The flags word of a problem: softplus on Δ, A given as A_log. */
+export function scanFlags(inputs: Pick<ScanInputs, 'deltaSoftplus' | 'aLog'>): number {
+  return (inputs.deltaSoftplus ? SCAN_FLAG_SOFTPLUS : 0) | (inputs.aLog ? SCAN_FLAG_A_LOG : 0);
+}
 
 /** Most states per row scan.cu serves (32 lanes of 4). */
 export const SCAN_MAX_STATES = 128;
@@ -158,20 +169,20 @@ export function bcStrides(t: Tensor): [number, number, number, number] {
 }
 
 /** One problem's ScanFwdArgs (scan.cu): 32 int64 words. */
-function forwardWords(p: Prepared, out: Tensor, softplus: boolean): number[] {
+function forwardWords(p: Prepared, out: Tensor, flags: number): number[] {
   const { dim, len, nState, groups } = p.problem;
   return [
     addressOf(p.u), addressOf(p.delta), addr(p.z), addressOf(p.B), addressOf(p.C), addressOf(p.A), addr(p.D), addr(p.deltaBias),
     addressOf(out), 0, dim, len, nState, groups,
-    ...rowStrides(p.u), ...rowStrides(p.delta), ...rowStrides(p.z), ...bcStrides(p.B), ...bcStrides(p.C), softplus ? 1 : 0,
+    ...rowStrides(p.u), ...rowStrides(p.delta), ...rowStrides(p.z), ...bcStrides(p.B), ...bcStrides(p.C), flags,
   ];
 }
 
-/** Whether two problems can share one paired launch: the same shape, types and softplus. */
-function pairable(a: Prepared, b: Prepared, sa: boolean, sb: boolean): boolean {
+/** Whether two problems can share one paired launch: the same shape, types and flags. */
+function pairable(a: Prepared, b: Prepared, fa: number, fb: number): boolean {
   const [x, y] = [a.problem, b.problem];
   return x.batch === y.batch && x.dim === y.dim && x.len === y.len && x.nState === y.nState && x.groups === y.groups
-    && a.storage === b.storage && a.compute === b.compute && sa === sb;
+    && a.storage === b.storage && a.compute === b.compute && fa === fb;
 }
 
 /**
@@ -211,13 +222,14 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
       try {
         const pa0 = prepare(s, a);
         const pb0 = prepare(s, b);
-        if (!pairable(pa0, pb0, a.deltaSoftplus, b.deltaSoftplus)) return false;
+        const [fa, fb] = [scanFlags(a), scanFlags(b)];
+        if (!pairable(pa0, pb0, fa, fb)) return false;
         // Half the rows of the doubled problem take the split layout too.
         const g = pa0.geometry;
         const name = scanPairKernelName(pa0.storage, g);
         const outA = s.output(outA0, pa0.storage);
         const outB = s.output(outB0, pa0.storage);
-        rt.params.begin().i64Struct(forwardWords(pa0, outA, a.deltaSoftplus)).i64Struct(forwardWords(pb0, outB, b.deltaSoftplus)).i64(g.blocks);
+        rt.params.begin().i64Struct(forwardWords(pa0, outA, fa)).i64Struct(forwardWords(pb0, outB, fb)).i64(g.blocks);
         rt.launch(rt.fn(SCAN_MODULE, name), 2 * g.blocks, g.threads);
         return true;
       } finally {
@@ -238,7 +250,7 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
           .i64(dim).i64(len).i64(nState).i64(groups)
           .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z))
           .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
-          .i32(inputs.deltaSoftplus ? 1 : 0);
+          .i32(scanFlags(inputs));
         rt.launch(rt.fn(SCAN_MODULE, scanKernelName('fwd', p.storage, p.geometry.lanes, p.geometry.statesPerLane)), p.geometry.blocks, p.geometry.threads);
       }
       s.finish();
@@ -268,7 +280,7 @@ export function scanKernels(rt: CudaRuntime): Pick<Kernels, 'selectiveScan' | 's
           .i64(batch).i64(dim).i64(len).i64(nState).i64(groups)
           .i64Struct(rowStrides(p.u)).i64Struct(rowStrides(p.delta)).i64Struct(rowStrides(p.z)).i64Struct(rowStrides(gy))
           .i64Struct(bcStrides(p.B)).i64Struct(bcStrides(p.C))
-          .i32(inputs.deltaSoftplus ? 1 : 0);
+          .i32(scanFlags(inputs));
         rt.launch(rt.fn(SCAN_MODULE, scanKernelName('bwd', p.storage, g.lanes, g.statesPerLane)), g.blocks, g.threads);
       }
       s.finish();
