@@ -309,7 +309,10 @@ def substitute_scan(args, model: Dimba, batch: int, tokens: int, total_ms: float
         return {}
     mixer = model.mamba_blocks[0].mixer
     n_scans = 2 * len(model.mamba_blocks) * calls
-    ours = scan_timing(args, batch, mixer.d_inner, tokens, mixer.d_state, args.scan_impl, bool(args.compile and args.compile_scan), 2, max(3, args.steps), backward)
+    # The substitution subtracts n_scans (1120 per batch-1 sampling run) times this one call's time,
+    # so its run-to-run spread is amplified: 3 repetitions gave 1.109 and 1.189 ms in two calls on
+    # one H100 (0.405 vs 0.295 s/image substituted). 5 warm-up calls and the median of 25.
+    ours = scan_timing(args, batch, mixer.d_inner, tokens, mixer.d_state, args.scan_impl, bool(args.compile and args.compile_scan), 5, max(25, args.steps), backward)
     theirs = mamba_ssm_ms(batch, tokens, mixer.d_inner, mixer.d_state)
     per_call = ours[0] + (ours[1] if backward else 0.0)
     out = {"scan_fwd_ms": ours[0], "scan_bwd_ms": ours[1] if backward else None, "scan_calls": n_scans,
