@@ -102,6 +102,18 @@ function statsInPlace(lse: Tensor): boolean {
 
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
+/**
+ * The route's address slots cleared and q, k, v placed (staged where their layout needs it);
+ * copyBack collects the outputs that must be copied from staging once the plan has run.
+ */
+function qkvAddresses(rt: CudaRuntime, route: Route, s: Scratch, pq: Placed, pk: Placed, pv: Placed): { a: Float64Array; copyBack: [Tensor, Tensor][] } {
+  const a = route.addresses.fill(0);
+  a[UID.q] = addressOf(input(rt, s, pq));
+  a[UID.k] = addressOf(input(rt, s, pk));
+  a[UID.v] = addressOf(input(rt, s, pv));
+  return { a, copyBack: [] };
+}
+
 /** out, lse = attention(q, k, v) through cuDNN; false: use our kernel. */
 export function cudnnForward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, args: AttentionArgs,
   mode: AttentionMode = attentionMode()): boolean {
@@ -115,11 +127,7 @@ export function cudnnForward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, o
   const s = new Scratch(rt);
   let block: Block | null = null;
   try {
-    const a = route.addresses.fill(0);
-    const copyBack: [Tensor, Tensor][] = [];
-    a[UID.q] = addressOf(input(rt, s, pq));
-    a[UID.k] = addressOf(input(rt, s, pk));
-    a[UID.v] = addressOf(input(rt, s, pv));
+    const { a, copyBack } = qkvAddresses(rt, route, s, pq, pk, pv);
     const o = output(s, po, copyBack);
     a[UID.o] = addressOf(o);
     let stats = lse;
@@ -154,11 +162,7 @@ export function cudnnBackward(rt: CudaRuntime, q: Tensor, k: Tensor, v: Tensor, 
   const s = new Scratch(rt);
   let block: Block | null = null;
   try {
-    const a = route.addresses.fill(0);
-    const copyBack: [Tensor, Tensor][] = [];
-    a[UID.q] = addressOf(input(rt, s, pq));
-    a[UID.k] = addressOf(input(rt, s, pk));
-    a[UID.v] = addressOf(input(rt, s, pv));
+    const { a, copyBack } = qkvAddresses(rt, route, s, pq, pk, pv);
     a[UID.o] = addressOf(input(rt, s, po));
     a[UID.dO] = addressOf(input(rt, s, pdo));
     a[UID.dQ] = addressOf(output(s, pdq, copyBack));
