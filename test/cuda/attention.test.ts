@@ -24,7 +24,7 @@ import type { AttentionArgs, FusedKernels } from '../../src/backends/backend.js'
 import { getBackend } from '../../src/backends/registry.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { DType } from '../../src/tensor/dtype.js';
-import { cudaSkip, randomCpu, realCuda } from './helpers.js';
+import { assertBounded, cudaSkip, randomCpu, realCuda } from './helpers.js';
 
 // These specs are about our flash kernels: keep unmasked calls off cuDNN (cudnn-attention.test.ts covers that route).
 process.env.DIMBA_ATTENTION ??= 'ours';
@@ -145,22 +145,6 @@ function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, o: AttentionOpti
   });
 }
 
-/** |a - e| <= tol * bound elementwise (exact where the bound is 0); names the worst element. */
-function assertBounded(what: string, actual: Tensor, expected: Float64Array, bound: Float64Array, tol: number): void {
-  const a = actual.to('cpu').toFloat64Array();
-  assert.equal(a.length, expected.length, `${what}: ${a.length} elements, expected ${expected.length}`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Number.isFinite(a[i]!), `${what}[${i}] = ${a[i]} (expected ${expected[i]})`);
-    const d = Math.abs(a[i]! - expected[i]!);
-    if (bound[i] === 0) assert.equal(d, 0, `${what}[${i}]: ${a[i]} where the value must be exactly ${expected[i]}`);
-    else if (d / bound[i]! > worst) { worst = d / bound[i]!; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: error ${worst.toExponential(3)} x bound above ${tol.toExponential(3)} at [${at}]: `
-    + `cuda ${a[at]}, float64 ${expected[at]}, bound ${bound[at]}`);
-}
-
 function assertLse(what: string, actual: Tensor, expected: Float64Array): void {
   const a = actual.to('cpu').toFloat64Array();
   for (let i = 0; i < a.length; i++) {
@@ -196,11 +180,11 @@ function checkCase(c: Case): void {
   const gk = T.Tensor.empty(kg.shape, c.dtype, cuda);
   const gv = T.Tensor.empty(vg.shape, c.dtype, cuda);
   fused.attentionBackward!(qg, kg, vg, out, lse, dOg, gq, gk, gv, args);
-  assertBounded('out', out, ref.out, ref.outB, 2.5 * u);
+  assertBounded('out', out.to('cpu').toFloat64Array(), ref.out, ref.outB, 2.5 * u);
   assertLse('lse', lse, ref.lse);
-  assertBounded('dq', gq, ref.dq, ref.dqB, 3.5 * u);
-  assertBounded('dk', gk, ref.dk, ref.dkB, 3.5 * u);
-  assertBounded('dv', gv, ref.dv, ref.dvB, 2.5 * u);
+  assertBounded('dq', gq.to('cpu').toFloat64Array(), ref.dq, ref.dqB, 3.5 * u);
+  assertBounded('dk', gk.to('cpu').toFloat64Array(), ref.dk, ref.dkB, 3.5 * u);
+  assertBounded('dv', gv.to('cpu').toFloat64Array(), ref.dv, ref.dvB, 2.5 * u);
 
   // Through the op: it must take the fused path and give the same values.
   const counts = countCalls(fused);
@@ -210,9 +194,9 @@ function checkCase(c: Case): void {
     T.sum(T.mul(T.cast(y, 'float32'), T.cast(dOg, 'float32'))).backward();
     assert.deepEqual([counts.forward, counts.backward], [1, 1], 'the op ran the fused forward and backward once each');
     assert.deepEqual(y.to('cpu').toFloat64Array(), out.to('cpu').toFloat64Array(), 'op output = direct call');
-    assertBounded('op dq', leaves[0]!.grad!, ref.dq, ref.dqB, 3.5 * u);
-    assertBounded('op dk', leaves[1]!.grad!, ref.dk, ref.dkB, 3.5 * u);
-    assertBounded('op dv', leaves[2]!.grad!, ref.dv, ref.dvB, 2.5 * u);
+    assertBounded('op dq', leaves[0]!.grad!.to('cpu').toFloat64Array(), ref.dq, ref.dqB, 3.5 * u);
+    assertBounded('op dk', leaves[1]!.grad!.to('cpu').toFloat64Array(), ref.dk, ref.dkB, 3.5 * u);
+    assertBounded('op dv', leaves[2]!.grad!.to('cpu').toFloat64Array(), ref.dv, ref.dvB, 2.5 * u);
   } finally {
     counts.restore();
   }

@@ -11,7 +11,11 @@ import type { CudaBackend } from '../../src/backends/cuda/backend.js';
 import { cudnnAttentionFor } from '../../src/backends/cuda/cudnn-attention/plan.js';
 import { cudnnBackward, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { cudaSkip, randomCpu, realCuda } from './helpers.js';
+import { assign_ } from '../../src/ops/inplace.js';
+import type { CudaGraph } from '../../src/backends/cuda/graph.js';
+import { assertBounded, cudaSkip, randomCpu, realCuda } from './helpers.js';
+
+export { assertBounded };
 
 export function backend(): CudaBackend {
   return getBackend('cuda') as CudaBackend;
@@ -64,26 +68,13 @@ export function emptyLike(like: Tensor): Tensor {
 
 export const firstHeads = (t: Tensor, hr: number) => T.narrow(t, 1, 0, hr).to('cpu').toFloat64Array();
 
-/** Largest |a - e| / bound (exact where the bound is 0); asserts it is at most tol and returns it. */
-export function assertBounded(what: string, actual: Float64Array, expected: Float64Array, bound: Float64Array, tol: number): number {
-  assert.equal(actual.length, expected.length, `${what}: ${actual.length} elements, expected ${expected.length}`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < actual.length; i++) {
-    assert.ok(Number.isFinite(actual[i]!), `${what}[${i}] = ${actual[i]} (expected ${expected[i]})`);
-    const d = Math.abs(actual[i]! - expected[i]!);
-    if (bound[i] === 0) assert.equal(d, 0, `${what}[${i}]: ${actual[i]} where the value must be exactly ${expected[i]}`);
-    else if (d / bound[i]! > worst) { worst = d / bound[i]!; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: error ${worst.toExponential(3)} x bound above ${tol.toExponential(3)} at [${at}]: `
-    + `got ${actual[at]}, float64 ${expected[at]}, bound ${bound[at]}`);
-  return worst;
-}
-
+/** Natural-log logsumexp per row against float64; -inf exactly where every key is masked. */
 export function assertLse(what: string, actual: Float64Array, expected: Float64Array): void {
+  assert.equal(actual.length, expected.length, `${what}: ${actual.length} rows, expected ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
     const e = expected[i]!;
-    assert.ok(Math.abs(actual[i]! - e) <= 1e-4 * (1 + Math.abs(e)), `${what}[${i}]: ${actual[i]} vs float64 ${e} (natural-log logsumexp of the scaled scores)`);
+    if (e === -Infinity) assert.equal(actual[i], -Infinity, `${what}[${i}]: ${actual[i]} for a row with every key masked (our kernel's -inf)`);
+    else assert.ok(Math.abs(actual[i]! - e) <= 1e-4 * (1 + Math.abs(e)), `${what}[${i}]: ${actual[i]} vs float64 ${e} (natural-log logsumexp of the scaled scores)`);
   }
 }
 
@@ -148,15 +139,7 @@ export function printPlans(): void {
 export interface Run { out: Tensor; lse: Tensor; gq: Tensor; gk: Tensor; gv: Tensor }
 
 export function runOurs(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, args: AttentionArgs): Run {
-  const fused = backend().fused;
-  return withMode('ours', () => {
-    const out = emptyLike(q);
-    const lse = T.Tensor.empty(q.shape.slice(0, 3), 'float32', backend());
-    fused.attention!(q, k, v, out, lse, args);
-    const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
-    fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args);
-    return { out, lse, gq, gk, gv };
-  });
+  return withMode('ours', () => fusedStep(q, k, v, dO, args));
 }
 
 export function runCudnn(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, args: AttentionArgs): Run {
@@ -185,6 +168,64 @@ export interface GradReference {
 }
 
 /**
+ * dq, dk, dv of the first `hr` heads within 5, 5 and 3.5 times their bounds (u: the dtype's unit
+ * roundoff); returns the worst error of each in multiples of the bound.
+ */
+export function assertGradsBounded(what: string, g: { gq: Tensor; gk: Tensor; gv: Tensor }, ref: GradReference, hr: number, u: number): { dq: number; dk: number; dv: number } {
+  return {
+    dq: assertBounded(`${what} dq`, firstHeads(g.gq, hr), ref.dq, ref.dqB, 5 * u),
+    dk: assertBounded(`${what} dk`, firstHeads(g.gk, hr), ref.dk, ref.dkB, 5 * u),
+    dv: assertBounded(`${what} dv`, firstHeads(g.gv, hr), ref.dv, ref.dvB, 3.5 * u),
+  };
+}
+
+/** float64 forward and gradients of the first heads with their error bounds (each test's reference()). */
+export interface AttentionReference extends GradReference {
+  readonly out: Float64Array; readonly lse: Float64Array; readonly outB: Float64Array;
+}
+
+/**
+ * float64 attention of [B, H, L, E] operands (already float64) with an optional additive bias,
+ * its gradients for the upstream gradient dO, and error bounds: each value's sum of absolute
+ * terms (the bound's unit is the roundoff of the kernel's dtype).
+ */
+export function attentionReference(q64: Tensor, k64: Tensor, v64: Tensor, dO64: Tensor, scale: number, bias: Tensor | null = null): AttentionReference {
+  return T.noGrad(() => {
+    const scores = T.mul(T.matmul(q64, T.transpose(k64, -2, -1)), scale);
+    const s = bias ? T.add(scores, bias) : scores;
+    const m = T.max(s, -1, true);
+    const lse = T.add(T.log(T.sum(T.exp(T.sub(s, m)), -1, true)), m);
+    const P = T.exp(T.sub(s, lse));
+    const out = T.matmul(P, v64);
+    const dP = T.matmul(dO64, T.transpose(v64, -2, -1));
+    const delta = T.sum(T.mul(out, dO64), -1, true);
+    const dS = T.mul(T.mul(P, T.sub(dP, delta)), scale);
+    const dSabs = T.mul(P, T.add(T.abs(dP), T.sum(T.abs(T.mul(out, dO64)), -1, true)));
+    const Pt = T.transpose(P, -2, -1);
+    return {
+      out: out.toFloat64Array(), lse: lse.toFloat64Array(),
+      dq: T.matmul(dS, k64).toFloat64Array(), dk: T.matmul(T.transpose(dS, -2, -1), q64).toFloat64Array(), dv: T.matmul(Pt, dO64).toFloat64Array(),
+      outB: T.matmul(P, T.abs(v64)).toFloat64Array(),
+      dvB: T.matmul(Pt, T.abs(dO64)).toFloat64Array(),
+      dqB: T.mul(T.matmul(dSabs, T.abs(k64)), scale).toFloat64Array(),
+      dkB: T.mul(T.matmul(T.transpose(dSabs, -2, -1), T.abs(q64)), scale).toFloat64Array(),
+    };
+  });
+}
+
+/**
+ * cuDNN's out and gradients within their bounds of the float64 reference (u: the unit roundoff of
+ * the dtype), and both routes' lse at the reference's; returns the worst error per output, in
+ * multiples of the bound.
+ */
+export function assertCudnnAgainstReference(cd: Run, ours: Run, ref: AttentionReference, hr: number, u: number): { out: number; dq: number; dk: number; dv: number } {
+  const worst = { out: assertBounded('cuDNN out', firstHeads(cd.out, hr), ref.out, ref.outB, 3.5 * u), ...assertGradsBounded('cuDNN', cd, ref, hr, u) };
+  assertLse('cuDNN lse', firstHeads(cd.lse, hr), ref.lse);
+  assertLse('our lse', firstHeads(ours.lse, hr), ref.lse);
+  return worst;
+}
+
+/**
  * Either backward after either forward (the two routes share lse's meaning): cuDNN's forward with
  * our backward, then ours with cuDNN's; the first two heads' gradients against `ref`.
  */
@@ -200,8 +241,37 @@ export function checkMixedRoutes(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, ar
     const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
     if (bwd === 'cudnn') assert.ok(cudnnBackward(rt, q, k, v, out, lse, dO, gq, gk, gv, args, 'cudnn'));
     else withMode('ours', () => fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args));
-    assertBounded(`${fwd} forward, ${bwd} backward: dq`, firstHeads(gq, 2), ref.dq, ref.dqB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dk`, firstHeads(gk, 2), ref.dk, ref.dkB, 5 * u);
-    assertBounded(`${fwd} forward, ${bwd} backward: dv`, firstHeads(gv, 2), ref.dv, ref.dvB, 3.5 * u);
+    assertGradsBounded(`${fwd} forward, ${bwd} backward:`, { gq, gk, gv }, ref, 2, u);
+  }
+}
+
+/** One forward and backward through the backend's fused kernels (whichever route the mode picks), as a graph step. */
+export function fusedStep(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, args: AttentionArgs): Run {
+  const fused = backend().fused;
+  const out = emptyLike(q);
+  const lse = T.Tensor.empty(q.shape.slice(0, 3), 'float32', backend());
+  fused.attention!(q, k, v, out, lse, args);
+  const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
+  fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args);
+  return { out, lse, gq, gk, gv };
+}
+
+/**
+ * Two rounds of fresh q, k, v, dO (scaled 1.5, 1.5, 1, 1), a replay of `graph` (captured from
+ * `step`, its outputs `result`) and an eager step: out and lse must equal the eager ones exactly;
+ * `gradsAgree` judges each gradient (cuDNN's dQ accumulates with atomics).
+ */
+export function assertReplaysMatchEager(graph: CudaGraph, result: Run, step: () => Run, inputs: readonly [Tensor, Tensor, Tensor, Tensor],
+  dtype: 'bfloat16' | 'float16', gradsAgree: (what: string, replayed: Tensor, eager: Tensor) => void): void {
+  const [q, k, v, dO] = inputs;
+  for (let round = 0; round < 2; round++) {
+    for (const [t, s] of [[q, 1.5], [k, 1.5], [v, 1], [dO, 1]] as const) {
+      assign_(t, randomCpu(t.shape as number[], dtype, (x) => x * s).to('cuda'));
+    }
+    graph.replay();
+    const eager = step();
+    assert.deepEqual(result.out.to('cpu').toFloat64Array(), eager.out.to('cpu').toFloat64Array(), `round ${round}: replayed out = eager out`);
+    assert.deepEqual(result.lse.to('cpu').toFloat64Array(), eager.lse.to('cpu').toFloat64Array(), `round ${round}: replayed lse = eager lse`);
+    for (const n of ['gq', 'gk', 'gv'] as const) gradsAgree(`round ${round}: replayed ${n}`, result[n], eager[n]);
   }
 }

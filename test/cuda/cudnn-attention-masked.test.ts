@@ -17,15 +17,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/index.js';
-import { assign_ } from '../../src/ops/inplace.js';
 import type { AttentionArgs } from '../../src/backends/backend.js';
 import { CudaGraph } from '../../src/backends/cuda/graph.js';
 import { cudnnBackward, cudnnCallStats, cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { randomCpu } from './helpers.js';
 import {
-  assertBounded, backend, checkMixedRoutes, emptyLike, executions, firstHeads, printPlans, runCudnn, runOurs, skip, withMode, worstHeadRms,
-  type Run,
+  attentionReference, assertCudnnAgainstReference, assertReplaysMatchEager, backend, checkMixedRoutes, emptyLike, executions, fusedStep, printPlans, runCudnn, runOurs, skip, withMode,
+  worstHeadRms, type AttentionReference, type Run,
 } from './cudnn-attention-helpers.js';
 
 interface MaskedCase {
@@ -91,17 +90,12 @@ function additive(c: MaskedCase, keep: boolean[][], q: Tensor): Tensor {
   return T.expand(m, [c.b, c.h, c.lq, c.lk]);
 }
 
-interface Expected {
-  readonly out: Float64Array; readonly lse: Float64Array; readonly dq: Float64Array; readonly dk: Float64Array; readonly dv: Float64Array;
-  readonly outB: Float64Array; readonly dqB: Float64Array; readonly dkB: Float64Array; readonly dvB: Float64Array;
-}
-
 /**
  * float64 attention with the key padding over the first `hr` heads, batch row by batch row; a row
  * without a valid key gives O = 0, lse = -inf, zero gradients and zero bounds.
  */
-function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, keep: boolean[][], scale: number, hr: number): Expected {
-  const parts: Record<keyof Expected, Float64Array[]> = { out: [], lse: [], dq: [], dk: [], dv: [], outB: [], dqB: [], dkB: [], dvB: [] };
+function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, keep: boolean[][], scale: number, hr: number): AttentionReference {
+  const parts: Record<keyof AttentionReference, Float64Array[]> = { out: [], lse: [], dq: [], dk: [], dv: [], outB: [], dqB: [], dkB: [], dvB: [] };
   const [, , lq, e] = q.shape as [number, number, number, number];
   const lk = k.shape[2]!;
   T.noGrad(() => {
@@ -111,31 +105,14 @@ function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, keep: boolean[][
       if (!row.some(Boolean)) {
         for (const [n, size] of [['out', lq * e], ['dq', lq * e], ['dk', lk * e], ['dv', lk * e]] as const) {
           parts[n].push(new Float64Array(hr * size));
-          parts[`${n}B` as keyof Expected].push(new Float64Array(hr * size));
+          parts[`${n}B` as keyof AttentionReference].push(new Float64Array(hr * size));
         }
         parts.lse.push(new Float64Array(hr * lq).fill(-Infinity));
         return;
       }
       const bias = T.Tensor.fromHost(Float64Array.from(row, (x) => (x ? 0 : -Infinity)), [1, 1, 1, lk], 'float64');
-      const s = T.add(T.mul(T.matmul(q64, T.transpose(k64, -2, -1)), scale), bias);
-      const m = T.max(s, -1, true);
-      const lse = T.add(T.log(T.sum(T.exp(T.sub(s, m)), -1, true)), m);
-      const P = T.exp(T.sub(s, lse));
-      const out = T.matmul(P, v64);
-      const dP = T.matmul(dO64, T.transpose(v64, -2, -1));
-      const delta = T.sum(T.mul(out, dO64), -1, true);
-      const dS = T.mul(T.mul(P, T.sub(dP, delta)), scale);
-      const dSabs = T.mul(P, T.add(T.abs(dP), T.sum(T.abs(T.mul(out, dO64)), -1, true)));
-      const Pt = T.transpose(P, -2, -1);
-      parts.out.push(out.toFloat64Array());
-      parts.lse.push(lse.toFloat64Array());
-      parts.dq.push(T.matmul(dS, k64).toFloat64Array());
-      parts.dk.push(T.matmul(T.transpose(dS, -2, -1), q64).toFloat64Array());
-      parts.dv.push(T.matmul(Pt, dO64).toFloat64Array());
-      parts.outB.push(T.matmul(P, T.abs(v64)).toFloat64Array());
-      parts.dvB.push(T.matmul(Pt, T.abs(dO64)).toFloat64Array());
-      parts.dqB.push(T.mul(T.matmul(dSabs, T.abs(k64)), scale).toFloat64Array());
-      parts.dkB.push(T.mul(T.matmul(T.transpose(dSabs, -2, -1), T.abs(q64)), scale).toFloat64Array());
+      const r = attentionReference(q64, k64, v64, dO64, scale, bias);
+      for (const n of Object.keys(parts) as (keyof AttentionReference)[]) parts[n].push(r[n]);
     });
   });
   const join = (xs: Float64Array[]) => {
@@ -144,17 +121,7 @@ function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, keep: boolean[][
     for (const x of xs) { out.set(x, at); at += x.length; }
     return out;
   };
-  return Object.fromEntries(Object.entries(parts).map(([n, xs]) => [n, join(xs)])) as unknown as Expected;
-}
-
-/** Natural-log logsumexp per row; -inf exactly where every key is masked. */
-function assertLse(what: string, actual: Float64Array, expected: Float64Array): void {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    if (e === -Infinity) assert.equal(actual[i], -Infinity, `${what}[${i}]: ${actual[i]} for a row with every key masked (our kernel's -inf)`);
-    else assert.ok(Math.abs(actual[i]! - e) <= 1e-4 * (1 + Math.abs(e)), `${what}[${i}]: ${actual[i]} vs float64 ${e}`);
-  }
+  return Object.fromEntries(Object.entries(parts).map(([n, xs]) => [n, join(xs)])) as unknown as AttentionReference;
 }
 
 /** Per-head relative RMS difference, skipping heads whose reference is all zero (fully masked) and comparing those exactly. */
@@ -184,14 +151,7 @@ function checkCase(c: MaskedCase): void {
   const cd = runCudnn(qg, kg, vg, dOg, args);
   assert.equal(executions(), before + 2, 'two cuDNN executions (masked forward, masked backward)');
   const ours = runOurs(qg, kg, vg, dOg, args);
-  const worst = {
-    out: assertBounded('cuDNN out', firstHeads(cd.out, hr), ref.out, ref.outB, 3.5 * u),
-    dq: assertBounded('cuDNN dq', firstHeads(cd.gq, hr), ref.dq, ref.dqB, 5 * u),
-    dk: assertBounded('cuDNN dk', firstHeads(cd.gk, hr), ref.dk, ref.dkB, 5 * u),
-    dv: assertBounded('cuDNN dv', firstHeads(cd.gv, hr), ref.dv, ref.dvB, 3.5 * u),
-  };
-  assertLse('cuDNN lse', firstHeads(cd.lse, hr), ref.lse);
-  assertLse('our lse', firstHeads(ours.lse, hr), ref.lse);
+  const worst = assertCudnnAgainstReference(cd, ours, ref, hr, u);
   const rms = (['out', 'gq', 'gk', 'gv'] as const).map((n) => `${n} ${assertAgrees(n, cd[n], ours[n]).toExponential(2)}`);
   const lc = cd.lse.to('cpu').toFloat64Array();
   const lo = ours.lse.to('cpu').toFloat64Array();
@@ -317,41 +277,23 @@ test('repeated masked calls (28 blocks\' worth) reuse one decision per direction
 
 test('the masked cuDNN route replays in a CUDA graph', { skip }, () => {
   const b = backend();
-  const fused = b.fused;
   const c = EMPTY;
   const [, q] = operand(c, c.lq, 1.5);
   const [, k] = operand(c, c.lk, 1.5);
   const [, v] = operand(c, c.lk);
   const [, dO] = operand(c, c.lq);
   const args: AttentionArgs = { scale: 1 / Math.sqrt(c.e), mask: additive(c, c.keep(c.b, c.lk), q) };
-  const step = (): Run => {
-    const out = emptyLike(q);
-    const lse = T.Tensor.empty([c.b, c.h, c.lq], 'float32', b);
-    fused.attention!(q, k, v, out, lse, args);
-    const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
-    fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args);
-    return { out, lse, gq, gk, gv };
-  };
+  const step = (): Run => fusedStep(q, k, v, dO, args);
   withMode('cudnn', () => {
     step(); // warm-up: builds and runs both plans, loads the fix-up kernels
     const n = executions();
     const { result, graph } = CudaGraph.capture(b.runtime, step, 'masked attention');
     assert.equal(executions(), n + 2, 'capture recorded both executions');
-    for (let round = 0; round < 2; round++) {
-      for (const [t, s] of [[q, 1.5], [k, 1.5], [v, 1], [dO, 1]] as const) {
-        assign_(t, randomCpu(t.shape as number[], c.dtype, (x) => x * s).to('cuda'));
-      }
-      graph.replay();
-      const eager = step();
-      assert.deepEqual(result.out.to('cpu').toFloat64Array(), eager.out.to('cpu').toFloat64Array(), `round ${round}: replayed out = eager out`);
-      assert.deepEqual(result.lse.to('cpu').toFloat64Array(), eager.lse.to('cpu').toFloat64Array(), `round ${round}: replayed lse = eager lse`);
-      for (const n2 of ['gq', 'gk', 'gv'] as const) {
-        const x = result[n2].to('cpu').toFloat64Array();
-        assert.ok(x.every(Number.isFinite), `round ${round}: replayed ${n2} is finite`);
-        const rms = worstHeadRms(result[n2], eager[n2]);
-        assert.ok(rms < 1e-2, `round ${round}: replayed ${n2} differs from eager (relative RMS ${rms})`);
-      }
-    }
+    assertReplaysMatchEager(graph, result, step, [q, k, v, dO], c.dtype, (what, replayed, eager) => {
+      assert.ok(replayed.to('cpu').toFloat64Array().every(Number.isFinite), `${what} is finite`);
+      const rms = worstHeadRms(replayed, eager);
+      assert.ok(rms < 1e-2, `${what} differs from eager (relative RMS ${rms})`);
+    });
     graph.destroy();
   });
   printPlans();
@@ -365,14 +307,7 @@ test('a masked backward with Lk = 64 mod 128 stays on our kernel (pytorch#196678
   const [, dO] = operand(c, c.lq);
   const args: AttentionArgs = { scale: 1 / Math.sqrt(c.e), mask: additive(c, c.keep(c.b, c.lk), q) };
   const n = executions();
-  const run = withMode(undefined, () => {
-    const out = emptyLike(q);
-    const lse = T.Tensor.empty([c.b, c.h, c.lq], 'float32', backend());
-    backend().fused.attention!(q, k, v, out, lse, args);
-    const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
-    backend().fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args);
-    return gq;
-  });
+  const run = withMode(undefined, () => fusedStep(q, k, v, dO, args).gq);
   assert.equal(executions(), n + 1, 'only the forward ran on cuDNN');
   assert.ok(run.to('cpu').toFloat64Array().every(Number.isFinite));
   const out = emptyLike(q);

@@ -20,16 +20,13 @@ import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as T from '../../src/index.js';
-import { assign_ } from '../../src/ops/inplace.js';
 import type { AttentionArgs } from '../../src/backends/backend.js';
 import { CudaGraph, CudaGraphCaptureError } from '../../src/backends/cuda/graph.js';
 import { cudnnForward } from '../../src/backends/cuda/cudnn-attention/run.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { randomCpu } from './helpers.js';
 import {
-  assertBounded, assertLse, backend, caseName, checkMixedRoutes, emptyLike, executions, firstHeads, heads, printPlans, relativeGap, runCudnn,
-  runOurs, skip,
-  withMode, worstHeadRms, type Case, type Run,
+  assertBounded, attentionReference, assertCudnnAgainstReference, assertReplaysMatchEager, assertGradsBounded, backend, caseName, checkMixedRoutes, emptyLike, executions, firstHeads, fusedStep,
+  heads, printPlans, relativeGap, runCudnn, runOurs, skip, withMode, worstHeadRms, type AttentionReference, type Case, type Run,
 } from './cudnn-attention-helpers.js';
 
 const CASES: Case[] = [
@@ -42,35 +39,11 @@ const CASES: Case[] = [
   { dtype: 'float16', b: 2, h: 4, l: 300, e: 72, split: true },
 ];
 
-interface Reference {
-  readonly out: Float64Array; readonly lse: Float64Array; readonly dq: Float64Array; readonly dk: Float64Array; readonly dv: Float64Array;
-  readonly outB: Float64Array; readonly dqB: Float64Array; readonly dkB: Float64Array; readonly dvB: Float64Array;
-}
-
 /** float64 values and error bounds for the first `hr` heads. */
-function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, scale: number, hr: number): Reference {
+function reference(q: Tensor, k: Tensor, v: Tensor, dO: Tensor, scale: number, hr: number): AttentionReference {
   const f64 = (t: Tensor) => T.contiguous(T.cast(T.narrow(t, 1, 0, hr), 'float64'));
   const [q64, k64, v64, dO64] = [q, k, v, dO].map(f64) as [Tensor, Tensor, Tensor, Tensor];
-  return T.noGrad(() => {
-    const s = T.mul(T.matmul(q64, T.transpose(k64, -2, -1)), scale);
-    const m = T.max(s, -1, true);
-    const lse = T.add(T.log(T.sum(T.exp(T.sub(s, m)), -1, true)), m);
-    const P = T.exp(T.sub(s, lse));
-    const out = T.matmul(P, v64);
-    const dP = T.matmul(dO64, T.transpose(v64, -2, -1));
-    const delta = T.sum(T.mul(out, dO64), -1, true);
-    const dS = T.mul(T.mul(P, T.sub(dP, delta)), scale);
-    const dSabs = T.mul(P, T.add(T.abs(dP), T.sum(T.abs(T.mul(out, dO64)), -1, true)));
-    const Pt = T.transpose(P, -2, -1);
-    return {
-      out: out.toFloat64Array(), lse: lse.toFloat64Array(),
-      dq: T.matmul(dS, k64).toFloat64Array(), dk: T.matmul(T.transpose(dS, -2, -1), q64).toFloat64Array(), dv: T.matmul(Pt, dO64).toFloat64Array(),
-      outB: T.matmul(P, T.abs(v64)).toFloat64Array(),
-      dvB: T.matmul(Pt, T.abs(dO64)).toFloat64Array(),
-      dqB: T.mul(T.matmul(dSabs, T.abs(k64)), scale).toFloat64Array(),
-      dkB: T.mul(T.matmul(T.transpose(dSabs, -2, -1), T.abs(q64)), scale).toFloat64Array(),
-    };
-  });
+  return attentionReference(q64, k64, v64, dO64, scale);
 }
 
 function checkCase(c: Case): void {
@@ -88,14 +61,7 @@ function checkCase(c: Case): void {
   const cd = runCudnn(qg, kg, vg, dOg, args);
   assert.equal(executions(), before + 2, 'two cuDNN executions (forward, backward)');
   const ours = runOurs(qg, kg, vg, dOg, args);
-  const worst = {
-    out: assertBounded('cuDNN out', firstHeads(cd.out, hr), ref.out, ref.outB, 3.5 * u),
-    dq: assertBounded('cuDNN dq', firstHeads(cd.gq, hr), ref.dq, ref.dqB, 5 * u),
-    dk: assertBounded('cuDNN dk', firstHeads(cd.gk, hr), ref.dk, ref.dkB, 5 * u),
-    dv: assertBounded('cuDNN dv', firstHeads(cd.gv, hr), ref.dv, ref.dvB, 3.5 * u),
-  };
-  assertLse('cuDNN lse', firstHeads(cd.lse, hr), ref.lse);
-  assertLse('our lse', firstHeads(ours.lse, hr), ref.lse);
+  const worst = assertCudnnAgainstReference(cd, ours, ref, hr, u);
   const gaps = (['out', 'lse', 'gq', 'gk', 'gv'] as const).map((n) => `${n} ${relativeGap(cd[n], ours[n]).toExponential(2)}`);
   console.log(`# ${caseName(c)}: cuDNN error / (u bound): out ${(worst.out / u).toFixed(2)}, dq ${(worst.dq / u).toFixed(2)}, `
     + `dk ${(worst.dk / u).toFixed(2)}, dv ${(worst.dv / u).toFixed(2)}; cuDNN vs ours (max abs / mean abs): ${gaps.join(', ')}`);
@@ -165,9 +131,7 @@ test('through the op: auto takes cuDNN (key padding too), a query-varying mask f
   const auto = withMode(undefined, () => op());
   assert.equal(executions(), n + 2, 'auto ran the forward and backward on cuDNN');
   assertBounded('op out (auto)', firstHeads(auto.y, 2), ref.out, ref.outB, 3.5 * u);
-  assertBounded('op dq (auto)', firstHeads(auto.gq, 2), ref.dq, ref.dqB, 5 * u);
-  assertBounded('op dk (auto)', firstHeads(auto.gk, 2), ref.dk, ref.dkB, 5 * u);
-  assertBounded('op dv (auto)', firstHeads(auto.gv, 2), ref.dv, ref.dvB, 3.5 * u);
+  assertGradsBounded('op (auto)', auto, ref, 2, u);
 
   n = executions();
   const ours = withMode('ours', () => op());
@@ -181,9 +145,7 @@ test('through the op: auto takes cuDNN (key padding too), a query-varying mask f
   const padded = withMode(undefined, () => op({ keyPadding: keep }));
   assert.equal(executions(), n + 2, 'key padding runs on cuDNN (masked forward and backward)');
   assertBounded('op out (auto, key padding)', firstHeads(padded.y, 2), ref.out, ref.outB, 3.5 * u);
-  assertBounded('op dq (auto, key padding)', firstHeads(padded.gq, 2), ref.dq, ref.dqB, 5 * u);
-  assertBounded('op dk (auto, key padding)', firstHeads(padded.gk, 2), ref.dk, ref.dkB, 5 * u);
-  assertBounded('op dv (auto, key padding)', firstHeads(padded.gv, 2), ref.dv, ref.dvB, 3.5 * u);
+  assertGradsBounded('op (auto, key padding)', padded, ref, 2, u);
 
   // A mask that varies over queries (all true, so again the same attention) is not key padding: our kernel.
   const everywhere = T.Tensor.fromHost(new Uint8Array(MID.b * MID.l * MID.l).fill(1), [MID.b, 1, MID.l, MID.l], 'bool').to('cuda');
@@ -200,21 +162,13 @@ test('through the op: auto takes cuDNN (key padding too), a query-varying mask f
 
 test('cuDNN attention replays in a CUDA graph; an unbuilt plan is refused during capture', { skip }, () => {
   const b = backend();
-  const fused = b.fused;
   const c: Case = { dtype: 'bfloat16', b: 2, h: 4, l: 192, e: 64, split: true };
   const [, q] = heads(c, 1.5);
   const [, k] = heads(c, 1.5);
   const [, v] = heads(c);
   const [, dO] = heads(c);
   const args: AttentionArgs = { scale: 0.125, mask: null };
-  const step = (): Run => {
-    const out = emptyLike(q);
-    const lse = T.Tensor.empty([c.b, c.h, c.l], 'float32', b);
-    fused.attention!(q, k, v, out, lse, args);
-    const [gq, gk, gv] = [emptyLike(q), emptyLike(k), emptyLike(v)];
-    fused.attentionBackward!(q, k, v, out, lse, dO, gq, gk, gv, args);
-    return { out, lse, gq, gk, gv };
-  };
+  const step = (): Run => fusedStep(q, k, v, dO, args);
   withMode('cudnn', () => {
     // Not run before: building the plan inside the capture is refused by name.
     assert.throws(() => CudaGraph.capture(b.runtime, step, 'attention'), (e: unknown) => {
@@ -226,20 +180,11 @@ test('cuDNN attention replays in a CUDA graph; an unbuilt plan is refused during
     const n = executions();
     const { result, graph } = CudaGraph.capture(b.runtime, step, 'attention');
     assert.equal(executions(), n + 2, 'capture recorded both executions');
-    for (let round = 0; round < 2; round++) {
-      for (const [t, s] of [[q, 1.5], [k, 1.5], [v, 1], [dO, 1]] as const) {
-        assign_(t, randomCpu(t.shape as number[], c.dtype, (x) => x * s).to('cuda'));
-      }
-      graph.replay();
-      const eager = step();
-      assert.deepEqual(result.out.to('cpu').toFloat64Array(), eager.out.to('cpu').toFloat64Array(), `round ${round}: replayed out = eager out`);
-      assert.deepEqual(result.lse.to('cpu').toFloat64Array(), eager.lse.to('cpu').toFloat64Array(), `round ${round}: replayed lse = eager lse`);
-      // dQ accumulates with atomics in cuDNN: equal up to float32 summation order.
-      for (const n2 of ['gq', 'gk', 'gv'] as const) {
-        const gap = relativeGap(result[n2], eager[n2]);
-        assert.ok(gap < 2e-2, `round ${round}: replayed ${n2} differs from eager by ${gap}`);
-      }
-    }
+    // dQ accumulates with atomics in cuDNN: equal up to float32 summation order.
+    assertReplaysMatchEager(graph, result, step, [q, k, v, dO], c.dtype, (what, replayed, eager) => {
+      const gap = relativeGap(replayed, eager);
+      assert.ok(gap < 2e-2, `${what} differs from eager by ${gap}`);
+    });
     assert.equal(graph.replays, 2);
     graph.destroy();
   });

@@ -102,6 +102,25 @@ function compare(actual: Tensor, expected: Tensor, rtol: number): Comparison {
 }
 
 /** The error measure assertClose applies its tolerance to (for tolerances derived per tensor). */
+/**
+ * Largest |a - e| / bound over the elements (a value whose bound is 0 must be exact, and every
+ * value finite); asserts it is at most tol and returns it, naming the worst element otherwise.
+ */
+export function assertBounded(what: string, actual: Float64Array, expected: Float64Array, bound: Float64Array, tol: number): number {
+  assert.equal(actual.length, expected.length, `${what}: ${actual.length} elements, expected ${expected.length}`);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < actual.length; i++) {
+    assert.ok(Number.isFinite(actual[i]!), `${what}[${i}] = ${actual[i]} (expected ${expected[i]})`);
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (bound[i] === 0) assert.equal(d, 0, `${what}[${i}]: ${actual[i]} where the value must be exactly ${expected[i]}`);
+    else if (d / bound[i]! > worst) { worst = d / bound[i]!; at = i; }
+  }
+  assert.ok(worst <= tol, `${what}: error ${worst.toExponential(3)} x bound above ${tol.toExponential(3)} at [${at}]: `
+    + `got ${actual[at]}, float64 ${expected[at]}, bound ${bound[at]}`);
+  return worst;
+}
+
 export function maxRelativeError(actual: Tensor, expected: Tensor): number {
   return compare(actual, expected, Infinity).maxRel;
 }
