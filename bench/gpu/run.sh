@@ -124,7 +124,7 @@ cat "$out/gpu.txt"
 want() { [ "$part" = all ] || [ "$part" = "$1" ] || { [ "$part" = ref ] && [[ "$1" == ref-* ]]; }; }
 
 if want ours; then
-  [ "$cpu" = 1 ] || step warm-kernels 30 node "$dist/bench/cuda/warm-kernels.js"
+  [ "$cpu" = 1 ] || step warm-kernels 30 node "$dist/bench/cuda/warm-kernels.js" --types bf16,f32
   step ours-attention 20 node "$dist/bench/cuda/attention-compare.js" --json --steps "$k_steps" --warmup "$k_warm" ${node_dev[@]+"${node_dev[@]}"} ${att_graphs[@]+"${att_graphs[@]}"}
   step ours-scan 20 node "$dist/bench/cuda/scan-compare.js" --json --steps "$k_steps" --warmup "$k_warm" ${node_dev[@]+"${node_dev[@]}"}
 fi

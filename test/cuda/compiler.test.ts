@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheKey, chooseTarget, compileOptions, defaultCacheDir, DiskCache, KernelCompiler } from '../../src/backends/cuda/compiler.js';
 import { NvrtcError, type NvrtcApi } from '../../src/backends/cuda/ffi/nvrtc.js';
-import { readKernelSource, COPY_MODULE, type KernelSource } from '../../src/backends/cuda/kernels/source.js';
+import { ALL_MODULES, kernelPart, partDefines, readKernelSource, COPY_MODULE, type KernelSource } from '../../src/backends/cuda/kernels/source.js';
 
 const source: KernelSource = { name: 'k.cu', source: 'extern "C" __global__ void k() {}', headers: { 'common.cuh': '// h' } };
 
@@ -36,11 +36,12 @@ test('cache directory: DIMBA_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () 
 });
 
 /** An NVRTC stand-in: "compiles" by echoing the source bytes, or fails with a log when the source says FAIL. */
-function fakeNvrtc(): NvrtcApi & { compiles: number } {
+function fakeNvrtc(): NvrtcApi & { compiles: number; lastOptions: string[] } {
   const programs = new Map<number, string>();
   let next = 1;
   const api = {
     compiles: 0,
+    lastOptions: [] as string[],
     library: { handle: null as never, path: 'fake' },
     nvrtcVersion(major: Int32Array, minor: Int32Array) { major[0] = 13; minor[0] = 0; return 0; },
     nvrtcGetNumSupportedArchs(count: Int32Array) { count[0] = 2; return 0; },
@@ -55,6 +56,7 @@ function fakeNvrtc(): NvrtcApi & { compiles: number } {
     nvrtcCompileProgram(program: number, n: number, options: string[]) {
       assert.equal(options.length, n);
       api.compiles++;
+      api.lastOptions = options;
       return programs.get(program)!.includes('FAIL') ? 6 : 0;
     },
     nvrtcGetProgramLogSize(_p: number, size: BigUint64Array) { size[0] = 32n; return 0; },
@@ -100,6 +102,39 @@ test('compiled images are cached on disk and reused by a fresh compiler; failure
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a type-split module part: its -DDIMBA_ONLY_TYPE reaches NVRTC and keys its own cache entry', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dimba-nvrtc-'));
+  try {
+    const nvrtc = fakeNvrtc();
+    const compiler = new KernelCompiler(nvrtc, new DiskCache(dir));
+    const target = { arch: 90, kind: 'cubin' } as const;
+    compiler.compile(source, target);
+    assert.deepEqual(nvrtc.lastOptions, ['--gpu-architecture=sm_90', '--std=c++17']);
+    assert.equal(compiler.compile(source, target, partDefines('bf16')).fromCache, false);
+    assert.deepEqual(nvrtc.lastOptions, ['--gpu-architecture=sm_90', '--std=c++17', '-DDIMBA_ONLY_TYPE=2']);
+    assert.equal(compiler.compile(source, target, partDefines('f32')).fromCache, false);
+    assert.equal(compiler.compile(source, target, partDefines('bf16')).fromCache, true);
+    assert.equal(nvrtc.compiles, 3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kernelPart: the first storage-type token of a kernel name picks its part', () => {
+  assert.equal(kernelPart('scan_fwd_pair_bf16_8x2'), 'bf16');
+  assert.equal(kernelPart('cc1d_fwd_walk_f16_k4_v8'), 'f16');
+  assert.equal(kernelPart('cc1d_reduce_f32'), 'f32');
+  assert.equal(kernelPart('norm_modulate_backward_f64_v2_k8'), 'f64');
+  assert.equal(kernelPart('attn_fwd_bf16_d80'), 'bf16');
+  assert.equal(kernelPart('scan_f32x_thing'), null);
+  assert.equal(kernelPart('copy_strided'), null);
+  assert.equal(kernelPart('reduce_cols_finish_f64'), 'f64');
+  assert.equal(kernelPart('binary_cmp_strided_bool'), 'bool');
+  assert.equal(kernelPart('where_strided_8'), null);
+  assert.deepEqual(ALL_MODULES.filter((m) => m.typeSplit).map((m) => m.name).sort(),
+    ['attention', 'causal-conv1d', 'elementwise', 'modulate', 'reduce', 'scan']);
 });
 
 test('kernel sources are found from the compiled module and bring their header', () => {

@@ -105,8 +105,9 @@ export class KernelCompiler {
     return this.archs;
   }
 
-  compile(source: KernelSource, target: CompileTarget): CompiledImage {
-    const options = compileOptions(target);
+  /** `defines`: extra -D options (a type-split module's part); they are part of the cache key. */
+  compile(source: KernelSource, target: CompileTarget, defines: readonly string[] = []): CompiledImage {
+    const options = [...compileOptions(target), ...defines];
     const key = cacheKey(source, options, this.version);
     const cached = this.cache.get(key);
     if (cached) return { image: cached, key, fromCache: true, ms: 0 };

@@ -3,7 +3,7 @@
  * parameter buffer, the cuBLAS handle and the device-side error word. Kernel launchers
  * (kernels/*.ts) reach the GPU only through this object.
  */
-import { check, CUDA_ERROR_OUT_OF_MEMORY, CU_MEMHOSTALLOC_DEVICEMAP, type DriverApi } from './ffi/driver.js';
+import { check, CUDA_ERROR_NOT_FOUND, CUDA_ERROR_OUT_OF_MEMORY, CU_MEMHOSTALLOC_DEVICEMAP, type DriverApi } from './ffi/driver.js';
 import { bindNvrtc } from './ffi/nvrtc.js';
 import { bindCublas, check as checkBlas, CUBLAS_DEFAULT_MATH, type CublasApi } from './ffi/cublas.js';
 import { koffi, outU64, outU64b, takeU64 } from './ffi/koffi.js';
@@ -12,7 +12,7 @@ import { chooseTarget, KernelCompiler, type CompileTarget } from './compiler.js'
 import { CudaDriver, type CudaDeviceInfo } from './device.js';
 import { KernelParams } from './params.js';
 import { Stream } from './streams.js';
-import { readKernelSource, type KernelModule } from './kernels/source.js';
+import { kernelPart, partDefines, readKernelSource, type KernelModule, type KernelPart } from './kernels/source.js';
 import { captureError, type CaptureHint } from './capture.js';
 
 export interface CudaRuntimeOptions {
@@ -28,6 +28,11 @@ function sharedCompiler(): KernelCompiler {
 }
 
 let currentContext = -1;
+
+/** How a loaded module (or one part of a type-split module) is known: scan.cu[bf16]. */
+function moduleKey(module: KernelModule, part?: KernelPart): string {
+  return part === undefined ? `${module.name}.cu` : `${module.name}.cu[${part}]`;
+}
 
 /** Op codes the index kernels report with (indexing.cu). */
 const INDEX_ERROR_OPS = ['', 'indexSelect', 'indexAdd', 'gather', 'scatterAdd'];
@@ -100,31 +105,70 @@ export class CudaRuntime {
   }
 
   /**
-   * Loads a kernel module once, compiling it with NVRTC unless the disk cache has it. Returns
-   * how it went (for warm-up reports): compile milliseconds, 0 when cached or already loaded.
+   * Loads a kernel module once (a type-split module: the given part, one storage type), compiling
+   * it with NVRTC unless the disk cache has it. Returns how it went (for warm-up reports): compile
+   * milliseconds, 0 when cached or already loaded.
    */
-  loadModule(module: KernelModule): { module: string; compileMs: number; fromCache: boolean } {
-    if (this.modules.has(module.name)) return { module: module.name, compileMs: 0, fromCache: true };
-    this.refuseDuringCapture(`loading kernel module ${module.name}.cu`, 'moduleLoad');
+  loadModule(module: KernelModule, part?: KernelPart): { module: string; compileMs: number; fromCache: boolean } {
+    if (module.typeSplit && (part === undefined || !module.typeSplit.includes(part))) {
+      throw new Error(`kernel module ${module.name}.cu is compiled per storage type: name one of its parts (${module.typeSplit.join(', ')}), not ${part}`);
+    }
+    if (!module.typeSplit && part !== undefined) throw new Error(`kernel module ${module.name}.cu is not compiled per storage type (part ${part})`);
+    const key = moduleKey(module, part);
+    if (this.modules.has(key)) return { module: key, compileMs: 0, fromCache: true };
+    this.refuseDuringCapture(`loading kernel module ${key}`, 'moduleLoad');
     this.activate();
-    const compiled = sharedCompiler().compile(readKernelSource(module), this.compileTarget());
-    check(this.api, `cuModuleLoadData(${module.name}.cu)`, this.api.cuModuleLoadData(outU64, compiled.image));
-    this.modules.set(module.name, takeU64());
-    return { module: module.name, compileMs: compiled.ms, fromCache: compiled.fromCache };
+    const defines = module.typeSplit ? partDefines(part!) : [];
+    const compiled = sharedCompiler().compile(readKernelSource(module), this.compileTarget(), defines);
+    check(this.api, `cuModuleLoadData(${key})`, this.api.cuModuleLoadData(outU64, compiled.image));
+    this.modules.set(key, takeU64());
+    return { module: key, compileMs: compiled.ms, fromCache: compiled.fromCache };
   }
 
-  /** The CUfunction `name` of a kernel module, loading the module on first use. */
+  /** The CUfunction `name` of a kernel module, loading the module (or its part) on first use. */
   fn(module: KernelModule, name: string): number {
     const key = `${module.name}/${name}`;
     const cached = this.functions.get(key);
     if (cached !== undefined) return cached;
     this.refuseDuringCapture(`resolving kernel ${name} of ${module.name}.cu`, 'moduleLoad');
-    this.loadModule(module);
-    const handle = this.modules.get(module.name)!;
-    check(this.api, `cuModuleGetFunction(${name})`, this.api.cuModuleGetFunction(outU64, handle, name));
-    const fn = takeU64();
+    const fn = module.typeSplit ? this.partFunction(module, name) : this.moduleFunction(module, name);
     this.functions.set(key, fn);
     return fn;
+  }
+
+  private moduleFunction(module: KernelModule, name: string): number {
+    this.loadModule(module);
+    const fn = this.findFunction(this.modules.get(moduleKey(module))!, name);
+    if (fn === null) throw new Error(`cuModuleGetFunction(${name}): ${module.name}.cu defines no kernel ${name}`);
+    return fn;
+  }
+
+  /**
+   * A type-split module's kernel: from its own part, else from a part already loaded that also
+   * defines it (causal-conv1d's float reduction serves the bf16 part; a kernel whose name has no
+   * type is in every part), else its part (or, untyped, the module's first) compiled now.
+   */
+  private partFunction(module: KernelModule, name: string): number {
+    const parts = module.typeSplit!;
+    const named = kernelPart(name);
+    if (named !== null && !parts.includes(named)) throw new Error(`kernel ${name}: ${module.name}.cu is not compiled for ${named}`);
+    const own = named ?? parts[0]!;
+    for (const part of [own, ...parts.filter((p) => p !== own)]) {
+      const handle = this.modules.get(moduleKey(module, part));
+      const fn = handle === undefined ? null : this.findFunction(handle, name);
+      if (fn !== null) return fn;
+    }
+    this.loadModule(module, own);
+    const fn = this.findFunction(this.modules.get(moduleKey(module, own))!, name);
+    if (fn === null) throw new Error(`cuModuleGetFunction(${name}): ${moduleKey(module, own)} defines no kernel ${name}`);
+    return fn;
+  }
+
+  private findFunction(handle: number, name: string): number | null {
+    const status = this.api.cuModuleGetFunction(outU64, handle, name);
+    if (status === CUDA_ERROR_NOT_FOUND) return null;
+    check(this.api, `cuModuleGetFunction(${name})`, status);
+    return takeU64();
   }
 
   /** Blocks of `block` threads for a grid-stride loop over n items: enough to fill the GPU, no more. */

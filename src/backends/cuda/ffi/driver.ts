@@ -11,6 +11,7 @@ export const CUDA_SUCCESS = 0;
 export const CUDA_ERROR_OUT_OF_MEMORY = 2;
 export const CUDA_ERROR_NOT_INITIALIZED = 3;
 export const CUDA_ERROR_NO_DEVICE = 100;
+export const CUDA_ERROR_NOT_FOUND = 500;
 
 /** CUdevice_attribute values used here. */
 export const ATTR = {

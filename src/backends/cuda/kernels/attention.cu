@@ -628,7 +628,11 @@ __device__ void attn_convert_body(const float* __restrict__ acc, T* __restrict__
     attn_convert_body<T>(acc, dst, ds, H, L, E, scale, pairs);                                                        \
   }
 
+#if DIMBA_WANTS(2)
 ATTN_DTYPE(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 ATTN_DTYPE(f16, f16)
+#endif
 
 #endif  // DIMBA_EMU

@@ -489,24 +489,39 @@ __device__ void cc1d_reduce(const S* __restrict__ partial, int rows, int dim, in
 #define CC1D_WALK_K(name, T, V) CC1D_WALK(name, T, 1, V) CC1D_WALK(name, T, 2, V) CC1D_WALK(name, T, 3, V) \
   CC1D_WALK(name, T, 4, V)
 
+#if DIMBA_WANTS(0)
 CC1D_DIRECT(f32, float)
-CC1D_DIRECT(f64, double)
-CC1D_DIRECT(bf16, bf16)
-CC1D_DIRECT(f16, f16)
 CC1D_WALK_K(f32, float, 1)
 CC1D_WALK_K(f32, float, 2)
 CC1D_WALK_K(f32, float, 4)
+#endif
+#if DIMBA_WANTS(1)
+CC1D_DIRECT(f64, double)
 CC1D_WALK_K(f64, double, 1)
+#endif
+#if DIMBA_WANTS(2)
+CC1D_DIRECT(bf16, bf16)
 CC1D_WALK_K(bf16, bf16, 1)
 CC1D_WALK_K(bf16, bf16, 2)
 CC1D_WALK_K(bf16, bf16, 4)
+#endif
+#if DIMBA_WANTS(3)
+CC1D_DIRECT(f16, f16)
 CC1D_WALK_K(f16, f16, 1)
 CC1D_WALK_K(f16, f16, 2)
 CC1D_WALK_K(f16, f16, 4)
+#endif
 
+// The weight-gradient reduction is named by its compute type; the float one also serves the
+// bf16/f16 storage types, so their parts carry it too (the runtime finds it in the part already
+// loaded for the backward's walk kernel).
+#if DIMBA_WANTS(0) || DIMBA_WANTS(2) || DIMBA_WANTS(3)
 extern "C" __global__ void cc1d_reduce_f32(const float* partial, int rows, int dim, int taps, float* gw, float* gbias) {
   cc1d_reduce<float>(partial, rows, dim, taps, gw, gbias);
 }
+#endif
+#if DIMBA_WANTS(1)
 extern "C" __global__ void cc1d_reduce_f64(const double* partial, int rows, int dim, int taps, double* gw, double* gbias) {
   cc1d_reduce<double>(partial, rows, dim, taps, gw, gbias);
 }
+#endif

@@ -11,6 +11,17 @@
 
 #define DIMBA_MAX_DIMS 8
 
+// Which storage types one compilation instantiates. The modules whose kernels take most of NVRTC's
+// time (kernels/source.ts KernelModule.typeSplit: scan, causal-conv1d, attention, modulate,
+// elementwise, reduce) are compiled once per storage type a process launches, with
+// -DDIMBA_ONLY_TYPE=<dtype code>, so a bf16 run does not wait for the float64 variants. nvcc's
+// compile check and the host emulation define nothing and get every type. A guarded
+// instantiation names its kernels with its type's suffix; unguarded kernels are in every part.
+#ifndef DIMBA_ONLY_TYPE
+#define DIMBA_ONLY_TYPE -1
+#endif
+#define DIMBA_WANTS(code) (DIMBA_ONLY_TYPE < 0 || DIMBA_ONLY_TYPE == (code))
+
 struct bf16 { unsigned short bits; };
 struct f16 { unsigned short bits; };
 typedef unsigned char u8;

@@ -153,13 +153,27 @@ __device__ __forceinline__ void binary_body(int op, const Dims& d, const Strides
       const T* a, const T* b, u8* out, long long n) { \
     binary_body<T, u8>(op, d, sa, sb, a, b, out, n); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_ELEMENTWISE(f32, float)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_ELEMENTWISE(f64, double)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_ELEMENTWISE(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_ELEMENTWISE(f16, f16)
+#endif
+#if DIMBA_WANTS(4)
 DIMBA_ELEMENTWISE(i32, int)
+#endif
+#if DIMBA_WANTS(5)
 DIMBA_ELEMENTWISE(i64, long long)
+#endif
+#if DIMBA_WANTS(6)
 DIMBA_ELEMENTWISE(bool, u8)
+#endif
 
 #define DIMBA_WHERE(bytes, E) \
   extern "C" __global__ void where_##bytes(const Dims d, const Strides sc, const Strides sa, const Strides sb, \
@@ -269,9 +283,15 @@ template <class T> __device__ __forceinline__ void binary_rows(int op, const Map
   extern "C" __global__ void binary_rows_##name(int op, const Map L, const Rows g, T* out, const T* a, const T* b) { \
     binary_rows<T>(op, L, g, out, a, b); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_ELEMENTWISE_ROWS(f32, float)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_ELEMENTWISE_ROWS(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_ELEMENTWISE_ROWS(f16, f16)
+#endif
 
 #define DIMBA_ELEMENTWISE_STRIDED(name, T) \
   extern "C" __global__ void unary_strided_##name(int op, const Map L, long long n, T* y, const T* x, double p0, double p1) { \
@@ -295,13 +315,27 @@ DIMBA_ELEMENTWISE_ROWS(f16, f16)
     const u8* none = 0; \
     map_strided<2>(BinaryF<T, u8>{op}, L, n, out, a, b, none); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_ELEMENTWISE_STRIDED(f32, float)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_ELEMENTWISE_STRIDED(f64, double)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_ELEMENTWISE_STRIDED(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_ELEMENTWISE_STRIDED(f16, f16)
+#endif
+#if DIMBA_WANTS(4)
 DIMBA_ELEMENTWISE_STRIDED(i32, int)
+#endif
+#if DIMBA_WANTS(5)
 DIMBA_ELEMENTWISE_STRIDED(i64, long long)
+#endif
+#if DIMBA_WANTS(6)
 DIMBA_ELEMENTWISE_STRIDED(bool, u8)
+#endif
 
 #define DIMBA_WHERE32(bytes, E) \
   extern "C" __global__ void where_rows_##bytes(const Map L, const Rows g, E* out, const u8* cond, const E* a, const E* b) { \

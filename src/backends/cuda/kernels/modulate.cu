@@ -326,7 +326,15 @@ __device__ void modulate_colsum_body(const typename Ty<T>::C* part, T* out0, T* 
       long long C, int count) { \
     modulate_colsum_body<T>(part, out0, out1, G, P, C, count); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_MODULATE(f32, float, 4)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_MODULATE(f64, double, 2)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_MODULATE(bf16, bf16, 8)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_MODULATE(f16, f16, 8)
+#endif

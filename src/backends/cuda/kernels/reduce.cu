@@ -100,13 +100,27 @@ __device__ void reduce_rows_body(int op, const T* x, void* out, int outType, lon
   extern "C" __global__ void reduce_block_##name(int op, const T* x, void* out, int outType, long long rows, long long cols) { \
     reduce_rows_body<false, T>(op, x, out, outType, rows, cols); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_REDUCE(f32, float)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_REDUCE(f64, double)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_REDUCE(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_REDUCE(f16, f16)
+#endif
+#if DIMBA_WANTS(4)
 DIMBA_REDUCE(i32, int)
+#endif
+#if DIMBA_WANTS(5)
 DIMBA_REDUCE(i64, long long)
+#endif
+#if DIMBA_WANTS(6)
 DIMBA_REDUCE(bool, u8)
+#endif
 
 // ---- Column reductions ------------------------------------------------------------------------
 
@@ -242,8 +256,12 @@ __device__ void reduce_cols_finish_body(const C* part, const int* partIdx, void*
       default: reduce_cols_finish_body<5, C>(part, partIdx, out, outType, n, chunks); break; \
     } \
   }
+#if DIMBA_WANTS(0)
 DIMBA_REDUCE_COLS_FINISH(f32, float)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_REDUCE_COLS_FINISH(f64, double)
+#endif
 
 #define DIMBA_REDUCE_COLS(name, T) \
   extern "C" __global__ void __launch_bounds__(256) reduce_cols_##name(int op, const T* x, void* out, int outType, \
@@ -257,10 +275,24 @@ DIMBA_REDUCE_COLS_FINISH(f64, double)
     reduce_cols_dispatch<ColWidth<T>::V, T>(op, x, out, outType, part, partIdx, outer, reduced, inner, so, sr, tx, strips, \
       chunkRows); \
   }
+#if DIMBA_WANTS(0)
 DIMBA_REDUCE_COLS(f32, float)
+#endif
+#if DIMBA_WANTS(1)
 DIMBA_REDUCE_COLS(f64, double)
+#endif
+#if DIMBA_WANTS(2)
 DIMBA_REDUCE_COLS(bf16, bf16)
+#endif
+#if DIMBA_WANTS(3)
 DIMBA_REDUCE_COLS(f16, f16)
+#endif
+#if DIMBA_WANTS(4)
 DIMBA_REDUCE_COLS(i32, int)
+#endif
+#if DIMBA_WANTS(5)
 DIMBA_REDUCE_COLS(i64, long long)
+#endif
+#if DIMBA_WANTS(6)
 DIMBA_REDUCE_COLS(bool, u8)
+#endif

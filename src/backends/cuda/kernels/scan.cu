@@ -866,13 +866,21 @@ __device__ void scan_backward_body(const T* u, const T* delta, const T* z, const
 // for the same rows, at the cost of one more shuffle level per reduction.
 #define DIMBA_SCAN_TYPE(name, T) DIMBA_SCAN(name, T, 4, 4, 4) DIMBA_SCAN(name, T, 8, 4, 8) DIMBA_SCAN(name, T, 16, 4, 16) \
   DIMBA_SCAN(name, T, 32, 4, 32)
+#if DIMBA_WANTS(0)
 DIMBA_SCAN_TYPE(f32, float)
-DIMBA_SCAN_TYPE(f64, double)
-DIMBA_SCAN_TYPE(bf16, bf16)
-DIMBA_SCAN_TYPE(f16, f16)
 DIMBA_SCAN(f32, float, 8, 2, 8x2)
+#endif
+#if DIMBA_WANTS(1)
+DIMBA_SCAN_TYPE(f64, double)
+#endif
+#if DIMBA_WANTS(2)
+DIMBA_SCAN_TYPE(bf16, bf16)
 DIMBA_SCAN(bf16, bf16, 8, 2, 8x2)
+#endif
+#if DIMBA_WANTS(3)
+DIMBA_SCAN_TYPE(f16, f16)
 DIMBA_SCAN(f16, f16, 8, 2, 8x2)
+#endif
 
 // Two forward problems in one launch (the bidirectional Mamba mixer's two directions at inference):
 // blocks [0, blocks0) serve the first, the rest the second, so a small batch fills twice the
@@ -904,10 +912,16 @@ __device__ __forceinline__ void scan_forward_args(const ScanFwdArgs& a, long lon
     else scan_forward_args<T, P, SPT>(a1, blk - blocks0); \
   }
 // For up to 16 states in float compute: the wide and split layouts.
+#if DIMBA_WANTS(0)
 DIMBA_SCAN_PAIR(f32, float, 4, 4, 4)
-DIMBA_SCAN_PAIR(bf16, bf16, 4, 4, 4)
-DIMBA_SCAN_PAIR(f16, f16, 4, 4, 4)
 DIMBA_SCAN_PAIR(f32, float, 8, 2, 8x2)
+#endif
+#if DIMBA_WANTS(2)
+DIMBA_SCAN_PAIR(bf16, bf16, 4, 4, 4)
 DIMBA_SCAN_PAIR(bf16, bf16, 8, 2, 8x2)
+#endif
+#if DIMBA_WANTS(3)
+DIMBA_SCAN_PAIR(f16, f16, 4, 4, 4)
 DIMBA_SCAN_PAIR(f16, f16, 8, 2, 8x2)
+#endif
 

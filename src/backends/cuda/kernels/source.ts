@@ -9,22 +9,34 @@ import type { DType } from '../../../tensor/dtype.js';
 export interface KernelModule {
   /** Module name (also the .cu file's base name). */
   readonly name: string;
+  /**
+   * The storage types it is compiled for one at a time (common.cuh DIMBA_ONLY_TYPE), when its
+   * kernels take much of NVRTC's time and a process launches only a few of its types. A kernel
+   * name carries its type's suffix (kernelPart); one that names none is in every part.
+   */
+  readonly typeSplit?: readonly KernelPart[];
 }
 
+/** The storage types a type-split module can be compiled for, one part each (DTYPE_SUFFIX). */
+export type KernelPart = 'f32' | 'f64' | 'bf16' | 'f16' | 'i32' | 'i64' | 'bool';
+export const KERNEL_PARTS: readonly KernelPart[] = ['f32', 'f64', 'bf16', 'f16', 'i32', 'i64', 'bool'];
+const PART_CODE: Readonly<Record<KernelPart, number>> = { f32: 0, f64: 1, bf16: 2, f16: 3, i32: 4, i64: 5, bool: 6 };
+const FLOAT_PARTS: readonly KernelPart[] = ['f32', 'f64', 'bf16', 'f16'];
+
 export const COPY_MODULE: KernelModule = { name: 'copy' };
-export const ELEMENTWISE_MODULE: KernelModule = { name: 'elementwise' };
-export const REDUCE_MODULE: KernelModule = { name: 'reduce' };
+export const ELEMENTWISE_MODULE: KernelModule = { name: 'elementwise', typeSplit: KERNEL_PARTS };
+export const REDUCE_MODULE: KernelModule = { name: 'reduce', typeSplit: KERNEL_PARTS };
 export const ROWS_MODULE: KernelModule = { name: 'rows' };
 export const INDEXING_MODULE: KernelModule = { name: 'indexing' };
 export const RANDOM_MODULE: KernelModule = { name: 'random' };
-export const SCAN_MODULE: KernelModule = { name: 'scan' };
-export const CAUSAL_CONV1D_MODULE: KernelModule = { name: 'causal-conv1d' };
+export const SCAN_MODULE: KernelModule = { name: 'scan', typeSplit: FLOAT_PARTS };
+export const CAUSAL_CONV1D_MODULE: KernelModule = { name: 'causal-conv1d', typeSplit: FLOAT_PARTS };
 export const CONV_MODULE: KernelModule = { name: 'conv' };
 export const INTERPOLATE_MODULE: KernelModule = { name: 'interpolate' };
 export const INT_MATMUL_MODULE: KernelModule = { name: 'int-matmul' };
-export const ATTENTION_MODULE: KernelModule = { name: 'attention' };
+export const ATTENTION_MODULE: KernelModule = { name: 'attention', typeSplit: ['bf16', 'f16'] };
 export const OPTIM_MODULE: KernelModule = { name: 'optim' };
-export const MODULATE_MODULE: KernelModule = { name: 'modulate' };
+export const MODULATE_MODULE: KernelModule = { name: 'modulate', typeSplit: FLOAT_PARTS };
 export const ADD_RMS_NORM_MODULE: KernelModule = { name: 'add-rms-norm' };
 export const CUDNN_ATTENTION_MODULE: KernelModule = { name: 'cudnn-attention' };
 
@@ -34,6 +46,23 @@ export const ALL_MODULES: readonly KernelModule[] = [
   SCAN_MODULE, CAUSAL_CONV1D_MODULE, CONV_MODULE, INTERPOLATE_MODULE, INT_MATMUL_MODULE,
   ATTENTION_MODULE, OPTIM_MODULE, MODULATE_MODULE, ADD_RMS_NORM_MODULE, CUDNN_ATTENTION_MODULE,
 ];
+
+
+/**
+ * The part of a type-split module that defines kernel `name`: its first storage-type token
+ * (scan_fwd_pair_bf16_8x2 -> bf16, cc1d_reduce_f32 -> f32), or null when it names none.
+ */
+export function kernelPart(name: string): KernelPart | null {
+  for (const token of name.split('_')) {
+    if ((KERNEL_PARTS as readonly string[]).includes(token)) return token as KernelPart;
+  }
+  return null;
+}
+
+/** The NVRTC/nvcc options that compile one part (common.cuh DIMBA_WANTS). */
+export function partDefines(part: KernelPart): string[] {
+  return [`-DDIMBA_ONLY_TYPE=${PART_CODE[part]}`];
+}
 
 /** dtype codes shared with common.cuh (load_dyn / store_dyn). */
 export const DTYPE_CODE: Readonly<Record<DType, number>> = {
