@@ -20,7 +20,7 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
   generate: generateCommand,
   info: infoCommand,
   doctor: {
-    summary: 'report the GPU, CUDA driver, NVRTC and cuBLAS dimba can use [--json]',
+    summary: 'report the GPU, CUDA driver, NVRTC and cuBLAS dimba can use [--json]; --compile builds the kernels now',
     run: async (args) => (await import('./doctor.js')).runDoctor(args),
   },
 };

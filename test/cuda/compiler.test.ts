@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacheKey, chooseTarget, compileOptions, defaultCacheDir, DiskCache, KernelCompiler } from '../../src/backends/cuda/compiler.js';
+import { cacheKey, chooseTarget, compileOptions, defaultCacheDir, DiskCache, KernelCompiler, setCompileListener, type CompileEvent } from '../../src/backends/cuda/compiler.js';
+import { compileNotices } from '../../src/cli/device.js';
 import { NvrtcError, type NvrtcApi } from '../../src/backends/cuda/ffi/nvrtc.js';
 import { ALL_MODULES, kernelPart, partDefines, readKernelSource, COPY_MODULE, type KernelSource } from '../../src/backends/cuda/kernels/source.js';
 
@@ -120,6 +121,46 @@ test('a type-split module part: its -DDIMBA_ONLY_TYPE reaches NVRTC and keys its
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the compile listener hears each NVRTC compile (start, then its time) and nothing on a cache hit', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dimba-nvrtc-'));
+  const events: CompileEvent[] = [];
+  setCompileListener((e) => events.push(e));
+  try {
+    const compiler = new KernelCompiler(fakeNvrtc(), new DiskCache(dir));
+    const target = { arch: 90, kind: 'cubin' } as const;
+    compiler.compile(source, target, partDefines('bf16'), 'k.cu[bf16]');
+    assert.equal(events.length, 2);
+    assert.deepEqual(events[0], { phase: 'start', label: 'k.cu[bf16]', cacheDir: dir });
+    assert.equal(events[1]!.phase, 'done');
+    assert.equal(events[1]!.label, 'k.cu[bf16]');
+    assert.ok(events[1]!.phase === 'done' && events[1]!.ms >= 0);
+    compiler.compile(source, target, partDefines('bf16'), 'k.cu[bf16]');
+    assert.equal(events.length, 2, 'a cache hit is silent');
+    compiler.compile(source, target);
+    assert.equal(events[2]!.label, 'k.cu', 'the label defaults to the source name');
+  } finally {
+    setCompileListener(null);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the CLI announces the first compile once, with the cache folder, then one line per module', () => {
+  const lines: string[] = [];
+  const notice = compileNotices((m) => lines.push(m));
+  notice({ phase: 'start', label: 'scan.cu[bf16]', cacheDir: '/c/nvrtc' });
+  notice({ phase: 'done', label: 'scan.cu[bf16]', ms: 8421 });
+  notice({ phase: 'start', label: 'copy.cu', cacheDir: '/c/nvrtc' });
+  notice({ phase: 'done', label: 'copy.cu', ms: 2854 });
+  assert.deepEqual(lines, [
+    'compiling CUDA kernels for this GPU (first use only; cached in /c/nvrtc)',
+    '  scan.cu[bf16] compiled in 8.4 s',
+    '  copy.cu compiled in 2.9 s',
+  ]);
+  const noCache: string[] = [];
+  compileNotices((m) => noCache.push(m))({ phase: 'start', label: 'x.cu', cacheDir: null });
+  assert.match(noCache[0]!, /memory only: no cache directory/);
 });
 
 test('kernelPart: the first storage-type token of a kernel name picks its part', () => {

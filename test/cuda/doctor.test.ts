@@ -76,6 +76,31 @@ test('doctor rejects unknown options with exit code 2', () => {
   assert.match(r.stderr, /unknown option '--bogus'/);
 });
 
+test('doctor --compile: compiles every kernel module on a GPU (exit 0), says plainly that it cannot without one (exit 1)', () => {
+  const available = (JSON.parse(doctor('--json').stdout) as CudaReport).available;
+  const r = doctor('--compile', '--types', 'bf16');
+  if (available) {
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Compiling CUDA kernels for .+ \((sm|compute)_\d+\) into /);
+    assert.match(r.stdout, /^ {2}scan\.cu\[bf16\] +(already cached|compiled in \d+\.\d s)$/m);
+    assert.doesNotMatch(r.stdout, /scan\.cu\[f32\]/, 'only the asked-for type of a per-type module');
+    assert.match(r.stdout, /^\d+ kernel modules ready \(\d+ compiled now, \d+\.\d s of NVRTC\)$/m);
+  } else {
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^dimba doctor --compile: no usable CUDA GPU here, so nothing was compiled/);
+    assert.match(r.stdout, /No GPU|could not be loaded/, 'the report is still printed');
+  }
+});
+
+test('doctor --types: an unknown storage type, or --types without --compile, is exit code 2 naming it', () => {
+  const bad = doctor('--compile', '--types', 'bf16,fp8');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--types: unknown storage type 'fp8' \(one of f32, f64, bf16, f16, i32, i64, bool\)/);
+  const alone = doctor('--types', 'bf16');
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /--types only applies with --compile/);
+});
+
 test('the CUDA module imports and registers anywhere; without a GPU, the first CUDA tensor names what is missing', async () => {
   const cuda = await import('../../src/backends/cuda/index.js');
   const { zeros } = await import('../../src/ops/create.js');

@@ -78,6 +78,21 @@ export class DiskCache {
   }
 }
 
+/** A kernel compile the cache could not serve: its start, then how long it took. */
+export type CompileEvent =
+  | { readonly phase: 'start'; readonly label: string; readonly cacheDir: string | null }
+  | { readonly phase: 'done'; readonly label: string; readonly ms: number };
+
+let compileListener: ((event: CompileEvent) => void) | null = null;
+
+/**
+ * Hears every NVRTC compile (cache hits are silent), e.g. so the CLI can say why a first run
+ * waits; null stops. One listener per process.
+ */
+export function setCompileListener(listener: ((event: CompileEvent) => void) | null): void {
+  compileListener = listener;
+}
+
 export interface CompiledImage {
   readonly image: Uint8Array;
   readonly key: string;
@@ -105,15 +120,20 @@ export class KernelCompiler {
     return this.archs;
   }
 
-  /** `defines`: extra -D options (a type-split module's part); they are part of the cache key. */
-  compile(source: KernelSource, target: CompileTarget, defines: readonly string[] = []): CompiledImage {
+  /**
+   * `defines`: extra -D options (a type-split module's part); they are part of the cache key.
+   * `label` names the compile to the listener (scan.cu[bf16]).
+   */
+  compile(source: KernelSource, target: CompileTarget, defines: readonly string[] = [], label = source.name): CompiledImage {
     const options = [...compileOptions(target), ...defines];
     const key = cacheKey(source, options, this.version);
     const cached = this.cache.get(key);
     if (cached) return { image: cached, key, fromCache: true, ms: 0 };
+    compileListener?.({ phase: 'start', label, cacheDir: this.cache.dir });
     const t0 = performance.now();
     const image = this.build(source, options, target);
     const ms = performance.now() - t0;
+    compileListener?.({ phase: 'done', label, ms });
     this.cache.put(key, image);
     return { image, key, fromCache: false, ms };
   }

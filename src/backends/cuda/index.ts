@@ -38,4 +38,6 @@ export { CudaError } from './ffi/driver.js';
 export { NvrtcError } from './ffi/nvrtc.js';
 export { CublasError } from './ffi/cublas.js';
 export { probeCuda, formatCudaReport, type CudaReport } from './doctor.js';
+export { setCompileListener, type CompileEvent } from './compiler.js';
+export { warmKernels, parseKernelParts, type WarmedModule } from './warm.js';
 export type { CudaRuntimeOptions } from './runtime.js';

@@ -119,7 +119,7 @@ export class CudaRuntime {
     this.refuseDuringCapture(`loading kernel module ${key}`, 'moduleLoad');
     this.activate();
     const defines = module.typeSplit ? partDefines(part!) : [];
-    const compiled = sharedCompiler().compile(readKernelSource(module), this.compileTarget(), defines);
+    const compiled = sharedCompiler().compile(readKernelSource(module), this.compileTarget(), defines, key);
     check(this.api, `cuModuleLoadData(${key})`, this.api.cuModuleLoadData(outU64, compiled.image));
     this.modules.set(key, takeU64());
     return { module: key, compileMs: compiled.ms, fromCache: compiled.fromCache };
