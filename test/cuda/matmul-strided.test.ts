@@ -16,6 +16,7 @@ import type { LtOperand } from '../../src/backends/cuda/blas-lt.js';
 import { columnMajorProblem } from '../../src/backends/cuda/kernels/gemm.js';
 import { FLOATS, checkOp, cudaSkip, randomCpu, randomInts } from './helpers.js';
 import { routeOf, withRoute } from './gemm-route.js';
+import { observeKernels } from '../helpers/observe-kernels.js';
 
 const skip = cudaSkip;
 
@@ -122,30 +123,13 @@ test('the dt buffer is not copied on the device, forward or backward; the kernel
     const kernels = getBackend('cuda').kernels;
     const dbc = randomCpu([2, 16, 104], dtype).to('cuda').requiresGrad_();
     const w = randomCpu([64, 72], dtype).to('cuda').requiresGrad_();
-    const copy = kernels.copy;
-    const matmul = kernels.matmul;
-    let copies = 0;
-    const calls: MatmulArgs[] = [];
-    kernels.copy = (src, out) => {
-      if (src.storage === dbc.storage) copies++;
-      copy(src, out);
-    };
-    kernels.matmul = (a, b, out, args) => {
-      calls.push(args);
-      matmul(a, b, out, args);
-    };
-    try {
-      const y = ops.linear(dtOf(dbc), w);
-      assert.equal(copies, 0, `${dtype}: forward copies the buffer`);
-      assert.deepEqual(calls.map((c) => [c.batch, c.m, c.ldA, c.ldB]), [[1, 32, 104, 72]], `${dtype} forward`);
-      ops.sum(ops.mul(y, randomCpu([2, 16, 64], dtype).to('cuda'))).backward();
-      assert.equal(copies, 0, `${dtype}: backward copies the buffer`);
-      assert.ok(calls.some((c) => c.transA && c.ldA === 104), `${dtype}: dt^T g reads dt in place`);
-      assert.ok(dbc.grad && w.grad);
-    } finally {
-      kernels.copy = copy;
-      kernels.matmul = matmul;
-    }
+    const fwd = observeKernels(kernels, dbc, () => ops.linear(dtOf(dbc), w));
+    assert.equal(fwd.copies, 0, `${dtype}: forward copies the buffer`);
+    assert.deepEqual(fwd.calls.map((c) => [c.batch, c.m, c.ldA, c.ldB]), [[1, 32, 104, 72]], `${dtype} forward`);
+    const bwd = observeKernels(kernels, dbc, () => ops.sum(ops.mul(fwd.result, randomCpu([2, 16, 64], dtype).to('cuda'))).backward());
+    assert.equal(bwd.copies, 0, `${dtype}: backward copies the buffer`);
+    assert.ok(bwd.calls.some((c) => c.transA && c.ldA === 104), `${dtype}: dt^T g reads dt in place`);
+    assert.ok(dbc.grad && w.grad);
   }
 });
 

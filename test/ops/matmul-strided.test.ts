@@ -12,6 +12,7 @@ import * as T from '../../src/index.js';
 import type { MatmulArgs } from '../../src/backends/backend.js';
 import { getBackend } from '../../src/backends/registry.js';
 import { gradcheck, rand64 } from '../helpers/gradcheck.js';
+import { observeKernels } from '../helpers/observe-kernels.js';
 
 const cpu = getBackend('cpu');
 
@@ -26,31 +27,7 @@ function assertBitwise(name: string, got: T.Tensor, want: T.Tensor): void {
   for (let i = 0; i < a.length; i++) assert.ok(Object.is(a[i], e[i]), `${name}: element ${i}: ${a[i]} vs ${e[i]}`);
 }
 
-/**
- * Runs body with the CPU backend's copy and matmul kernels observed: the copies whose source lies
- * in `buffer`'s storage, and the MatmulArgs of every matmul call.
- */
-function observe<R>(buffer: T.Tensor, body: () => R): { result: R; copies: number; calls: MatmulArgs[] } {
-  const kernels = cpu.kernels;
-  const copy = kernels.copy;
-  const matmul = kernels.matmul;
-  let copies = 0;
-  const calls: MatmulArgs[] = [];
-  kernels.copy = (src, out) => {
-    if (src.storage === buffer.storage) copies++;
-    copy(src, out);
-  };
-  kernels.matmul = (a, b, out, args) => {
-    calls.push(args);
-    matmul(a, b, out, args);
-  };
-  try {
-    return { result: body(), copies, calls };
-  } finally {
-    kernels.copy = copy;
-    kernels.matmul = matmul;
-  }
-}
+const observe = <R>(buffer: T.Tensor, body: () => R) => observeKernels(cpu.kernels, buffer, body);
 
 /** Names of every node in the autograd graph below y. */
 function graphOps(y: T.Tensor): string[] {
