@@ -10,8 +10,9 @@
  * through PlannerEnv, so the CPU tests check the cache against fresh decisions.
  */
 import type { Tensor } from '../../../tensor/tensor.js';
-import { itemSize, type DType } from '../../../tensor/dtype.js';
+import { itemSize } from '../../../tensor/dtype.js';
 import { contiguousStrides } from '../../../tensor/shape.js';
+import { DTYPE_CODE } from '../kernels/source.js';
 import { CallCache, CallKey } from './call-key.js';
 import {
   backwardGraph, cudnnOperand, cudnnUnsupportedReason, forwardGraph, maskLayout, paddedKeys,
@@ -75,8 +76,6 @@ export interface PlannerStats {
   readonly specBuilds: number;
   readonly signatures: number;
 }
-
-const DTYPE_CODE: Readonly<Record<DType, number>> = { float32: 1, float64: 2, bfloat16: 3, float16: 4, int32: 5, int64: 6, bool: 7 };
 
 /** Calls cuDNN may take, their decisions cached by signature. One per runtime (cuDNN version and device fixed). */
 export class CallPlanner<P> {

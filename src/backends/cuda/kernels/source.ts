@@ -20,7 +20,6 @@ export interface KernelModule {
 /** The storage types a type-split module can be compiled for, one part each (DTYPE_SUFFIX). */
 export type KernelPart = 'f32' | 'f64' | 'bf16' | 'f16' | 'i32' | 'i64' | 'bool';
 export const KERNEL_PARTS: readonly KernelPart[] = ['f32', 'f64', 'bf16', 'f16', 'i32', 'i64', 'bool'];
-const PART_CODE: Readonly<Record<KernelPart, number>> = { f32: 0, f64: 1, bf16: 2, f16: 3, i32: 4, i64: 5, bool: 6 };
 const FLOAT_PARTS: readonly KernelPart[] = ['f32', 'f64', 'bf16', 'f16'];
 
 export const COPY_MODULE: KernelModule = { name: 'copy' };
@@ -47,7 +46,6 @@ export const ALL_MODULES: readonly KernelModule[] = [
   ATTENTION_MODULE, OPTIM_MODULE, MODULATE_MODULE, ADD_RMS_NORM_MODULE, CUDNN_ATTENTION_MODULE,
 ];
 
-
 /**
  * The part of a type-split module that defines kernel `name`: its first storage-type token
  * (scan_fwd_pair_bf16_8x2 -> bf16, cc1d_reduce_f32 -> f32), or null when it names none.
@@ -59,9 +57,10 @@ export function kernelPart(name: string): KernelPart | null {
   return null;
 }
 
-/** The NVRTC/nvcc options that compile one part (common.cuh DIMBA_WANTS). */
+/** The NVRTC/nvcc options that compile one part (common.cuh DIMBA_WANTS): the part's dtype code. */
 export function partDefines(part: KernelPart): string[] {
-  return [`-DDIMBA_ONLY_TYPE=${PART_CODE[part]}`];
+  const dtype = (Object.keys(DTYPE_SUFFIX) as DType[]).find((d) => DTYPE_SUFFIX[d] === part)!;
+  return [`-DDIMBA_ONLY_TYPE=${DTYPE_CODE[dtype]}`];
 }
 
 /** dtype codes shared with common.cuh (load_dyn / store_dyn). */
